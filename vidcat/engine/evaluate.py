@@ -1,0 +1,68 @@
+"""Held-out evaluation of a checkpoint: metrics JSON, per-class table and confusion-matrix PNG."""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import torch
+from tqdm import tqdm
+
+from vidcat.config import DataConfig
+from vidcat.data.dataset import VideoClips, make_loader
+from vidcat.data.manifest import load_dataset
+from vidcat.engine import checkpoint
+from vidcat.engine.metrics import compute_metrics
+from vidcat.engine.plots import plot_confusion
+from vidcat.engine.step import SkipReport
+from vidcat.engine.train import evaluate_loader, setup_threads
+
+
+def evaluate(ckpt_path, source, clips: int = 1, crops: int = 1, batch_size: int = 8, workers: int = 2,
+             device: str = "cpu", json_out=None, strict: bool = False, progress: bool = True,
+             threads: int = 0, amp: str = "none") -> dict:
+    """Score ``source`` with the checkpoint; ``clips`` × ``crops`` test views per video are averaged."""
+    setup_threads(threads)
+    ck = checkpoint.load(ckpt_path)
+    model = checkpoint.build_model(ck).to(device)
+    ds = load_dataset(source, classes=ck["classes"])
+    data_cfg = DataConfig.from_dict(ck["data"])
+    clips_ds = VideoClips(ds, data_cfg, train=False, clips=clips, crops=crops)
+    skips = SkipReport(strict, write=lambda m: tqdm.write(f"vidcat: {m}"))
+    scores, labels, paths, streams, loss = evaluate_loader(
+        model, make_loader(clips_ds, batch_size, False, workers), clips_ds.num_views, ck["multilabel"],
+        torch.device(device), amp, skips, progress=progress)
+    result = compute_metrics(scores, labels, ck["classes"], ck["multilabel"])
+    result.update(loss=loss, views={"clips": clips, "crops": crops}, model=ck["model"],
+                  checkpoint=str(ckpt_path), data=str(source), skipped=len(skips), skipped_files=dict(skips.seen))
+    if streams:
+        result["streams"] = {name: compute_metrics(s, labels, ck["classes"], ck["multilabel"])["top1"]
+                             for name, s in streams.items()}
+    if json_out:
+        write_json(json_out, result)
+        if not ck["multilabel"]:
+            plot_confusion(result["confusion"], ck["classes"], Path(json_out).with_name("confusion.png"),
+                           title=f"{ck['model']}: top-1 {result['top1']:.3f} (n={result['n']})")
+    return result
+
+
+def write_json(path, obj) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp.write_text(json.dumps(obj, indent=2))
+    os.replace(tmp, path)
+
+
+def format_table(result: dict) -> str:
+    """Per-class accuracy (or AP) table plus the headline numbers, for the terminal."""
+    rows = [f"{'class':<20} {'n':>5} {'acc' if 'confusion' in result else 'AP':>7}"]
+    for name, r in result["per_class"].items():
+        v = r.get("acc", r.get("ap"))
+        rows.append(f"{name:<20} {r['n']:>5} {v if v is None else format(v, '.3f'):>7}")
+    head = ["top1", "top5", "mean_class_acc", "mAP", "gap"]
+    rows.append("  ".join(f"{k}={result[k]:.4f}" for k in head if k in result) + f"  n={result['n']}"
+                + (f"  skipped={result['skipped']}" if result.get("skipped") else ""))
+    if result.get("streams"):
+        rows.append("per stream top1: " + "  ".join(f"{k}={v:.4f}" for k, v in result["streams"].items()))
+    return "\n".join(rows)

@@ -1,0 +1,71 @@
+"""Figures written beside runs: training curves, confusion matrix, long-video timeline."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+
+def _save(fig, path) -> Path:
+    path = Path(path)
+    tmp = path.with_name(f".{path.stem}.tmp-{os.getpid()}{path.suffix}")
+    fig.savefig(tmp, dpi=110, bbox_inches="tight")
+    plt.close(fig)
+    os.replace(tmp, path)
+    return path
+
+
+def plot_curves(history: list[dict], path) -> Path:
+    """Loss and accuracy per epoch for train and (when present) validation."""
+    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(9, 3.5))
+    epochs = [h["epoch"] for h in history]
+    for key, ax in (("loss", ax_loss), ("top1", ax_acc)):
+        for split in ("train", "val"):
+            vals = [h.get(f"{split}_{key}") for h in history]
+            if any(v is not None and v == v for v in vals):
+                ax.plot(epochs, vals, marker="o", label=split)
+        ax.set_xlabel("epoch")
+        ax.set_title(key)
+        ax.grid(alpha=0.3)
+        ax.legend()
+    ax_acc.set_ylim(0, 1.02)
+    return _save(fig, path)
+
+
+def plot_confusion(confusion, classes: list[str], path, title: str = "") -> Path:
+    cm = np.asarray(confusion)
+    n = len(classes)
+    fig, ax = plt.subplots(figsize=(1.2 + 0.5 * n, 1 + 0.45 * n))
+    ax.imshow(cm, cmap="Blues")
+    for i in range(n):
+        for j in range(n):
+            ax.text(j, i, int(cm[i, j]), ha="center", va="center",
+                    color="white" if cm[i, j] > cm.max() / 2 else "black", fontsize=8)
+    ax.set_xticks(range(n), classes, rotation=45, ha="right")
+    ax.set_yticks(range(n), classes)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    ax.set_title(title or "confusion matrix")
+    return _save(fig, path)
+
+
+def plot_timeline(times: np.ndarray, scores: np.ndarray, classes: list[str], path, top: int = 5) -> Path:
+    """Per-window class scores over a long video (the ``top`` classes by peak score)."""
+    keep = np.argsort(-scores.max(axis=0))[:top]
+    fig, (ax, band) = plt.subplots(2, 1, figsize=(10, 4), sharex=True, gridspec_kw={"height_ratios": [4, 1]})
+    for k in keep:
+        ax.plot(times, scores[:, k], label=classes[k])
+    ax.set_ylabel("score")
+    ax.set_ylim(0, 1.02)
+    ax.legend(loc="upper right", fontsize=8)
+    ax.grid(alpha=0.3)
+    band.imshow(scores.argmax(1)[None], aspect="auto", cmap="tab20",
+                extent=(times[0], times[-1], 0, 1), interpolation="nearest")
+    band.set_yticks([])
+    band.set_xlabel("time (s)")
+    return _save(fig, path)

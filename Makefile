@@ -16,12 +16,12 @@ venv: $(STAMP)
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e '.[test]'
+	$(BIN)/python -m pip install -q -e '.[test,text,serve]'
 	touch $(STAMP)
 
 demo: $(STAMP)
 	$(BIN)/vidcat synth $(DEMO_DATA) --kind motion --per-class 80 --seed 0
-	$(BIN)/vidcat train --data $(DEMO_DATA)/train.csv --val $(DEMO_DATA)/val.csv --model $(DEMO_MODEL) --out $(DEMO_RUN) --epochs 8
+	$(BIN)/vidcat train --data $(DEMO_DATA)/train.csv --val $(DEMO_DATA)/val.csv --model $(DEMO_MODEL) --out $(DEMO_RUN) --epochs 10
 	$(BIN)/vidcat eval --checkpoint $(DEMO_RUN)/best.pt --data $(DEMO_DATA)/test.csv --json $(DEMO_RUN)/eval.json
 	$(BIN)/vidcat predict --checkpoint $(DEMO_RUN)/best.pt $(DEMO_DATA)/test/left $(DEMO_DATA)/test/up --topk 2 | head -n 6
 	$(BIN)/vidcat report $(DEMO_RUN)

@@ -41,10 +41,10 @@ def motion_data(tmp_path_factory) -> Path:
 def bad_files(tmp_path) -> dict[str, Path]:
     """Files that must never crash a batch job."""
     from vidcat.data.synthetic import SynthConfig, render_motion
-    from vidcat.io.writer import write_video
+    from vidcat.data.synth_media import mux_av
     import numpy as np
 
-    good = write_video(tmp_path / "good.mp4", render_motion(np.random.default_rng(0), "left", SynthConfig()), 12)
+    good = mux_av(tmp_path / "good.mp4", render_motion(np.random.default_rng(0), "left", SynthConfig()), 12)
     data = good.read_bytes()
     files = {"good": good, "empty": tmp_path / "empty.mp4", "truncated": tmp_path / "truncated.mp4",
              "text": tmp_path / "notes.mp4", "garbage": tmp_path / "garbage.avi"}

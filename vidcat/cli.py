@@ -54,7 +54,8 @@ def cmd_train(a) -> int:
     from vidcat.config import TrainConfig
     from vidcat.engine.train import train
 
-    overrides = {k: getattr(a, k) for k in ("frames", "size", "stride", "sampler") if getattr(a, k) is not None}
+    overrides = {k: getattr(a, k) for k in ("frames", "size", "stride", "sampler", "flow_method", "flow_length",
+                                            "motion_cache") if getattr(a, k) is not None}
     if a.modalities:
         overrides["modalities"] = a.modalities
     if a.hflip:
@@ -79,7 +80,7 @@ def cmd_eval(a) -> int:
     clips, crops = a.views
     result = evaluate(a.checkpoint, a.data, clips=clips, crops=crops, batch_size=a.batch_size,
                       workers=a.workers, device=a.device, json_out=a.json, strict=a.strict,
-                      progress=not a.quiet, threads=a.threads)
+                      progress=not a.quiet, threads=a.threads, ablate=a.ablate)
     print(format_table(result))
     return 0
 
@@ -186,6 +187,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--sampler", choices=["clip", "tsn"])
     p.add_argument("--modalities", type=_csv_list, help="e.g. video,audio,text or rgb,flow")
     p.add_argument("--hflip", action="store_true", help="random horizontal flips (direction-free labels only)")
+    p.add_argument("--flow-method", help="flow stream's method: dis_fast, dis_medium, farneback, tvl1, raft, mv")
+    p.add_argument("--flow-length", type=int, help="L motion fields stacked per sampled frame (2L channels)")
+    p.add_argument("--motion-cache", help="folder filled by `vidcat flow` (computed on the fly when absent)")
     p.add_argument("--pretrained", action="store_true", help="torchvision/timm weights (needs the hub)")
     p.add_argument("--weights", help="local state-dict file to start from")
     p.add_argument("--freeze-backbone", action="store_true")
@@ -203,6 +207,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--views", type=_views, default=(1, 1), help="CLIPS,CROPS test views (e.g. 4,3)")
     p.add_argument("--json", help="write metrics here (+ confusion.png beside it)")
     p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--ablate", nargs="?", const=(), type=_csv_list, metavar="M1,M2",
+                   help="multi-modal models: also score with each modality removed (default: all of them)")
     _common_runtime(p)
     p.set_defaults(func=cmd_eval)
 
@@ -241,7 +247,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--repeat", type=int, default=3)
     p.set_defaults(func=cmd_bench)
 
-    for extension in ("vidcat.motion.cli", "vidcat.features"):
+    for extension in ("vidcat.motion.cli", "vidcat.features", "vidcat.engine.fuse", "vidcat.engine.crossval",
+                      "vidcat.inference.export", "vidcat.inference.server"):
         try:
             module = __import__(extension, fromlist=["add_parser"])
         except ModuleNotFoundError as e:

@@ -22,6 +22,13 @@ class DataConfig:
     modalities: tuple = ("video",)
     audio_seconds: float | None = None  # audio window; None = the clip's own time span
     n_mels: int = 64
+    flow_method: str = "dis_fast"      # flow | mv streams: dis_fast, dis_medium, farneback, raft, mv
+    flow_length: int = 1               # L consecutive fields stacked per sampled frame (2L channels)
+    motion_cache: str | None = None    # folder written by `vidcat flow`; computed on the fly when None
+
+    def __post_init__(self):
+        # "rgb" is the two-stream papers' name for the video stream
+        self.modalities = tuple("video" if m == "rgb" else m for m in self.modalities)
 
     @property
     def sampler_config(self) -> SamplerConfig:
@@ -43,8 +50,13 @@ class DataConfig:
     @classmethod
     def for_model(cls, spec, **overrides) -> "DataConfig":
         """The model's expected input (frames, size, mean/std, sampler) with user overrides on top."""
-        base = dict(frames=spec.frames, size=spec.size, mean=tuple(spec.mean), std=tuple(spec.std),
-                    sampler=spec.sampler)
+        # an audio/text model's spec frames/size describe its own input (mel frames, none), not the video
+        # clip: the clip (which sets the audio/text time span) keeps the defaults, 16 frames like tiny3d
+        base = {} if spec.modality in ("audio", "text") else dict(
+            frames=spec.frames, size=spec.size, mean=tuple(spec.mean), std=tuple(spec.std), sampler=spec.sampler)
+        # the streams the model reads: its own modality (audio_cnn -> audio), or a fusion model's default set
+        base["modalities"] = tuple(spec.defaults.get("modalities", ("video",))) if spec.modality == "multi" \
+            else (spec.modality,)
         base.update({k: v for k, v in overrides.items() if v is not None})
         return cls.from_dict(base)
 

@@ -26,4 +26,5 @@ def run_bench(what: str, files: list[str], args) -> dict:
         from vidcat.bench.model import bench_model
         return bench_model(args.model, repeat=args.repeat)
     from vidcat.bench.flow import bench_flow
-    return bench_flow(files) if what == "flow" else bench_flow(files, methods=["mv", "dis_fast", "dis_medium"])
+    methods = None if what == "flow" else ["mv", "dis_fast", "dis_medium"]
+    return bench_flow(files, **({"methods": methods} if methods else {}), repeats=args.repeat, verbose=False)

@@ -71,23 +71,25 @@ class VideoClips(torch.utils.data.Dataset):
             for pos in positions:
                 idx = sample_indices(info.num_frames, cfg.sampler_config, self.train, rng, view=pos)
                 frames = reader.frames(idx, short_side=cfg.decode_short_side)
+                # one training crop for every spatial stream (RGB, flow, mv): they must coincide
+                box = T.random_box(*frames.shape[1:3], rng, tuple(cfg.crop_scale)) if self.train else None
                 ctx = ClipContext(item, info, start=float(idx.min() / info.fps),
                                   end=float((idx.max() + 1) / info.fps), indices=idx.tolist(), cfg=cfg,
-                                  train=self.train, rng=rng, frames=frames)
+                                  train=self.train, rng=rng, frames=frames, crop_box=box)
                 extra = {}
                 for loader in self.loaders.values():
                     extra.update(loader(ctx))
-                for video in self.video_views(frames, rng):
+                for video in self.video_views(frames, rng, box):
                     views.append({"video": video, **extra})
         if len(views) == 1:
             return views[0]
         return {k: _stack([v[k] for v in views]) for k in views[0]}
 
-    def video_views(self, frames: np.ndarray, rng) -> list[torch.Tensor]:
+    def video_views(self, frames: np.ndarray, rng, box=None) -> list[torch.Tensor]:
         cfg = self.cfg
         x = T.to_tensor(frames)
         if self.train:
-            x = T.random_crop(x, cfg.size, rng, tuple(cfg.crop_scale))
+            x = T.crop_resize(x, box or T.random_box(*x.shape[-2:], rng, tuple(cfg.crop_scale)), cfg.size)
             if cfg.hflip and rng.random() < 0.5:
                 x = T.hflip(x)
             crops = [x]

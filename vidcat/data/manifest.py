@@ -7,6 +7,9 @@ from __future__ import annotations
 
 import csv
 import json
+import logging
+import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -14,6 +17,7 @@ from vidcat.errors import VidcatError
 from vidcat.io.video import find_videos
 
 LABEL_SEP = ";"
+log = logging.getLogger("vidcat")
 
 
 @dataclass
@@ -117,17 +121,81 @@ def read_split_list(path, video_root=None, class_index=None) -> list[Item]:
     return items
 
 
-def load_dataset(source, classes: list[str] | None = None) -> Dataset:
+def regex_field(pattern: "str | re.Pattern", path) -> str | None:
+    """The first capture group (or the whole match) of ``pattern`` in the file name, else in the
+    whole path; None when neither matches. ``P(\\d)`` on ``.../PS7A1P2T3.avi`` -> ``"2"``."""
+    rx = compile_regex(pattern) if isinstance(pattern, str) else pattern
+    p = Path(path)
+    for text in (p.name, p.as_posix()):
+        m = rx.search(text)
+        if m:
+            return next((g for g in m.groups() if g is not None), m.group(0))
+    return None
+
+
+def compile_regex(pattern: str, flag: str = "--label-regex") -> re.Pattern:
+    """``re.compile`` with a one-line VidcatError naming the option for a bad pattern."""
+    try:
+        return re.compile(pattern)
+    except re.error as e:
+        raise VidcatError(f"{flag} {pattern!r} is not a valid regular expression ({e})") from None
+
+
+def label_by_regex(items: list[Item], pattern: str, where: str) -> list[Item]:
+    """Give unlabelled items the label :func:`regex_field` finds; items it does not match are left out
+    (one log line says how many)."""
+    rx = compile_regex(pattern)
+    out, missed = [], []
+    for it in items:
+        if it.labels:
+            out.append(it)
+            continue
+        lab = regex_field(rx, it.path)
+        if lab:
+            out.append(Item(it.path, [lab], it.text, it.meta))
+        else:
+            missed.append(it.path)
+    if missed:
+        log.warning("%s: %d video(s) do not match label regex %r and are left out (e.g. %s)",
+                    where, len(missed), pattern, Path(missed[0]).name)
+    return out
+
+
+def write_manifest(path, rows: list[dict], fieldnames: list[str] | None = None) -> Path:
+    """Write ``rows`` (dicts with at least ``path`` and ``label``) as a CSV manifest that
+    :func:`read_csv` reads back; atomic (temp file + rename). Columns: ``fieldnames`` or the union of
+    the rows' keys in first-seen order; list values are joined with ``;`` (multi-label)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    keys = fieldnames or list(dict.fromkeys(k for r in rows for k in r)) or ["path", "label"]
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    with open(tmp, "w", newline="", encoding="utf-8") as f:
+        w = csv.DictWriter(f, fieldnames=keys, extrasaction="ignore")
+        w.writeheader()
+        for r in rows:
+            w.writerow({k: LABEL_SEP.join(map(str, v)) if isinstance(v, (list, tuple)) else v for k, v in r.items()})
+    os.replace(tmp, path)
+    return path
+
+
+def load_dataset(source, classes: list[str] | None = None, label_regex: str | None = None) -> Dataset:
     """Read any supported source. ``classes`` (e.g. from a checkpoint) fixes the vocabulary.
 
     A directory containing ``train.csv`` is read as that manifest (the layout ``vidcat synth``
-    writes); any other directory is a folder-per-class tree.
+    writes); any other directory is a folder-per-class tree. ``label_regex`` labels videos that
+    have no label (see :func:`regex_field`): with it a directory is read flat, every video under it
+    labelled from its file name, e.g. ``PS7(A\\d)`` on ``PS7A2P1T1.avi`` -> ``A2``.
     """
     src = Path(source)
     if not src.exists():
         raise VidcatError(f"{src}: no such file or directory")
     if src.is_dir():
-        items = read_csv(src / "train.csv") if (src / "train.csv").exists() else read_folder(src)
+        if (src / "train.csv").exists():
+            items = read_csv(src / "train.csv")
+        elif label_regex:
+            items = [Item(str(p)) for p in find_videos(src)]
+        else:
+            items = read_folder(src)
     elif src.suffix.lower() == ".csv":
         items = read_csv(src)
     elif src.suffix.lower() in (".jsonl", ".json"):
@@ -136,6 +204,10 @@ def load_dataset(source, classes: list[str] | None = None) -> Dataset:
         items = read_split_list(src)
     else:
         raise VidcatError(f"{src}: unknown dataset source (want a folder, .csv, .jsonl or a .txt split list)")
+    if label_regex and items:
+        items = label_by_regex(items, label_regex, str(src))
+        if not items:
+            raise VidcatError(f"{src}: no video matches the label regex {label_regex!r}")
     if not items:
         raise VidcatError(f"{src}: the dataset is empty (no videos found)")
     found = sorted({lab for it in items for lab in it.labels})

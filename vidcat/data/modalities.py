@@ -27,6 +27,7 @@ class ClipContext:
     train: bool
     rng: object = None       # numpy Generator for training-time randomness
     frames: object = None    # decoded uint8 (T, H, W, 3) of this clip, when already decoded
+    crop_box: tuple | None = None  # training crop (top, left, side) in ``frames`` pixels; None = centre
 
 
 Loader = Callable[[ClipContext], dict]

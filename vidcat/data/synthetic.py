@@ -7,8 +7,6 @@ of frames — tells the classes apart: frame-only models sit at chance, temporal
 """
 from __future__ import annotations
 
-import csv
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,6 +14,7 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
+from vidcat.data.manifest import write_manifest
 from vidcat.errors import VidcatError
 
 DIRECTIONS = {"left": (-1, 0), "right": (1, 0), "up": (0, -1), "down": (0, 1)}
@@ -145,8 +144,8 @@ def classes_for(cfg: SynthConfig) -> list[str]:
 def make_video(path: Path, rng: np.random.Generator, label: str, cfg: SynthConfig) -> dict:
     """Write one video of class ``label``; returns extra manifest columns (e.g. text)."""
     if cfg.kind == "motion":
-        from vidcat.io.writer import write_video
-        write_video(path, render_motion(rng, label, cfg), cfg.fps, crf=cfg.crf)
+        from vidcat.data.synth_media import mux_av
+        mux_av(path, render_motion(rng, label, cfg), cfg.fps, crf=cfg.crf, gop=12)
         return {}
     from vidcat.data import synth_multimodal
     return synth_multimodal.make_video(path, rng, label, cfg)
@@ -165,17 +164,7 @@ def generate(out, cfg: SynthConfig, progress: bool = True) -> dict[str, Path]:
         (out / rel).parent.mkdir(parents=True, exist_ok=True)
         extra = make_video(out / rel, rng, c, cfg)
         rows[split].append({"path": rel.as_posix(), "label": c, **extra})
-    manifests = {}
-    for split in SPLITS:
-        manifests[split] = out / f"{split}.csv"
-        fieldnames = list(rows[split][0].keys())
-        tmp = manifests[split].with_suffix(f".csv.tmp-{os.getpid()}")
-        with open(tmp, "w", newline="") as f:
-            w = csv.DictWriter(f, fieldnames=fieldnames)
-            w.writeheader()
-            w.writerows(rows[split])
-        os.replace(tmp, manifests[split])
-    return manifests
+    return {split: write_manifest(out / f"{split}.csv", rows[split]) for split in SPLITS}
 
 
 def check_kind(kind: str) -> None:

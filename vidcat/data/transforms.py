@@ -23,22 +23,36 @@ def _resize(x: torch.Tensor, size: int) -> torch.Tensor:
                          antialias=True)
 
 
-def random_crop(x: torch.Tensor, size: int, rng: np.random.Generator,
-                scale: tuple[float, float] = (0.7, 1.0)) -> torch.Tensor:
-    """A random square of side ``scale`` × short side, resized to ``size`` (same for all frames)."""
-    h, w = x.shape[-2:]
+def random_box(h: int, w: int, rng: np.random.Generator,
+               scale: tuple[float, float] = (0.7, 1.0)) -> tuple[int, int, int]:
+    """``(top, left, side)`` of a random square of side ``scale`` x the short side."""
     side = int(round(min(h, w) * rng.uniform(*scale)))
     side = max(min(side, h, w), 1)
     top = int(rng.integers(0, h - side + 1))
     left = int(rng.integers(0, w - side + 1))
+    return top, left, side
+
+
+def center_box(h: int, w: int) -> tuple[int, int, int]:
+    """``(top, left, side)`` of the centred square of side the short side."""
+    side = min(h, w)
+    return (h - side) // 2, (w - side) // 2, side
+
+
+def crop_resize(x: torch.Tensor, box: tuple[int, int, int], size: int) -> torch.Tensor:
+    """Cut ``box`` = (top, left, side) out of every frame and resize it to ``size``."""
+    top, left, side = box
     return _resize(x[..., top:top + side, left:left + side], size)
+
+
+def random_crop(x: torch.Tensor, size: int, rng: np.random.Generator,
+                scale: tuple[float, float] = (0.7, 1.0)) -> torch.Tensor:
+    """A random square of side ``scale`` × short side, resized to ``size`` (same for all frames)."""
+    return crop_resize(x, random_box(*x.shape[-2:], rng, scale), size)
 
 
 def center_crop(x: torch.Tensor, size: int) -> torch.Tensor:
-    h, w = x.shape[-2:]
-    side = min(h, w)
-    top, left = (h - side) // 2, (w - side) // 2
-    return _resize(x[..., top:top + side, left:left + side], size)
+    return crop_resize(x, center_box(*x.shape[-2:]), size)
 
 
 def three_crops(x: torch.Tensor, size: int) -> list[torch.Tensor]:

@@ -16,34 +16,60 @@ from vidcat.engine.metrics import compute_metrics
 from vidcat.engine.plots import plot_confusion
 from vidcat.engine.step import SkipReport
 from vidcat.engine.train import evaluate_loader, setup_threads
+from vidcat.errors import VidcatError
 
 
 def evaluate(ckpt_path, source, clips: int = 1, crops: int = 1, batch_size: int = 8, workers: int = 2,
              device: str = "cpu", json_out=None, strict: bool = False, progress: bool = True,
-             threads: int = 0, amp: str = "none") -> dict:
-    """Score ``source`` with the checkpoint; ``clips`` × ``crops`` test views per video are averaged."""
+             threads: int = 0, amp: str = "none", ablate=None) -> dict:
+    """Score ``source`` with the checkpoint; ``clips`` × ``crops`` test views per video are averaged.
+
+    ``ablate`` (multi-modal models): modalities to remove one at a time at test time (their masks
+    zeroed in every sample; empty = each of the model's modalities) -> ``result["without"] = {m: top1}``.
+    """
     setup_threads(threads)
     ck = checkpoint.load(ckpt_path)
     model = checkpoint.build_model(ck).to(device)
     ds = load_dataset(source, classes=ck["classes"])
     data_cfg = DataConfig.from_dict(ck["data"])
     clips_ds = VideoClips(ds, data_cfg, train=False, clips=clips, crops=crops)
-    skips = SkipReport(strict, write=lambda m: tqdm.write(f"vidcat: {m}"))
+    ablate = _ablation_modalities(model, data_cfg, ablate)
+    skips = SkipReport(strict)
+    loader = make_loader(clips_ds, batch_size, False, workers)
     scores, labels, paths, streams, loss = evaluate_loader(
-        model, make_loader(clips_ds, batch_size, False, workers), clips_ds.num_views, ck["multilabel"],
-        torch.device(device), amp, skips, progress=progress)
+        model, loader, clips_ds.num_views, ck["multilabel"], torch.device(device), amp, skips, progress=progress)
     result = compute_metrics(scores, labels, ck["classes"], ck["multilabel"])
     result.update(loss=loss, views={"clips": clips, "crops": crops}, model=ck["model"],
                   checkpoint=str(ckpt_path), data=str(source), skipped=len(skips), skipped_files=dict(skips.seen))
     if streams:
         result["streams"] = {name: compute_metrics(s, labels, ck["classes"], ck["multilabel"])["top1"]
                              for name, s in streams.items()}
+    if ablate is not None:
+        result["without"] = {}
+        for m in ablate:  # one more pass per modality: the same clips with that stream marked missing
+            s, y, *_ = evaluate_loader(model, loader, clips_ds.num_views, ck["multilabel"], torch.device(device),
+                                       amp, skips, progress=progress, desc=f"eval without {m}", drop=(m,))
+            result["without"][m] = compute_metrics(s, y, ck["classes"], ck["multilabel"])["top1"]
     if json_out:
         write_json(json_out, result)
         if not ck["multilabel"]:
             plot_confusion(result["confusion"], ck["classes"], Path(json_out).with_name("confusion.png"),
                            title=f"{ck['model']}: top-1 {result['top1']:.3f} (n={result['n']})")
     return result
+
+
+def _ablation_modalities(model, data_cfg: DataConfig, ablate):
+    """Validated modality names for ``--ablate`` (None: no ablation; empty: all of the model's)."""
+    if ablate is None:
+        return None
+    if getattr(model, "input_key", None) != "multi":
+        raise VidcatError(f"--ablate needs a multi-modal model (e.g. fusion); {model.vidcat_spec.name} reads "
+                          f"only '{getattr(model, 'input_key', 'video')}'")
+    known = list(getattr(model, "names", None) or data_cfg.modalities)
+    unknown = [m for m in ablate if m not in known]
+    if unknown:
+        raise VidcatError(f"--ablate {','.join(unknown)}: the model's modalities are {','.join(known)}")
+    return list(ablate) or known
 
 
 def write_json(path, obj) -> None:
@@ -63,6 +89,12 @@ def format_table(result: dict) -> str:
     head = ["top1", "top5", "mean_class_acc", "mAP", "gap"]
     rows.append("  ".join(f"{k}={result[k]:.4f}" for k in head if k in result) + f"  n={result['n']}"
                 + (f"  skipped={result['skipped']}" if result.get("skipped") else ""))
-    if result.get("streams"):
-        rows.append("per stream top1: " + "  ".join(f"{k}={v:.4f}" for k, v in result["streams"].items()))
+    streams, without = result.get("streams") or {}, result.get("without") or {}
+    if streams or without:  # per modality: its own head alone, and the fused model without it
+        rows.append(f"{'modality':<20} {'alone':>7} {'fused without':>14}")
+        for m in dict.fromkeys([*streams, *without]):
+            alone, wo = streams.get(m), without.get(m)
+            rows.append(f"{m:<20} {'-' if alone is None else format(alone, '.3f'):>7} "
+                        f"{'-' if wo is None else format(wo, '.3f'):>14}")
+        rows.append(f"{'fused (all)':<20} {result['top1']:>7.3f}")
     return "\n".join(rows)

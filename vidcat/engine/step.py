@@ -2,8 +2,10 @@
 from __future__ import annotations
 
 import logging
+import sys
 
 import torch
+from tqdm import tqdm
 
 from vidcat.errors import VidcatError
 
@@ -19,7 +21,7 @@ def to_device(batch: dict, device) -> dict:
 
 def model_input(model, batch: dict):
     """A single-stream model gets its modality's tensor; a multi-stream model gets the whole dict."""
-    modality = getattr(getattr(model, "vidcat_spec", None), "modality", "video")
+    modality = getattr(model, "input_key", "video")
     if modality == "multi":
         return {k: v for k, v in batch.items() if k not in NON_INPUT_KEYS}
     if modality not in batch:
@@ -51,10 +53,27 @@ def fold_views(batch: dict, views: int) -> dict:
     return folded
 
 
+def drop_modalities(batch: dict, names) -> dict:
+    """A copy of ``batch`` with the modalities ``names`` marked absent in every sample (``<name>_mask`` = 0),
+    which a fusion model reads as a missing stream: accuracy without a modality, on the same clips."""
+    from vidcat.models.fusion import batch_key, mask_key
+
+    out = dict(batch)
+    for name in names:
+        x = batch.get(batch_key(name))
+        if x is not None:
+            out[mask_key(name)] = torch.zeros(len(x), device=x.device if isinstance(x, torch.Tensor) else None)
+    return out
+
+
 @torch.no_grad()
-def predict_scores(model, batch: dict, views: int, multilabel: bool, device, amp: str = "none") -> tuple:
-    """Class probabilities averaged over test views: (B, K), plus per-stream ones {name: (B, K)}."""
+def predict_scores(model, batch: dict, views: int, multilabel: bool, device, amp: str = "none",
+                   drop=()) -> tuple:
+    """Class probabilities averaged over test views: (B, K), plus per-stream ones {name: (B, K)};
+    ``drop``: modalities to treat as missing (see :func:`drop_modalities`)."""
     batch = to_device(fold_views(batch, views), device)
+    if drop:
+        batch = drop_modalities(batch, drop)
     with autocast(device, amp):
         logits, streams = split_output(model(model_input(model, batch)))
 
@@ -70,13 +89,18 @@ def autocast(device, amp: str):
     return torch.autocast(dev, dtype=torch.bfloat16, enabled=amp == "bf16")
 
 
+def echo(msg: str) -> None:
+    """One ``vidcat:`` line on stderr that does not break progress bars."""
+    tqdm.write(f"vidcat: {msg}", file=sys.stderr)
+
+
 class SkipReport:
     """Reports each unreadable file once (path + reason), counts them, fails fast under ``strict``."""
 
     def __init__(self, strict: bool = False, write=None):
         self.strict = strict
         self.seen: dict[str, str] = {}
-        self.write = write or (lambda msg: log.warning(msg))
+        self.write = write or echo
 
     def __call__(self, skipped) -> None:
         for path, reason in skipped:

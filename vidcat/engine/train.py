@@ -3,6 +3,7 @@ non-finite-step guard, best/last checkpoints, resume, history CSV and curves."""
 from __future__ import annotations
 
 import csv
+import inspect
 import json
 import logging
 import math
@@ -22,7 +23,7 @@ from vidcat.data.manifest import Dataset, load_dataset
 from vidcat.engine import checkpoint
 from vidcat.engine.metrics import compute_metrics
 from vidcat.engine.plots import plot_curves
-from vidcat.engine.step import SkipReport, autocast, model_input, predict_scores, split_output, to_device
+from vidcat.engine.step import SkipReport, autocast, echo, model_input, predict_scores, split_output, to_device
 from vidcat.errors import VidcatError
 from vidcat.models.registry import create_model, get_spec
 
@@ -94,15 +95,16 @@ def make_optimizer(model, cfg: TrainConfig):
 
 
 def evaluate_loader(model, loader, views: int, multilabel: bool, device, amp: str, skips: SkipReport,
-                    progress: bool = False, desc: str = "eval"):
-    """Run ``model`` over ``loader`` → (scores (N,K), labels, paths, per-stream scores, loss)."""
+                    progress: bool = False, desc: str = "eval", drop=()):
+    """Run ``model`` over ``loader`` → (scores (N,K), labels, paths, per-stream scores, loss);
+    ``drop``: modalities removed from every sample (mask 0), for ablations."""
     model.eval()
     scores, labels, paths, streams = [], [], [], {}
     for batch in tqdm(loader, desc=desc, disable=not progress, leave=False, unit="batch"):
         skips(batch["skipped"])
         if not batch["size"]:
             continue
-        p, per_stream = predict_scores(model, batch, views, multilabel, device, amp)
+        p, per_stream = predict_scores(model, batch, views, multilabel, device, amp, drop=drop)
         scores.append(p.cpu())
         labels.append(batch["label"])
         paths += batch["path"]
@@ -145,6 +147,12 @@ def train(cfg: TrainConfig) -> dict:
     model_kwargs = dict(cfg.model_kwargs)
     if spec.modality == "multi":
         model_kwargs.setdefault("modalities", list(data_cfg.modalities))
+    elif spec.modality == "video" and len(data_cfg.modalities) == 1 and data_cfg.modalities[0] != "video":
+        model_kwargs.setdefault("input_key", data_cfg.modalities[0])  # e.g. a tsn temporal stream on "flow"
+    motion_in = model_kwargs.get("input_key") in ("flow", "mv") or spec.modality == "multi"
+    for key, value in (("in_channels", 2 * data_cfg.flow_length), ("flow_length", data_cfg.flow_length)):
+        if motion_in and key not in model_kwargs and key in inspect.signature(spec.builder).parameters:
+            model_kwargs[key] = value  # (2L, T, H, W) motion input: in_channels of one stream, L of two_stream
     model = create_model(cfg.model, num_classes=len(train_ds.classes), pretrained=cfg.pretrained,
                          weights=cfg.weights, **model_kwargs).to(device)
     optimizer = make_optimizer(model, cfg)
@@ -169,7 +177,7 @@ def train(cfg: TrainConfig) -> dict:
         torch.set_rng_state(ck["rng"])
         log.info("resumed from %s at epoch %d", out / "last.pt", state["epoch"])
 
-    skips = SkipReport(cfg.strict, write=lambda m: tqdm.write(f"vidcat: {m}"))
+    skips = SkipReport(cfg.strict)
     run_config = {"model": cfg.model, "model_kwargs": model_kwargs, "data": data_cfg.as_dict(),
                   "train": {k: v for k, v in asdict(cfg).items() if k != "data_overrides"},
                   "classes": train_ds.classes, "multilabel": train_ds.multilabel}
@@ -242,18 +250,20 @@ def train(cfg: TrainConfig) -> dict:
         _write_history(out / "history.csv", state["history"])
         plot_curves(state["history"], out / "curves.png")
         msg = " ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items() if v is not None)
-        tqdm.write(f"vidcat: {msg}") if cfg.progress else log.info(msg)
+        echo(msg) if cfg.progress else log.info(msg)
         if cfg.max_steps and state["step"] >= cfg.max_steps:
             break
 
     summary = {**run_config, "epochs_done": state["epoch"], "best_score": state["best"],
                "nonfinite_steps": state["nonfinite_steps"], "skipped_files": dict(skips.seen),
                "history": state["history"]}
+    if callable(getattr(model, "after_training", None)) and val_loader is not None and (out / "best.pt").exists():
+        summary["after_training"] = model.after_training(out / "best.pt", val_loader, device)  # two_stream: tune
     tmp = out / f".config.json.tmp-{os.getpid()}"
     tmp.write_text(json.dumps(summary, indent=2, default=str))
     os.replace(tmp, out / "config.json")
     if skips.seen:
-        tqdm.write(f"vidcat: {len(skips.seen)} unreadable file(s) skipped")
+        echo(f"{len(skips.seen)} unreadable file(s) skipped")
     return summary
 
 

@@ -14,6 +14,21 @@ from vidcat.errors import VideoError
 from vidcat.io.video import find_videos
 
 
+def video_batch(path, data_cfg: DataConfig, classes: list[str], multilabel: bool = False, clips: int = 1,
+                crops: int = 1, text: str | None = None) -> tuple[dict, int]:
+    """One video → a model-ready batch of its ``clips`` × ``crops`` test views, and the view count.
+
+    The dataset pipeline itself (:class:`VideoClips` + :func:`collate`), so every backend (torch, ONNX
+    Runtime, the server) sees exactly the input that evaluation does. Raises :class:`VideoError`.
+    """
+    ds = Dataset([Item(str(path), [], text)], classes, multilabel)
+    views = VideoClips(ds, data_cfg, train=False, clips=clips, crops=crops)
+    sample = views[0]
+    if "error" in sample:
+        raise VideoError(path, sample["error"])
+    return collate([sample]), views.num_views
+
+
 class Predictor:
     """``Predictor("runs/demo/best.pt")("video.mp4")`` → ``{"path", "labels", "scores"}``.
 
@@ -32,12 +47,8 @@ class Predictor:
 
     def scores(self, path, text: str | None = None) -> torch.Tensor:
         """Class probabilities (K,) for one video."""
-        ds = Dataset([Item(str(path), [], text)], self.classes, self.multilabel)
-        clips = VideoClips(ds, self.data_cfg, train=False, clips=self.clips, crops=self.crops)
-        sample = clips[0]
-        if "error" in sample:
-            raise VideoError(path, sample["error"])
-        p, _ = predict_scores(self.model, collate([sample]), clips.num_views, self.multilabel, self.device)
+        batch, views = video_batch(path, self.data_cfg, self.classes, self.multilabel, self.clips, self.crops, text)
+        p, _ = predict_scores(self.model, batch, views, self.multilabel, self.device)
         return p[0].cpu()
 
     def __call__(self, path, text: str | None = None) -> dict:

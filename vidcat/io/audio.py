@@ -14,7 +14,7 @@ import av
 import numpy as np
 
 from vidcat.errors import VideoError
-from vidcat.io.video import _open
+from vidcat.io.video import open_container
 
 SAMPLE_RATE = 16000
 # Seek this far before the window: decoders need a little pre-roll and demuxers land near, not on, it.
@@ -88,7 +88,7 @@ def load_audio(path, start: float | None = None, end: float | None = None, sr: i
         raise ValueError(f"audio window ends before it starts: [{start}, {end})")
     t0 = max(float(start or 0.0), 0.0)
     n = None if end is None else int(round((end - (start or 0.0)) * sr))
-    with _open(path) as container:
+    with open_container(path) as container:
         astream = _pick_stream(container, path, stream)
         if astream is None:
             if n is None:

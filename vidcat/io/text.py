@@ -17,7 +17,7 @@ from pathlib import Path
 import av
 
 from vidcat.errors import VideoError
-from vidcat.io.video import _open
+from vidcat.io.video import open_container
 
 SIDECAR_EXTENSIONS = (".srt", ".vtt", ".ass", ".ssa")
 DEFAULT_CUE_S = 2.0  # how long a cue without an end time stays up when nothing follows it
@@ -88,7 +88,7 @@ def read_embedded_subtitles(path, stream: int | None = None) -> list[Cue]:
     end display time when the packet has no duration).
     """
     cues = []
-    with _open(path) as container:
+    with open_container(path) as container:
         subs = list(container.streams.subtitles)
         if stream is not None and not 0 <= stream < len(subs):
             raise VideoError(path, f"subtitle stream {stream} requested but the file has {len(subs)}")
@@ -162,7 +162,7 @@ def read_subtitles(path, stream: int | None = None) -> list[Cue]:
 
 def read_metadata_text(path) -> str:
     """Container title, description, comment, keywords/tags (any key case), joined by newlines."""
-    with _open(path) as container:
+    with open_container(path) as container:
         meta = {k.lower(): v for k, v in container.metadata.items()}
     return "\n".join(dict.fromkeys(meta[k].strip() for k in METADATA_KEYS if meta.get(k, "").strip()))
 

@@ -53,7 +53,7 @@ def _as_float(x, default=0.0) -> float:
     return float(x) if x else default
 
 
-def _open(path) -> av.container.InputContainer:
+def open_container(path) -> av.container.InputContainer:
     p = Path(path)
     if not p.exists():
         raise VideoError(path, "file not found")
@@ -84,7 +84,7 @@ class VideoReader:
 
     def __init__(self, path, threads: int = 0):
         self.path = str(path)
-        self.container = _open(path)
+        self.container = open_container(path)
         if not self.container.streams.video:
             self.container.close()
             raise VideoError(path, "no video stream")

@@ -66,7 +66,9 @@ class AudioResNet18(nn.Module):
 
 @register_model("audio_cnn", description="4-block 2D CNN on log-mel spectrograms (fast, from scratch)",
                 paper="Hershey et al., CNN Architectures for Large-Scale Audio Classification, ICASSP 2017", **_AUDIO)
-def audio_cnn(num_classes: int, **kw) -> nn.Module:
+def audio_cnn(num_classes: int, pretrained: bool = False, **kw) -> nn.Module:
+    if pretrained:
+        raise VidcatError("audio_cnn has no pretrained weights; train it, pass --weights FILE or use audio_resnet18")
     return AudioCNN(num_classes, **kw)
 
 

@@ -55,6 +55,8 @@ _FAMILY_MODULES = (
     "vidcat.models.x3d",
     "vidcat.models.audio",
     "vidcat.models.text",
+    "vidcat.models.multimodal",
+    "vidcat.models.two_stream",
 )
 _loaded = False
 
@@ -106,9 +108,13 @@ def create_model(name: str, num_classes: int, **kw) -> nn.Module:
     """
     spec = get_spec(name)
     weights = kw.pop("weights", None)
+    input_key = kw.pop("input_key", None)
     args = {**spec.defaults, **kw}
     model = spec.builder(num_classes=num_classes, **args)
     model.vidcat_spec = spec
+    # which batch entry a single-stream model reads: its spec's modality unless told otherwise
+    # (e.g. a frame CNN trained on the "flow" stream)
+    model.input_key = input_key or spec.modality
     if weights:
         from vidcat.models.weights import load_weights
 

@@ -118,11 +118,13 @@ class TextST(nn.Module):
 
 @register_model("text_hash", description="hashed word 1-2 gram TF features -> linear embedding -> head (no fit)",
                 paper="Weinberger et al., Feature Hashing for Large Scale Multitask Learning, ICML 2009", **_TEXT)
-def text_hash(num_classes: int, **kw) -> nn.Module:
+def text_hash(num_classes: int, pretrained: bool = False, **kw) -> nn.Module:
+    if pretrained:
+        raise VidcatError("text_hash has no pretrained weights (it needs none: hashing is fit-free); train it")
     return TextHash(num_classes, **kw)
 
 
 @register_model("text_st", description="frozen sentence-transformers encoder (all-MiniLM-L6-v2) + linear head",
                 paper="Reimers & Gurevych, Sentence-BERT, EMNLP 2019", **_TEXT)
-def text_st(num_classes: int, **kw) -> nn.Module:
-    return TextST(num_classes, **kw)
+def text_st(num_classes: int, pretrained: bool = True, **kw) -> nn.Module:
+    return TextST(num_classes, **kw)  # the encoder is always the pretrained sentence-transformer

@@ -21,7 +21,7 @@ import cv2
 import numpy as np
 
 from vidcat.errors import VideoError
-from vidcat.io.video import _open, read_frames
+from vidcat.io.video import open_container, read_frames
 from vidcat.motion.flow import BOUND, compute_flow, quantize
 
 log = logging.getLogger("vidcat.motion")
@@ -129,7 +129,7 @@ def _rotate_field(q: np.ndarray, rotation: int) -> np.ndarray:
 
 def _decode_mvs(path, stop: int | None):
     """Decode in display order, keeping each frame's MVs (or None) and picture type."""
-    container = _open(path)
+    container = open_container(path)
     try:
         if not container.streams.video:
             raise VideoError(path, "no video stream")

@@ -1,0 +1,170 @@
+"""End to end on real encoded videos: train a few epochs, resume, evaluate, predict, bad input."""
+import csv
+import json
+import shutil
+import subprocess
+import sys
+
+import pytest
+import torch
+
+import vidcat
+from vidcat.cli import main
+from vidcat.engine import checkpoint
+
+
+@pytest.fixture(scope="module")
+def trained(motion_data, tmp_path_factory):
+    out = tmp_path_factory.mktemp("run")
+    summary = vidcat.train(data=motion_data / "train.csv", out=out, model="tiny3d", epochs=4, batch_size=8,
+                           workers=0, progress=False, lr=3e-3)
+    return out, summary
+
+
+def test_training_learns_and_writes_its_files(trained):
+    out, summary = trained
+    hist = summary["history"]
+    assert len(hist) == 4 and hist[-1]["train_loss"] < 0.9 * hist[0]["train_loss"]
+    for name in ("best.pt", "last.pt", "history.csv", "curves.png", "config.json"):
+        assert (out / name).stat().st_size > 0, name
+    assert not list(out.glob(".*tmp*")), "temp files left behind"
+    ck = checkpoint.load(out / "best.pt")
+    assert ck["model"] == "tiny3d" and ck["classes"] == ["down", "left", "right", "up"]
+    assert ck["data"]["frames"] == 16 and ck["data"]["size"] == 64 and ck["data"]["hflip"] is False
+    rows = list(csv.DictReader(open(out / "history.csv")))
+    assert [int(r["epoch"]) for r in rows] == list(range(1, 5)) and "val_top1" in rows[0]
+
+
+def test_resume_continues_from_last_checkpoint(motion_data, tmp_path):
+    common = dict(data=motion_data / "train.csv", out=tmp_path, model="tiny3d", batch_size=16, workers=0,
+                  progress=False, max_steps=None)
+    vidcat.train(epochs=1, **common)
+    first = checkpoint.load(tmp_path / "last.pt")
+    summary = vidcat.train(epochs=2, resume=True, **common)
+    assert [h["epoch"] for h in summary["history"]] == [1, 2]
+    assert summary["history"][0] == first["train_state"]["history"][0]
+    assert checkpoint.load(tmp_path / "last.pt")["epoch"] == 2
+
+
+def test_eval_json_and_confusion(trained, motion_data, capsys):
+    out, _ = trained
+    assert main(["eval", "--checkpoint", str(out / "best.pt"), "--data", str(motion_data / "test.csv"),
+                 "--json", str(out / "eval.json"), "--workers", "0", "--quiet"]) == 0
+    res = json.loads((out / "eval.json").read_text())
+    for key in ("top1", "top5", "mean_class_acc", "n", "per_class", "confusion"):
+        assert key in res
+    assert res["n"] == 24 and len(res["confusion"]) == 4 and sum(map(sum, res["confusion"])) == 24
+    diag = sum(res["confusion"][i][i] for i in range(4))
+    assert res["top1"] == pytest.approx(diag / 24)
+    assert res["mean_class_acc"] == pytest.approx(sum(r["acc"] for r in res["per_class"].values()) / 4)
+    assert (out / "confusion.png").stat().st_size > 0
+    assert "mean_class_acc=" in capsys.readouterr().out
+    multi = vidcat.evaluate(out / "best.pt", motion_data / "test.csv", clips=2, crops=3, workers=0, progress=False)
+    assert multi["views"] == {"clips": 2, "crops": 3} and multi["n"] == 24
+
+
+def test_predict_api_and_cli_with_bad_files(trained, media_files, bad_files, capsys):
+    out, _ = trained
+    pred = vidcat.Predictor(out / "best.pt", topk=2)
+    r = pred(bad_files["good"])
+    assert len(r["labels"]) == 2 and r["scores"][0] >= r["scores"][1]
+    paths = [str(p) for p in media_files] + [str(bad_files["empty"])]
+    assert main(["predict", "--checkpoint", str(out / "best.pt"), *paths, "--topk", "3"]) == 0
+    captured = capsys.readouterr()
+    lines = [json.loads(line) for line in captured.out.splitlines()]
+    assert [line["path"] for line in lines] == paths
+    assert lines[-1] == {"path": str(bad_files["empty"]), "error": "empty file (0 bytes)"}
+    assert all(len(line["labels"]) == 3 for line in lines[:-1])
+    assert "1 file(s) could not be read" in captured.err
+    assert main(["predict", "--checkpoint", str(out / "best.pt"), str(bad_files["empty"]), "--strict"]) == 2
+    assert "empty file (0 bytes)" in capsys.readouterr().err
+
+
+def test_predict_recurses_into_folders(trained, motion_data, capsys):
+    out, _ = trained
+    assert main(["predict", "--checkpoint", str(out / "best.pt"), str(motion_data / "test" / "up")]) == 0
+    assert len(capsys.readouterr().out.splitlines()) == 6
+
+
+def test_bad_files_in_a_dataset_are_skipped_and_counted(motion_data, bad_files, tmp_path, capsys):
+    rows = list(csv.DictReader(open(motion_data / "train.csv")))[:8]
+    manifest = tmp_path / "train.csv"
+    with open(manifest, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=["path", "label"])
+        w.writeheader()
+        w.writerows({"path": str(motion_data / r["path"]), "label": r["label"]} for r in rows)
+        for kind in ("empty", "truncated", "text", "garbage"):
+            w.writerow({"path": str(bad_files[kind]), "label": "left"})
+    code = main(["train", "--data", str(manifest), "--out", str(tmp_path / "run"), "--epochs", "1",
+                 "--workers", "0", "--quiet", "--batch-size", "4"])
+    assert code == 0
+    summary = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert str(bad_files["empty"]) in summary["skipped_files"]
+    assert summary["skipped_files"][str(bad_files["empty"])] == "empty file (0 bytes)"
+    assert len(summary["skipped_files"]) >= 3  # the truncated file may still hold decodable frames
+    err = capsys.readouterr().err
+    assert f"skipped {bad_files['empty']}: empty file (0 bytes)" in err
+    assert main(["train", "--data", str(manifest), "--out", str(tmp_path / "strict"), "--epochs", "1",
+                 "--workers", "0", "--quiet", "--strict"]) == 2
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["train", "--data", "/nonexistent/dir", "--out", "x"], "/nonexistent/dir: no such file or directory"),
+    (["predict", "--checkpoint", "/nonexistent.pt", "a.mp4"], "a.mp4: no such file or directory"),
+    (["eval", "--checkpoint", "/nonexistent.pt", "--data", "."], "/nonexistent.pt: checkpoint not found"),
+    (["synth", "x", "--kind", "nope"], "unknown synthetic kind 'nope'"),
+])
+def test_user_errors_are_one_line(argv, message, capsys):
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.strip().splitlines() == [f"vidcat: error: {err.split('error: ', 1)[1].strip()}"]
+    assert message in err and "Traceback" not in err
+
+
+def test_unknown_model_and_class_mismatch(trained, motion_data, tmp_path, capsys):
+    assert main(["train", "--data", str(motion_data / "train.csv"), "--out", str(tmp_path), "--model", "nope"]) == 2
+    assert "unknown model 'nope'; choose one of:" in capsys.readouterr().err
+    (tmp_path / "other.csv").write_text(f"path,label\n{motion_data / 'test/up/up_0000.mp4'},jump\n")
+    out, _ = trained
+    assert main(["eval", "--checkpoint", str(out / "best.pt"), "--data", str(tmp_path / "other.csv")]) == 2
+    assert "labels not known to the model: jump" in capsys.readouterr().err
+
+
+def test_console_script_exit_codes(tmp_path):
+    exe = shutil.which("vidcat") or str((__import__("pathlib").Path(sys.executable).parent / "vidcat"))
+    r = subprocess.run([exe, "predict", "--checkpoint", str(tmp_path / "no.pt"), str(tmp_path)],
+                       capture_output=True, text=True)
+    assert r.returncode == 2 and r.stderr.startswith("vidcat: error:") and "Traceback" not in r.stderr
+
+
+def test_timeline_and_report(trained, motion_data, tmp_path):
+    out, _ = trained
+    video = motion_data / "test" / "left" / "left_0000.mp4"
+    assert main(["timeline", "--checkpoint", str(out / "best.pt"), str(video), "--window", "1",
+                 "--stride", "0.5", "--out", str(tmp_path)]) == 0
+    data = json.loads((tmp_path / "left_0000_timeline.json").read_text())
+    assert data["windows"] == 3 and len(data["scores"][0]) == 4 and data["times"] == [0.5, 1.0, 1.5]
+    assert (tmp_path / "left_0000_timeline.png").stat().st_size > 0
+    assert main(["report", str(out)]) == 0
+    assert "## Training" in (out / "report.md").read_text()
+
+
+def test_multilabel_training_reports_map(motion_data, tmp_path):
+    rows = list(csv.DictReader(open(motion_data / "train.csv")))
+    axis = {"left": "horizontal", "right": "horizontal", "up": "vertical", "down": "vertical"}
+    manifest = tmp_path / "ml.csv"
+    with open(manifest, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["path", "labels"])
+        for r in rows[::3]:
+            w.writerow([str(motion_data / r["path"]), f"{r['label']};{axis[r['label']]}"])
+    summary = vidcat.train(data=manifest, out=tmp_path / "run", epochs=1, workers=0, progress=False, val_split=0.25)
+    assert summary["multilabel"] and len(summary["classes"]) == 6
+    res = vidcat.evaluate(tmp_path / "run" / "best.pt", manifest, workers=0, progress=False)
+    assert 0 <= res["mAP"] <= 1 and 0 <= res["gap"] <= 1 and "confusion" not in res
+
+
+def test_bf16_autocast_step_is_finite(motion_data, tmp_path):
+    summary = vidcat.train(data=motion_data / "train.csv", out=tmp_path, model="tiny3d", epochs=1, amp="bf16",
+                           workers=0, progress=False, max_steps=3)
+    assert torch.isfinite(torch.tensor(summary["history"][0]["train_loss"]))

@@ -29,17 +29,23 @@ class TextHash(nn.Module):
     """HashingVectorizer (2**16 word 1-2 grams, L2) -> sparse linear projection (EmbeddingBag) -> head.
 
     The projection is an EmbeddingBag with per-sample weights, i.e. a linear layer on the sparse
-    hashed vector that never builds the dense 65536-wide input.
+    hashed vector that never builds the dense 65536-wide input. Its rows are stored divided by
+    ``embed_gain`` and multiplied back in ``features``: the same unit-scale N(0, 1) projection at
+    init, but Adam's fixed step size moves it ``embed_gain`` times faster. Each row only learns from
+    the samples containing its word, and at gain 1 with lr 2e-3 a keyword class took > 6 epochs of
+    600 clips to learn (0.91 group accuracy after 6); at gain 10 it is 1.00 after 3.
     """
 
     def __init__(self, num_classes: int, n_features: int = 2 ** 16, dim: int = 64, ngram=(1, 2),
-                 dropout: float = 0.1):
+                 dropout: float = 0.1, embed_gain: float = 10.0):
         super().__init__()
         from sklearn.feature_extraction.text import HashingVectorizer
 
         self.vectorizer = HashingVectorizer(n_features=n_features, ngram_range=tuple(ngram),
                                             alternate_sign=False, norm="l2")
-        self.embed = nn.EmbeddingBag(n_features, dim, mode="sum")  # N(0, 1) init: unit-scale features
+        self.embed = nn.EmbeddingBag(n_features, dim, mode="sum")
+        self.embed_gain = float(embed_gain)
+        nn.init.normal_(self.embed.weight, std=1.0 / self.embed_gain)  # x gain in features(): N(0, 1)
         self.bias = nn.Parameter(torch.zeros(dim))
         self.drop = nn.Dropout(dropout)
         self.feat_dim = dim
@@ -51,7 +57,8 @@ class TextHash(nn.Module):
         idx = torch.from_numpy(x.indices.astype(np.int64)).to(dev)
         offsets = torch.from_numpy(x.indptr[:-1].astype(np.int64)).to(dev)
         w = torch.from_numpy(x.data.astype(np.float32)).to(dev)
-        return self.drop(torch.relu(self.embed(idx, offsets, per_sample_weights=w) + self.bias))
+        emb = self.embed(idx, offsets, per_sample_weights=w) * self.embed_gain
+        return self.drop(torch.relu(emb + self.bias))
 
     def forward(self, texts) -> torch.Tensor:
         return self.head(self.features(texts))

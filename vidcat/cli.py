@@ -37,6 +37,49 @@ def _kv(s: str) -> tuple[str, object]:
         return k, v
 
 
+def add_training_arguments(p) -> None:
+    """Optimisation, input and weight options shared by ``train`` and ``cv`` (TrainConfig fields)."""
+    p.add_argument("--val-split", type=float, default=0.0, help="hold out this fraction when no --val")
+    p.add_argument("--epochs", type=int, default=10)
+    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--lr", type=float, default=2e-3)
+    p.add_argument("--weight-decay", type=float, default=0.05)
+    p.add_argument("--warmup", type=float, default=1.0, help="warm-up epochs")
+    p.add_argument("--clip-grad", type=float, default=5.0)
+    p.add_argument("--amp", default="none", choices=["none", "bf16"])
+    p.add_argument("--frames", type=int)
+    p.add_argument("--size", type=int)
+    p.add_argument("--stride", type=int)
+    p.add_argument("--sampler", choices=["clip", "tsn"])
+    p.add_argument("--modalities", type=_csv_list, help="e.g. video,audio,text or rgb,flow")
+    p.add_argument("--hflip", action="store_true", help="random horizontal flips (direction-free labels only)")
+    p.add_argument("--flow-method", help="flow stream's method: dis_fast, dis_medium, farneback, tvl1, raft, mv")
+    p.add_argument("--flow-length", type=int, help="L motion fields stacked per sampled frame (2L channels)")
+    p.add_argument("--motion-cache", help="folder filled by `vidcat flow` (computed on the fly when absent)")
+    p.add_argument("--pretrained", action="store_true", help="torchvision/timm weights (needs the hub)")
+    p.add_argument("--weights", help="local state-dict file to start from")
+    p.add_argument("--freeze-backbone", action="store_true")
+    p.add_argument("--backbone-lr-mult", type=float, default=1.0)
+    p.add_argument("--model-arg", type=_kv, action="append", help="builder keyword KEY=VALUE (repeatable)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--max-steps", type=int, help="stop training early (smoke tests)")
+
+
+def training_kwargs(a) -> dict:
+    """TrainConfig keywords from the options of :func:`add_training_arguments`."""
+    overrides = {k: getattr(a, k) for k in ("frames", "size", "stride", "sampler", "flow_method", "flow_length",
+                                            "motion_cache") if getattr(a, k) is not None}
+    if a.modalities:
+        overrides["modalities"] = a.modalities
+    if a.hflip:
+        overrides["hflip"] = True
+    return dict(val_split=a.val_split, epochs=a.epochs, batch_size=a.batch_size, lr=a.lr,
+                weight_decay=a.weight_decay, warmup_epochs=a.warmup, clip_grad=a.clip_grad, amp=a.amp,
+                seed=a.seed, pretrained=a.pretrained, weights=a.weights, freeze_backbone=a.freeze_backbone,
+                backbone_lr_mult=a.backbone_lr_mult, max_steps=a.max_steps,
+                model_kwargs=dict(a.model_arg or []), data_overrides=overrides)
+
+
 # -- sub-commands ------------------------------------------------------------------------------
 def cmd_synth(a) -> int:
     from vidcat.data.synthetic import SynthConfig, check_kind, generate
@@ -54,19 +97,9 @@ def cmd_train(a) -> int:
     from vidcat.config import TrainConfig
     from vidcat.engine.train import train
 
-    overrides = {k: getattr(a, k) for k in ("frames", "size", "stride", "sampler", "flow_method", "flow_length",
-                                            "motion_cache") if getattr(a, k) is not None}
-    if a.modalities:
-        overrides["modalities"] = a.modalities
-    if a.hflip:
-        overrides["hflip"] = True
-    cfg = TrainConfig(source=a.data, out=a.out, model=a.model, val=a.val, val_split=a.val_split,
-                      epochs=a.epochs, batch_size=a.batch_size, lr=a.lr, weight_decay=a.weight_decay,
-                      warmup_epochs=a.warmup, clip_grad=a.clip_grad, amp=a.amp, device=a.device,
-                      workers=a.workers, threads=a.threads, seed=a.seed, pretrained=a.pretrained,
-                      weights=a.weights, freeze_backbone=a.freeze_backbone, backbone_lr_mult=a.backbone_lr_mult,
-                      resume=a.resume, strict=a.strict, max_steps=a.max_steps, progress=not a.quiet,
-                      model_kwargs=dict(a.model_arg or []), data_overrides=overrides)
+    cfg = TrainConfig(source=a.data, out=a.out, model=a.model, val=a.val, device=a.device, workers=a.workers,
+                      threads=a.threads, resume=a.resume, strict=a.strict, progress=not a.quiet,
+                      **training_kwargs(a))
     summary = train(cfg)
     last = summary["history"][-1] if summary["history"] else {}
     print(json.dumps({"out": a.out, "epochs": summary["epochs_done"], "best_score": summary["best_score"],
@@ -136,7 +169,7 @@ def cmd_bench(a) -> int:
 
 
 # -- parser ------------------------------------------------------------------------------------
-def _common_runtime(p, workers: int = 2) -> None:
+def add_runtime_arguments(p, workers: int = 2) -> None:
     p.add_argument("--device", default="cpu", help="cpu | cuda | cuda:N")
     p.add_argument("--workers", type=int, default=workers, help="data-loader processes")
     p.add_argument("--threads", type=int, default=0, help="torch intra-op threads (0 = default)")
@@ -173,32 +206,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", default="tiny3d")
     p.add_argument("--out", required=True)
     p.add_argument("--val", help="validation set (default: val.csv beside the training manifest)")
-    p.add_argument("--val-split", type=float, default=0.0, help="hold out this fraction when no --val")
-    p.add_argument("--epochs", type=int, default=10)
-    p.add_argument("--batch-size", type=int, default=16)
-    p.add_argument("--lr", type=float, default=2e-3)
-    p.add_argument("--weight-decay", type=float, default=0.05)
-    p.add_argument("--warmup", type=float, default=1.0, help="warm-up epochs")
-    p.add_argument("--clip-grad", type=float, default=5.0)
-    p.add_argument("--amp", default="none", choices=["none", "bf16"])
-    p.add_argument("--frames", type=int)
-    p.add_argument("--size", type=int)
-    p.add_argument("--stride", type=int)
-    p.add_argument("--sampler", choices=["clip", "tsn"])
-    p.add_argument("--modalities", type=_csv_list, help="e.g. video,audio,text or rgb,flow")
-    p.add_argument("--hflip", action="store_true", help="random horizontal flips (direction-free labels only)")
-    p.add_argument("--flow-method", help="flow stream's method: dis_fast, dis_medium, farneback, tvl1, raft, mv")
-    p.add_argument("--flow-length", type=int, help="L motion fields stacked per sampled frame (2L channels)")
-    p.add_argument("--motion-cache", help="folder filled by `vidcat flow` (computed on the fly when absent)")
-    p.add_argument("--pretrained", action="store_true", help="torchvision/timm weights (needs the hub)")
-    p.add_argument("--weights", help="local state-dict file to start from")
-    p.add_argument("--freeze-backbone", action="store_true")
-    p.add_argument("--backbone-lr-mult", type=float, default=1.0)
-    p.add_argument("--model-arg", type=_kv, action="append", help="builder keyword KEY=VALUE (repeatable)")
     p.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--max-steps", type=int)
-    _common_runtime(p)
+    add_training_arguments(p)
+    add_runtime_arguments(p)
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("eval", help="evaluate a checkpoint on held-out data")
@@ -209,7 +219,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--ablate", nargs="?", const=(), type=_csv_list, metavar="M1,M2",
                    help="multi-modal models: also score with each modality removed (default: all of them)")
-    _common_runtime(p)
+    add_runtime_arguments(p)
     p.set_defaults(func=cmd_eval)
 
     p = sub.add_parser("predict", help="one JSON line per video (folders recurse)")
@@ -218,7 +228,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--topk", type=int, default=5)
     p.add_argument("--views", type=_views, default=(1, 1))
     p.add_argument("--json", action="store_true", help="JSON lines (the default; kept for scripts)")
-    _common_runtime(p, workers=0)
+    add_runtime_arguments(p, workers=0)
     p.set_defaults(func=cmd_predict)
 
     p = sub.add_parser("models", help="list registered models")

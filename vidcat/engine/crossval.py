@@ -217,18 +217,13 @@ def plot_cv(summary: dict, path) -> Path:
 
 
 def cv_main(a) -> int:
-    overrides = {k: getattr(a, k) for k in ("frames", "size", "stride", "sampler") if getattr(a, k) is not None}
-    if a.hflip:
-        overrides["hflip"] = True
+    from vidcat.cli import training_kwargs
+
     clips, crops = a.views
     summary = cross_validate(
         a.data, a.out, model=a.model, group_regex=a.group_regex, folds=None if a.logo else a.folds,
-        label_regex=a.label_regex, seed=a.seed, clips=clips, crops=crops, workers=a.workers, threads=a.threads,
-        device=a.device, strict=a.strict, resume=a.resume, progress=not a.quiet,
-        epochs=a.epochs, batch_size=a.batch_size, lr=a.lr, weight_decay=a.weight_decay, warmup_epochs=a.warmup,
-        clip_grad=a.clip_grad, amp=a.amp, pretrained=a.pretrained, weights=a.weights,
-        freeze_backbone=a.freeze_backbone, backbone_lr_mult=a.backbone_lr_mult, max_steps=a.max_steps,
-        val_split=a.val_split, model_kwargs=dict(a.model_arg or []), data_overrides=overrides)
+        label_regex=a.label_regex, clips=clips, crops=crops, workers=a.workers, threads=a.threads,
+        device=a.device, strict=a.strict, resume=a.resume, progress=not a.quiet, **training_kwargs(a))
     print(json.dumps({"out": a.out, "json": str(Path(a.out) / "cv.json"), "png": str(Path(a.out) / "cv.png"),
                       "protocol": summary["protocol"], "folds": summary["n_folds"],
                       "top1_mean": round(summary["top1_mean"], 4), "top1_std": round(summary["top1_std"], 4),
@@ -238,7 +233,7 @@ def cv_main(a) -> int:
 
 def add_parser(subparsers) -> None:
     """Register ``vidcat cv --data SRC --model NAME --group-regex RX [--folds K | --logo] --out DIR``."""
-    from vidcat.cli import _kv, _views
+    from vidcat.cli import _views, add_runtime_arguments, add_training_arguments
 
     p = subparsers.add_parser("cv", help="grouped k-fold / leave-one-group-out cross-validation (cv.json, cv.png)")
     p.add_argument("--data", required=True, help="folder, CSV/JSONL manifest or split list (all videos to split)")
@@ -250,32 +245,8 @@ def add_parser(subparsers) -> None:
     how.add_argument("--folds", type=int, help="K grouped folds, stratified by label (default: --logo)")
     how.add_argument("--logo", action="store_true", help="leave one group out (the default)")
     p.add_argument("--label-regex", help="label videos from their file name, e.g. 'PS7(A\\d)' (flat folders)")
-    p.add_argument("--epochs", type=int, default=10)
-    p.add_argument("--batch-size", type=int, default=16)
-    p.add_argument("--lr", type=float, default=2e-3)
-    p.add_argument("--weight-decay", type=float, default=0.05)
-    p.add_argument("--warmup", type=float, default=1.0, help="warm-up epochs")
-    p.add_argument("--clip-grad", type=float, default=5.0)
-    p.add_argument("--amp", default="none", choices=["none", "bf16"])
-    p.add_argument("--frames", type=int)
-    p.add_argument("--size", type=int)
-    p.add_argument("--stride", type=int)
-    p.add_argument("--sampler", choices=["clip", "tsn"])
-    p.add_argument("--hflip", action="store_true", help="random horizontal flips (direction-free labels only)")
-    p.add_argument("--pretrained", action="store_true")
-    p.add_argument("--weights", help="local state-dict file every fold starts from")
-    p.add_argument("--freeze-backbone", action="store_true")
-    p.add_argument("--backbone-lr-mult", type=float, default=1.0)
-    p.add_argument("--model-arg", type=_kv, action="append", help="builder keyword KEY=VALUE (repeatable)")
-    p.add_argument("--val-split", type=float, default=0.0,
-                   help="inner validation fraction per fold (then its best checkpoint is scored)")
     p.add_argument("--views", type=_views, default=(1, 1), help="CLIPS,CROPS test views")
-    p.add_argument("--max-steps", type=int, help="stop each fold's training early (smoke tests)")
-    p.add_argument("--seed", type=int, default=0)
     p.add_argument("--resume", action="store_true", help="reuse folds whose eval.json exists")
-    p.add_argument("--device", default="cpu")
-    p.add_argument("--workers", type=int, default=2)
-    p.add_argument("--threads", type=int, default=0)
-    p.add_argument("--strict", action="store_true")
-    p.add_argument("--quiet", action="store_true")
+    add_training_arguments(p)  # --val-split here is the inner validation fraction of each fold
+    add_runtime_arguments(p)
     p.set_defaults(func=cv_main)

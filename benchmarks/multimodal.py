@@ -4,8 +4,8 @@ ablations, and robustness to videos without their audio track. Every run goes th
     .venv/bin/python benchmarks/multimodal.py [--kinds av,avt] [--epochs 12] [--threads 1]
 
 Steps (each skipped when its output already exists, so a stopped run resumes):
-1. ``vidcat synth data/multimodal/<kind> --kind <kind> --seed 0`` (av: 150/class -> 600 train, 148 val,
-   148 test; avt: 75/class -> 600/144/144), and the same command with ``--missing-audio 0.3``
+1. ``vidcat synth data/multimodal/<kind> --kind <kind> --per-class 150 --seed 0`` (av: 600 train, 148 val,
+   148 test; avt: 1200/296/296), and the same command with ``--missing-audio 0.3``
    into ``<kind>_noaudio``: the same seed draws the same videos, ~30% of them written without audio.
 2. ``vidcat train`` per run: ``tiny3d`` (video), ``audio_cnn`` (audio), ``text_hash`` (text, avt only),
    ``fusion`` (gated, all modalities of the kind); then ``vidcat eval`` on the complete test split
@@ -33,7 +33,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 VIDCAT = [sys.executable, "-m", "vidcat.cli"]
-PER_CLASS = {"av": 150, "avt": 75}  # 600 training videos either way
+PER_CLASS = {"av": 150, "avt": 150}  # av: 600 training videos, avt: 1200 (600 were too few, see above)
 MODALITIES = {"av": "video,audio", "avt": "video,audio,text"}
 # run -> (model, modalities or None for the model's own, epochs key)
 RUNS = {
@@ -127,8 +127,8 @@ def fmt(x, nd=3) -> str:
 
 def write_table(path: Path, rows: list[dict], a, elapsed: float) -> None:
     lines = ["# Multi-modal fusion on the synthetic `av` / `avt` benchmarks (CPU)", "",
-             "Data: `vidcat synth --kind av --per-class 150` and `--kind avt --per-class 75` (seed 0; 600 train / "
-             "148 val / 148 test videos for `av`, 600 / 144 / 144 for `avt`; 24 frames at 12 fps, 64x64, "
+             "Data: `vidcat synth --kind av|avt --per-class 150` (seed 0; 600 train / 148 val / 148 test videos "
+             "for `av`, 1200 / 296 / 296 for `avt`; 24 frames at 12 fps, 64x64, "
              "H.264 + AAC + mov_text/SRT). "
              "`av`: 4 classes = motion axis x tone pitch; `avt`: 8 classes = axis x pitch x keyword group in the "
              "subtitles. A single modality can reach at most 1/2 of `av` and 1/4 of `avt`, two of the three "

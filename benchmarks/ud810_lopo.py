@@ -124,7 +124,7 @@ def write_report(results: list[dict], path: Path, threads: int) -> None:
                      f"**{sm['top1_mean']:.3f} ± {sm['top1_std']:.3f}** | {r['seconds'] / 60:.1f} min |")
     if any(r["prep"] != "diff" for r in results):
         lines += ["", "Person 2 wears a tan shirt, persons 1 and 3 dark clothes: trained on the other two, a model that "
-                  "sees the colour or grayscale clips puts every person-2 clip in one class (0.33), whatever the action. "
+                  "sees the colour or grayscale clips puts all 9 person-2 clips in one class (A2: 0.33), whatever the action. "
                   "The motion-energy copy keeps the moving arms and little of the clothing, and every person is "
                   "recognised."]
     cm = s["confusion"]

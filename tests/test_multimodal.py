@@ -159,6 +159,7 @@ def test_model_input_defaults_and_fusion_registry():
     assert DataConfig.for_model(spec, modalities=("video", "text")).modalities == ("video", "text")
     model = create_model("fusion", 3, modalities=["rgb", "flow", "text"], fusion="late")
     assert model.names == ["video", "flow", "text"] and model.fusion == "late"
+    assert model.streams["text"].vectorizer.ngram_range == (1, 1)  # no filler bigrams to memorise
     assert model.streams["flow"].body.features[0][0].in_channels == 2
     model = create_model("fusion", 3, modalities=["video", "mv"], flow_length=2)
     assert model.streams["mv"].body.features[0][0].in_channels == 4

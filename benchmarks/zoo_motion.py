@@ -67,8 +67,8 @@ ZOO = [
                "of motion (horizontal/vertical) but not the direction, ceiling 0.50"),
     Entry("tsn", 8, 64, epochs=15, sampler="clip", tag="consecutive",
           note="avg consensus over 8 consecutive frames: chance (0.25)"),
-    Entry("tsm", 8, 64, epochs=15, sampler="tsn", note="8 consecutive frames, 8 ep: 0.23 (memorised)"),
-    Entry("lrcn", 8, 64, epochs=15, lr=1e-3, sampler="tsn", note="16 consecutive frames, 8 ep: 0.45"),
+    Entry("tsm", 8, 64, epochs=15, sampler="tsn", note="an earlier run on 8 consecutive frames (8 ep): 0.23, memorised"),
+    Entry("lrcn", 8, 64, epochs=15, lr=1e-3, sampler="tsn", note="an earlier run on 16 consecutive frames (8 ep): 0.45"),
     Entry("tiny3d", 16, 64, epochs=30),
     Entry("r3d_18", 8, 32, epochs=10, sampler="tsn", note="reduced input"),
     Entry("r2plus1d_18", 8, 32, epochs=10, sampler="tsn", note="reduced input"),
@@ -170,10 +170,10 @@ def write_table(rows: list[dict], path: Path, meta: dict) -> None:
     if learned:
         lines.append(f"- Learned the direction of motion within the budget: {pairs(learned)}.")
     if memorised:
-        lines.append(f"- Memorised the training clips instead: {pairs(memorised)}. With 160 clips of random appearance, "
-                     "a 20-30 M-parameter 3D network trained from scratch fits the clips before it finds the motion; it "
-                     "needs far more data and steps (a GPU run) or pretrained weights (`--pretrained`, a download this "
-                     "machine cannot make).")
+        lines.append(f"- Memorised the training clips instead: {pairs(memorised)}. With {meta['n_train']} clips of random "
+                     "appearance, a network of tens of millions of parameters trained from scratch fits the clips before it "
+                     "finds the motion; it needs far more data and steps (a GPU run) or pretrained weights "
+                     "(`--pretrained`, a download this machine cannot make).")
     if underfit:
         lines.append(f"- Neither fitted the training clips nor learned the motion within the budget: {pairs(underfit)}.")
     total = sum(r.get("wall_s", 0) for r in rows)

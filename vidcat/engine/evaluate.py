@@ -6,7 +6,6 @@ import os
 from pathlib import Path
 
 import torch
-from tqdm import tqdm
 
 from vidcat.config import DataConfig
 from vidcat.data.dataset import VideoClips, make_loader

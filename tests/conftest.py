@@ -40,7 +40,8 @@ def motion_data(tmp_path_factory) -> Path:
 @pytest.fixture()
 def bad_files(tmp_path) -> dict[str, Path]:
     """Files that must never crash a batch job."""
-    from vidcat.data.synthetic import SynthConfig, render_motion
+    from vidcat.data.synthetic import SynthConfig
+    from vidcat.data.synth_video import render_motion
     from vidcat.data.synth_media import mux_av
     import numpy as np
 

@@ -10,7 +10,7 @@ import torch
 
 import vidcat
 from vidcat.cli import main
-from vidcat.engine import checkpoint
+from vidcat.models.build import Checkpoint
 
 
 @pytest.fixture(scope="module")
@@ -28,7 +28,7 @@ def test_training_learns_and_writes_its_files(trained):
     for name in ("best.pt", "last.pt", "history.csv", "curves.png", "config.json"):
         assert (out / name).stat().st_size > 0, name
     assert not list(out.glob(".*tmp*")), "temp files left behind"
-    ck = checkpoint.load(out / "best.pt")
+    ck = Checkpoint.load(out / "best.pt").to_dict()
     assert ck["model"] == "tiny3d" and ck["classes"] == ["down", "left", "right", "up"]
     assert ck["data"]["frames"] == 16 and ck["data"]["size"] == 64 and ck["data"]["hflip"] is False
     rows = list(csv.DictReader(open(out / "history.csv")))
@@ -39,11 +39,11 @@ def test_resume_continues_from_last_checkpoint(motion_data, tmp_path):
     common = dict(data=motion_data / "train.csv", out=tmp_path, model="tiny3d", batch_size=16, workers=0,
                   progress=False, max_steps=None)
     vidcat.train(epochs=1, **common)
-    first = checkpoint.load(tmp_path / "last.pt")
+    first = Checkpoint.load(tmp_path / "last.pt").to_dict()
     summary = vidcat.train(epochs=2, resume=True, **common)
     assert [h["epoch"] for h in summary["history"]] == [1, 2]
     assert summary["history"][0] == first["train_state"]["history"][0]
-    assert checkpoint.load(tmp_path / "last.pt")["epoch"] == 2
+    assert Checkpoint.load(tmp_path / "last.pt").to_dict()["epoch"] == 2
 
 
 def test_eval_json_and_confusion(trained, motion_data, capsys):
@@ -110,9 +110,20 @@ def test_bad_files_in_a_dataset_are_skipped_and_counted(motion_data, bad_files, 
 
 @pytest.mark.parametrize("argv,message", [
     (["train", "--data", "/nonexistent/dir", "--out", "x"], "/nonexistent/dir: no such file or directory"),
-    (["predict", "--checkpoint", "/nonexistent.pt", "a.mp4"], "a.mp4: no such file or directory"),
+    (["predict", "--checkpoint", "/nonexistent.pt", "a.mp4"], "/nonexistent.pt: checkpoint not found"),
     (["eval", "--checkpoint", "/nonexistent.pt", "--data", "."], "/nonexistent.pt: checkpoint not found"),
-    (["synth", "x", "--kind", "nope"], "unknown synthetic kind 'nope'"),
+    (["synth", "x", "--kind", "nope"], "--kind must be one of motion, av, avt, not 'nope'"),
+    (["train", "--data", "x", "--out", "y", "--frames", "0"], "--frames must be >= 1, not 0"),
+    (["train", "--data", "x", "--out", "y", "--epochs", "0"], "--epochs must be >= 1, not 0"),
+    (["train", "--data", "x", "--out", "y", "--lr", "nan"], "--lr must be a finite number, not nan"),
+    (["train", "--data", "x", "--out", "y", "--batch-size", "0"], "--batch-size must be >= 1, not 0"),
+    (["train", "--data", "x", "--out", "y", "--size", "0"], "--size must be >= 8, not 0"),
+    (["train", "--data", "x", "--out", "y", "--val-split", "2"], "--val-split must be <= 0.5, not 2.0"),
+    (["train", "--data", "x", "--out", "y", "--model-arg", "nonsense"], "--model-arg: wants KEY=VALUE"),
+    (["predict", "--checkpoint", "c.pt", "a.mp4", "--topk", "0"], "--topk must be >= 1, not 0"),
+    (["eval", "--checkpoint", "c.pt", "--data", ".", "--views", "0,0"], "--clips must be >= 1, not 0"),
+    (["serve", "--checkpoint", "c.pt", "--port", "99999"], "--port must be <= 65535, not 99999"),
+    (["synth", "x", "--per-class", "-1"], "--per-class must be >= 1, not -1"),
 ])
 def test_user_errors_are_one_line(argv, message, capsys):
     assert main(argv) == 2

@@ -13,7 +13,7 @@ import torch
 
 from vidcat.cli import main
 from vidcat.config import DataConfig
-from vidcat.engine import checkpoint
+from vidcat.models.build import Checkpoint, ModelSetup
 from vidcat.errors import VidcatError
 from vidcat.features import embedding_model, extract_features
 from vidcat.models.registry import create_model, get_spec
@@ -68,10 +68,9 @@ def test_features_train_a_sklearn_classifier(motion_data):
 
 def test_checkpoint_name_and_module_give_the_same_features(motion_data, tmp_path):
     model = create_model("tiny3d", 4).eval()
-    data = DataConfig.for_model(get_spec("tiny3d"), **SMALL)
+    data = DataConfig(**SMALL).resolved(get_spec("tiny3d"))
     ckpt = tmp_path / "best.pt"
-    checkpoint.save(ckpt, {"model": "tiny3d", "model_kwargs": {}, "classes": ["down", "left", "right", "up"],
-                           "multilabel": False, "data": data.as_dict(), "state_dict": model.state_dict()})
+    Checkpoint(ModelSetup("tiny3d", {}, data, ["down", "left", "right", "up"]), model.state_dict()).save(ckpt)
     files = sorted((motion_data / "test" / "left").glob("*.mp4"))[:3]
     a, pa, la = extract_features(model, files, **SMALL)
     b, pb, lb = extract_features(ckpt, files)  # frames/size come from the checkpoint

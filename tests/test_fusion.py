@@ -1,11 +1,14 @@
 """Fusion of video/audio/text streams: shapes, per-sample masks, modality dropout, adapters, learning."""
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 import torch.nn as nn
 
-from vidcat.models.fusion import FUSIONS, FusionModel, as_stream, batch_key, build_fusion, fusion_loss, mask_key
+from vidcat.engine.train import training_loss
+from vidcat.errors import VidcatError
+from vidcat.models.fusion import FUSIONS, FusionModel, as_stream, batch_key, build_fusion, mask_key
 from vidcat.models.registry import create_model
 
 K, B = 3, 4
@@ -117,7 +120,7 @@ def test_as_stream_on_torchvision_r3d_18():
 
 
 def test_build_fusion_from_registry_names():
-    model = build_fusion({"audio": "audio_cnn", "text": "text_hash"}, K, "early", stream_kw={"text": {"dim": 16}})
+    model = build_fusion({"audio": "audio_cnn", "text": "text_hash"}, K, "concat", stream_kw={"text": {"dim": 16}})
     assert model.streams["text"].feat_dim == 16
     assert model({"audio": torch.randn(2, 1, 32, 16), "text": ["a", "b"]})["logits"].shape == (2, K)
 
@@ -138,7 +141,7 @@ def test_training_learns_label_carried_by_one_modality():
     for _ in range(40):
         b, y = labelled(16)
         out = model(b)
-        loss = fusion_loss(out, y, aux_weight=0.5)
+        loss, _ = training_loss(out, y, multilabel=False)
         opt.zero_grad()
         loss.backward()
         opt.step()
@@ -148,3 +151,33 @@ def test_training_learns_label_carried_by_one_modality():
     b, y = labelled(32)
     with torch.no_grad():
         assert (model.eval()(b)["logits"].argmax(1) == y).float().mean() >= 0.9
+
+
+def test_auxiliary_stream_loss_ignores_samples_whose_stream_is_missing():
+    """The per-stream loss of the trainer only counts samples where that stream is present."""
+    model = make("late").eval()
+    b = batch(4)
+    y = torch.tensor([0, 1, 2, 0])
+    out = model(b)
+    base, _ = training_loss(out, y, multilabel=False)
+    # corrupt the audio logits of samples 2, 3 and mark audio missing there: the loss must not change
+    b["audio_mask"] = torch.tensor([1.0, 1.0, 0.0, 0.0])
+    out = model(b)
+    out["stream_logits"]["audio"] = out["stream_logits"]["audio"].clone()
+    ref, _ = training_loss(out, y, multilabel=False)
+    out["stream_logits"]["audio"][2:] = 1e3 * torch.randn(2, K)
+    masked, _ = training_loss(out, y, multilabel=False)
+    assert torch.isclose(masked, ref), (masked, ref)
+    assert not torch.isclose(base, masked)  # the mask does change which samples count
+
+
+def test_one_fusion_vocabulary():
+    from vidcat.models.fusion.two_stream import FUSION_MODES
+
+    assert FUSIONS == ("late", "weighted", "concat", "gated") and FUSION_MODES == (*FUSIONS, "conv")
+    with pytest.raises(VidcatError, match="fusion must be one of late, weighted, concat, gated, not 'early'"):
+        make("early")
+    late, weighted = make("late"), make("weighted")
+    assert "stream_weight" in dict(late.named_buffers()) and "stream_weight" in dict(weighted.named_parameters())
+    late.set_fusion_weights([0.2, 0.3, 0.5])
+    assert np.allclose(late.fusion_weights(), [0.2, 0.3, 0.5], atol=1e-5)

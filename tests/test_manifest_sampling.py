@@ -99,14 +99,14 @@ def test_transforms_shapes_and_normalisation():
     x = T.to_tensor(np.full((4, 48, 80, 3), 255, np.uint8))
     assert x.shape == (3, 4, 48, 80) and x.dtype == torch.uint8
     rng = np.random.default_rng(0)
-    assert T.random_crop(x, 32, rng).shape == (3, 4, 32, 32)
-    assert T.center_crop(x, 32).shape == (3, 4, 32, 32)
-    crops = T.three_crops(x, 32)
+    assert T.crop_resize(x, T.random_box(48, 80, rng), 32).shape == (3, 4, 32, 32)
+    assert T.test_boxes(48, 80, 1) == [T.center_box(48, 80)] == [(0, 16, 48)]
+    crops = [T.crop_resize(x, b, 32) for b in T.test_boxes(48, 80, 3)]
     assert len(crops) == 3 and all(c.shape == (3, 4, 32, 32) for c in crops)
     y = T.normalize(x, (0.5, 0.5, 0.5), (0.5, 0.5, 0.5))
     assert torch.allclose(y, torch.ones_like(y))
     ramp = torch.arange(80).repeat(3, 1, 48, 1)
-    left, _, right = T.three_crops(ramp, 48)
+    left, _, right = (T.crop_resize(ramp, b, 48) for b in T.test_boxes(48, 80, 3))
     assert left.float().mean() < right.float().mean()
 
 

@@ -149,14 +149,14 @@ def test_manifest_text_column_feeds_the_text_modality(av, tmp_path):
 
 
 def test_model_input_defaults_and_fusion_registry():
-    assert DataConfig.for_model(get_spec("audio_cnn")).modalities == ("audio",)
-    text = DataConfig.for_model(get_spec("text_hash"))
+    assert DataConfig().resolved(get_spec("audio_cnn")).modalities == ("audio",)
+    text = DataConfig().resolved(get_spec("text_hash"))
     assert text.modalities == ("text",) and text.size == 64 and text.frames == 16  # clip defaults, not (0, 1)
-    assert DataConfig.for_model(get_spec("tiny3d")).modalities == ("video",)
+    assert DataConfig().resolved(get_spec("tiny3d")).modalities == ("video",)
     spec = get_spec("fusion")
     assert spec.modality == "multi" and (spec.frames, spec.size) == (16, 64)
-    assert DataConfig.for_model(spec).modalities == ("video", "audio")
-    assert DataConfig.for_model(spec, modalities=("video", "text")).modalities == ("video", "text")
+    assert DataConfig().resolved(spec).modalities == ("video", "audio")
+    assert DataConfig(modalities=("video", "text")).resolved(spec).modalities == ("video", "text")
     model = create_model("fusion", 3, modalities=["rgb", "flow", "text"], fusion="late")
     assert model.names == ["video", "flow", "text"] and model.fusion == "late"
     assert model.streams["text"].vectorizer.ngram_range == (1, 1)  # no filler bigrams to memorise

@@ -52,19 +52,19 @@ def exported(tiny):
 
 
 def test_export_parity_and_metadata(tiny, exported):
-    from vidcat.engine import checkpoint
+    from vidcat.models.build import Checkpoint
     from vidcat.inference.export import read_metadata
 
     out, report = exported
     assert report["max_abs_diff"] < 1e-4, report
     assert [p.name for p in out.parent.iterdir() if ".tmp-" in p.name] == []  # temp file renamed away
-    ckpt = checkpoint.load(tiny["ckpt"])
+    ckpt = Checkpoint.load(tiny["ckpt"]).to_dict()
     meta = read_metadata(out)
     assert meta["classes"] == ckpt["classes"] and meta["input"] == "video" and meta["quantization"] == "none"
     for key in ("frames", "size", "mean", "std", "sampler"):
         assert meta["data"][key] == json.loads(json.dumps(ckpt["data"][key]))
     # dynamic batch: 3 clips at once, same logits as torch
-    model = checkpoint.build_model(ckpt)
+    model = Checkpoint.from_dict(ckpt).build()
     x = torch.randn(3, 3, ckpt["data"]["frames"], ckpt["data"]["size"], ckpt["data"]["size"])
     sess = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
     got = sess.run(None, {"video": x.numpy()})[0]
@@ -92,16 +92,16 @@ def test_export_int8(tiny):
 
 def test_export_refuses_multi_stream(tiny, monkeypatch, capsys):
     from vidcat.cli import main
-    from vidcat.engine import checkpoint
+    from vidcat.models.build import Checkpoint
 
-    real = checkpoint.build_model
+    real = Checkpoint.build
 
-    def multi(ck):
-        m = real(ck)
+    def multi(ck, device="cpu"):
+        m = real(ck, device)
         m.input_key = "multi"
         return m
 
-    monkeypatch.setattr(checkpoint, "build_model", multi)
+    monkeypatch.setattr(Checkpoint, "build", multi)
     out = tiny["root"] / "multi.onnx"
     assert main(["export", "--checkpoint", str(tiny["ckpt"]), "--out", str(out)]) == 2
     err = capsys.readouterr().err.strip()

@@ -9,15 +9,16 @@ import numpy as np
 import pytest
 import torch
 
-import vidcat.data.motion_modalities as mm
+import vidcat.data.modalities.motion as mm
 from vidcat.cli import main
 from vidcat.config import DataConfig
 from vidcat.data import transforms as T
 from vidcat.data.dataset import VideoClips, collate
 from vidcat.data.manifest import Dataset, Item
-from vidcat.engine import checkpoint
+from vidcat.models.build import Checkpoint
 from vidcat.models.registry import create_model
-from vidcat.models.two_stream import FUSION_MODES, tune_fusion_weights
+from vidcat.engine.fuse import tune_fusion_weights
+from vidcat.models.fusion.two_stream import FUSION_MODES
 
 SMALL = {"backbone": "mobilenet_v3_small"}  # light 2D streams keep these tests fast
 
@@ -171,7 +172,7 @@ def test_cli_temporal_stream_then_fuse_then_eval(tiny, tmp_path, capsys):
     assert main(["train", "--model", "tsn", "--out", str(tmp_path / "rgb"), *common]) == 0
     assert main(["train", "--model", "tsn", "--modalities", "flow", "--flow-length", "2", "--out", str(tmp_path / "flow"),
                  *common]) == 0
-    ck = checkpoint.load(tmp_path / "flow" / "best.pt")
+    ck = Checkpoint.load(tmp_path / "flow" / "best.pt").to_dict()
     assert ck["model_kwargs"]["input_key"] == "flow" and ck["model_kwargs"]["in_channels"] == 4
     assert ck["data"]["flow_length"] == 2
     capsys.readouterr()
@@ -180,7 +181,7 @@ def test_cli_temporal_stream_then_fuse_then_eval(tiny, tmp_path, capsys):
                  "--data", str(tiny / "val.csv"), "--out", str(fused), "--workers", "0", "--steps", "5"]) == 0
     res = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert set(res["weights"]) == {"rgb", "flow"} and 0 <= res["w_rgb"] <= 1
-    ck = checkpoint.load(fused)
+    ck = Checkpoint.load(fused).to_dict()
     assert ck["model"] == "two_stream" and ck["model_kwargs"]["fusion"] == "late" and list(ck["data"]["modalities"]) == ["video", "flow"]
     out = tmp_path / "eval.json"
     assert main(["eval", "--checkpoint", str(fused), "--data", str(tiny / "test.csv"), "--json", str(out),
@@ -200,8 +201,8 @@ def test_cli_two_stream_weighted_tunes_at_end_of_training(tiny, tmp_path):
                  "--batch-size", "8", "--workers", "0", "--quiet", "--model-arg", "fusion=weighted",
                  "--model-arg", f"rgb_kw={json.dumps(SMALL)}", "--model-arg", f"motion_kw={json.dumps(SMALL)}",
                  "--out", str(run)]) == 0
-    ck = checkpoint.load(run / "best.pt")
+    ck = Checkpoint.load(run / "best.pt").to_dict()
     assert list(ck["model_kwargs"]["modalities"]) == ["video", "mv"] and ck["fusion_tuning"]["n"] == 8
-    model = checkpoint.build_model(ck)
+    model = Checkpoint.from_dict(ck).build()
     assert model.fusion_weights()[0] == pytest.approx(ck["fusion_tuning"]["w_rgb"], abs=1e-4)
     assert json.loads((run / "config.json").read_text())["after_training"]["w_rgb"] == ck["fusion_tuning"]["w_rgb"]

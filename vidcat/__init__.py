@@ -1,37 +1,45 @@
 """vidcat: categorize videos — decode, sample, model (frame, recurrent, 3D, two-stream, audio,
 text, fusion), train, evaluate, predict.
 
-The Python API mirrors the CLI::
+The Python API mirrors the CLI and takes the same option dataclasses (``vidcat.config``)::
 
     import vidcat
-    vidcat.train(data="data/motion", model="tiny3d", out="runs/demo", epochs=8)
+    vidcat.train(data="data/motion", out="runs/demo", model="tiny3d", epochs=8)
     vidcat.evaluate("runs/demo/best.pt", "data/motion/test.csv")
     vidcat.Predictor("runs/demo/best.pt")("clip.mp4")
 """
 from __future__ import annotations
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 
-def train(data: str, out: str, model: str = "tiny3d", **kw) -> dict:
-    """Train ``model`` on ``data`` into ``out``; keywords are :class:`vidcat.config.TrainConfig` fields,
-    and DataConfig fields (``frames``, ``size``, ``modalities``, ...) are passed through as overrides."""
-    from dataclasses import fields
-
-    from vidcat.config import DataConfig, TrainConfig
+def train(data: str, out: str, model: str | None = None, **kw) -> dict:
+    """Train on ``data`` into ``out``. Keywords are :class:`vidcat.config.TrainConfig` fields or
+    :class:`vidcat.config.DataConfig` fields (``frames``, ``size``, ``modalities``, ...). Without
+    ``model`` the modalities decide (several -> a fusion model), exactly as on the command line."""
     from vidcat.engine.train import train as _train
 
+    return _train(train_config(data, out, model, **kw))
+
+
+def train_config(data: str, out: str, model: str | None = None, **kw):
+    """A validated :class:`TrainConfig` from keywords (TrainConfig and DataConfig fields mixed)."""
+    from dataclasses import fields, replace
+
+    from vidcat.config import DataConfig, TrainConfig
+
     data_fields = {f.name for f in fields(DataConfig)}
-    overrides = {k: kw.pop(k) for k in list(kw) if k in data_fields}
-    return _train(TrainConfig(source=str(data), out=str(out), model=model,
-                              data_overrides={**kw.pop("data_overrides", {}), **overrides}, **kw))
+    data_kw = {k: kw.pop(k) for k in list(kw) if k in data_fields}
+    base = kw.pop("data_config", None) or DataConfig()
+    return TrainConfig(source=str(data), out=str(out), model=model, data=replace(base, **data_kw), **kw)
 
 
 def evaluate(checkpoint, data, **kw) -> dict:
-    """Metrics of ``checkpoint`` on held-out ``data`` (see :func:`vidcat.engine.evaluate.evaluate`)."""
+    """Metrics of ``checkpoint`` on held-out ``data``; keywords are :class:`vidcat.config.EvalConfig` fields."""
+    from vidcat.config import EvalConfig
     from vidcat.engine.evaluate import evaluate as _evaluate
 
-    return _evaluate(checkpoint, data, **kw)
+    return _evaluate(EvalConfig(checkpoint=str(checkpoint), source=str(data), **kw))
 
 
 def __getattr__(name):
@@ -40,8 +48,8 @@ def __getattr__(name):
         from vidcat.inference.predictor import Predictor
         return Predictor
     if name in ("create_model", "list_models"):
-        from vidcat.models import registry
-        return getattr(registry, name)
+        import vidcat.models
+        return getattr(vidcat.models, name)
     if name == "probe":
         from vidcat.io.video import probe
         return probe

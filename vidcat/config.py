@@ -1,37 +1,137 @@
-"""Typed settings shared by training, evaluation and prediction (saved inside checkpoints)."""
+"""Typed settings: the one source of every option's default, help text and validity.
+
+``DataConfig`` (how a video becomes model input), ``TrainConfig``, ``EvalConfig`` and
+``PredictConfig``. The CLI builds its flags from these fields (``vidcat.cli.options``), the Python
+API and cross-validation take the same classes, and checkpoints store a resolved ``DataConfig``.
+Each class validates its fields in ``__post_init__``: a bad value is one :class:`VidcatError` line
+naming the option.
+"""
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields
+import math
+from dataclasses import asdict, dataclass, field, fields, replace
 
-from vidcat.data.sampling import SamplerConfig
+from vidcat.errors import VidcatError
+
+SAMPLERS = ("clip", "tsn")
+AMP_MODES = ("none", "bf16")
+FLOW_METHODS = ("dis", "dis_ultrafast", "dis_fast", "dis_medium", "farneback", "tvl1", "raft", "raft_small",
+                "raft_large", "mv")
+MODALITIES = ("video", "audio", "text", "flow", "mv")
+
+
+def opt(default=None, help: str = "", *, factory=None, **meta):
+    """A dataclass field with CLI metadata: ``help``, and optionally ``flag`` (the option's spelling),
+    ``choices``, ``parse`` (str -> value), ``positional``, ``required``, ``invert`` (a ``--quiet``-style
+    flag that sets a True-by-default field to False), ``cli=False`` (API only)."""
+    meta["help"] = help
+    if factory is not None:
+        return field(default_factory=factory, metadata=meta)
+    return field(default=default, metadata=meta)
+
+
+def flag_name(f) -> str:
+    return f.metadata.get("flag") or "--" + f.name.replace("_", "-")
+
+
+def csv_tuple(s) -> tuple:
+    """``"video,audio"`` -> ``("video", "audio")``; tuples and lists pass through."""
+    if isinstance(s, (list, tuple)):
+        return tuple(s)
+    return tuple(x.strip() for x in str(s).split(",") if x.strip())
+
+
+# -- validation helpers (each names the option as the user typed it) ---------------------------------
+def _check(ok: bool, name: str, want: str, value) -> None:
+    if not ok:
+        raise VidcatError(f"{name} must be {want}, not {value!r}")
+
+
+def check_fields(obj) -> None:
+    """Type-independent checks driven by metadata: ``choices``, ``min`` (inclusive), ``gt`` (exclusive),
+    ``max``; ``None`` is allowed for optional fields."""
+    for f in fields(obj):
+        v, m, name = getattr(obj, f.name), f.metadata, flag_name(f)
+        if v is None:
+            continue
+        if "choices" in m:
+            values = v if isinstance(v, tuple) and m.get("many") else (v,)
+            bad = [x for x in values if x not in m["choices"]]
+            _check(not bad, name, "one of " + ", ".join(map(str, m["choices"])), ",".join(map(str, bad)) if m.get("many") else v)
+        if isinstance(v, bool) or not isinstance(v, (int, float)):
+            continue
+        _check(not isinstance(v, float) or math.isfinite(v), name, "a finite number", v)
+        if "min" in m:
+            _check(v >= m["min"], name, f">= {m['min']}", v)
+        if "gt" in m:
+            _check(v > m["gt"], name, f"> {m['gt']}", v)
+        if "max" in m:
+            _check(v <= m["max"], name, f"<= {m['max']}", v)
+
+
+def require(obj, *names) -> None:
+    for f in fields(obj):
+        if f.name in names and getattr(obj, f.name) in (None, ""):
+            raise VidcatError(f"{flag_name(f)} is required")
 
 
 @dataclass
 class DataConfig:
-    """How a video becomes model input: which frames, what size, which modalities."""
+    """How a video becomes model input. ``None`` fields take the model's own value when the
+    config is resolved for a model (:meth:`resolved`); checkpoints store the resolved config."""
 
-    frames: int = 16
-    stride: int = 1
-    sampler: str = "clip"              # clip | tsn
-    size: int = 64
-    short_side: int | None = None      # decode-time resize; default size * 8/7
-    mean: tuple = (0.43216, 0.394666, 0.37645)
-    std: tuple = (0.22803, 0.22145, 0.216989)
-    hflip: bool = False                # off: flipping changes direction-of-motion classes
-    crop_scale: tuple = (0.7, 1.0)
-    modalities: tuple = ("video",)
-    audio_seconds: float | None = None  # audio window; None = the clip's own time span
-    n_mels: int = 64
-    flow_method: str = "dis_fast"      # flow | mv streams: dis_fast, dis_medium, farneback, raft, mv
-    flow_length: int = 1               # L consecutive fields stacked per sampled frame (2L channels)
-    motion_cache: str | None = None    # folder written by `vidcat flow`; computed on the fly when None
+    frames: int | None = opt(None, "frames per clip (default: the model's)", min=1)
+    stride: int = opt(1, "frame step inside a clip (clip sampler)", min=1)
+    sampler: str | None = opt(None, "clip (consecutive frames) or tsn (one per segment); default: the model's",
+                              choices=SAMPLERS)
+    size: int | None = opt(None, "crop side in pixels (default: the model's)", min=8)
+    short_side: int | None = opt(None, "decode-time resize of the short side (default: size * 8/7)", min=8)
+    mean: tuple | None = opt(None, "normalisation mean (default: the model's)", cli=False)
+    std: tuple | None = opt(None, "normalisation std (default: the model's)", cli=False)
+    hflip: bool = opt(False, "random horizontal flips (direction-free labels only)")
+    crop_scale: tuple = opt((0.7, 1.0), "random crop side range, as a fraction of the short side", cli=False)
+    modalities: tuple | None = opt(None, "streams to read, e.g. video,audio,text or rgb,flow (default: the model's)",
+                                   parse=csv_tuple, choices=MODALITIES, many=True)
+    audio_seconds: float | None = opt(None, "audio window centred on the clip (default: the clip's span)", gt=0)
+    n_mels: int = opt(64, "mel bands of the audio stream", min=8)
+    flow_method: str = opt("dis_fast", "flow stream's method", choices=FLOW_METHODS)
+    flow_length: int = opt(1, "L motion fields stacked per sampled frame (2L channels)", min=1)
+    motion_cache: str | None = opt(None, "folder filled by `vidcat flow` (computed on the fly when absent)")
 
     def __post_init__(self):
-        # "rgb" is the two-stream papers' name for the video stream
-        self.modalities = tuple("video" if m == "rgb" else m for m in self.modalities)
+        if self.modalities is not None:
+            # "rgb" is the two-stream papers' name for the video stream
+            mods = csv_tuple(self.modalities)
+            self.modalities = tuple(dict.fromkeys("video" if m == "rgb" else m for m in mods))
+            if not self.modalities:
+                raise VidcatError("--modalities names no stream")
+        for name in ("mean", "std", "crop_scale"):
+            if getattr(self, name) is not None:
+                setattr(self, name, tuple(getattr(self, name)))
+        lo, hi = self.crop_scale
+        _check(0 < lo <= hi <= 1, "crop_scale", "0 < lo <= hi <= 1", self.crop_scale)
+        check_fields(self)
 
     @property
-    def sampler_config(self) -> SamplerConfig:
+    def is_resolved(self) -> bool:
+        return None not in (self.frames, self.size, self.sampler, self.mean, self.std, self.modalities)
+
+    def resolved(self, spec) -> "DataConfig":
+        """A copy with every ``None`` replaced by what the model ``spec`` expects."""
+        fill = {"modalities": tuple(spec.defaults.get("modalities", (spec.modality,)))
+                if spec.modality == "multi" else (spec.modality,)}
+        if spec.modality not in ("audio", "text"):
+            # an audio/text model's own frames/size describe mel frames, not the clip: keep 16 frames there
+            fill.update(frames=spec.frames, size=spec.size, sampler=spec.sampler, mean=tuple(spec.mean),
+                        std=tuple(spec.std))
+        else:
+            fill.update(frames=16, size=64, sampler="clip", mean=tuple(spec.mean), std=tuple(spec.std))
+        return replace(self, **{k: v for k, v in fill.items() if getattr(self, k) is None})
+
+    @property
+    def sampler_config(self):
+        from vidcat.data.sampling import SamplerConfig
+
         return SamplerConfig(self.sampler, self.frames, self.stride)
 
     @property
@@ -41,53 +141,126 @@ class DataConfig:
     @classmethod
     def from_dict(cls, d: dict) -> "DataConfig":
         names = {f.name for f in fields(cls)}
-        d = {k: (tuple(v) if isinstance(v, list) else v) for k, v in d.items() if k in names}
-        return cls(**d)
+        return cls(**{k: (tuple(v) if isinstance(v, list) else v) for k, v in d.items() if k in names})
 
     def as_dict(self) -> dict:
         return asdict(self)
 
-    @classmethod
-    def for_model(cls, spec, **overrides) -> "DataConfig":
-        """The model's expected input (frames, size, mean/std, sampler) with user overrides on top."""
-        # an audio/text model's spec frames/size describe its own input (mel frames, none), not the video
-        # clip: the clip (which sets the audio/text time span) keeps the defaults, 16 frames like tiny3d
-        base = {} if spec.modality in ("audio", "text") else dict(
-            frames=spec.frames, size=spec.size, mean=tuple(spec.mean), std=tuple(spec.std), sampler=spec.sampler)
-        # the streams the model reads: its own modality (audio_cnn -> audio), or a fusion model's default set
-        base["modalities"] = tuple(spec.defaults.get("modalities", ("video",))) if spec.modality == "multi" \
-            else (spec.modality,)
-        base.update({k: v for k, v in overrides.items() if v is not None})
-        return cls.from_dict(base)
+
+def _model_args(items) -> dict:
+    return dict(items) if not isinstance(items, dict) else items
+
+
+def parse_kv(s: str) -> tuple[str, object]:
+    """``KEY=VALUE`` with a JSON value when it parses (``fusion=late``, ``hidden=128``)."""
+    import json
+
+    if "=" not in s or not s.split("=", 1)[0].strip():
+        raise ValueError("wants KEY=VALUE")
+    k, v = s.split("=", 1)
+    try:
+        return k.strip(), json.loads(v)
+    except json.JSONDecodeError:
+        return k.strip(), v
 
 
 @dataclass
 class TrainConfig:
-    """Everything ``vidcat train`` needs; the CLI flags map one to one onto these fields."""
+    """Everything ``vidcat train`` needs; one CLI flag per field (``data`` adds DataConfig's flags)."""
 
-    source: str
-    out: str
-    model: str = "tiny3d"
-    val: str | None = None
-    val_split: float = 0.0
-    epochs: int = 10
-    batch_size: int = 16
-    lr: float = 2e-3
-    weight_decay: float = 0.05
-    warmup_epochs: float = 1.0
-    clip_grad: float = 5.0
-    amp: str = "none"                  # none | bf16 (autocast)
-    device: str = "cpu"
-    workers: int = 2
-    threads: int = 0                   # torch intra-op threads; 0 = leave as is
-    seed: int = 0
-    pretrained: bool = False
-    weights: str | None = None
-    freeze_backbone: bool = False
-    backbone_lr_mult: float = 1.0
-    resume: bool = False
-    strict: bool = False
-    max_steps: int | None = None       # stop early (smoke tests)
-    progress: bool = True
-    model_kwargs: dict = field(default_factory=dict)
-    data_overrides: dict = field(default_factory=dict)  # DataConfig fields; the rest comes from the model
+    source: str = opt(None, "folder-per-class tree, CSV/JSONL manifest or split list", flag="--data", required=True)
+    out: str = opt(None, "run folder: best.pt, last.pt, history.csv, curves.png, config.json", required=True)
+    model: str | None = opt(None, "registered model (default: chosen from --modalities, see `vidcat models`)")
+    val: str | None = opt(None, "validation set (default: val.csv beside the training manifest, else --val-split)")
+    val_split: float = opt(0.1, "stratified fraction held out for validation when there is no --val "
+                                "(0 = none: best.pt is then the last epoch)", min=0.0, max=0.5)
+    epochs: int = opt(10, "training epochs", min=1)
+    batch_size: int = opt(16, "clips per step", min=1)
+    lr: float = opt(2e-3, "peak learning rate (AdamW)", min=0.0)
+    weight_decay: float = opt(0.05, "AdamW weight decay", min=0.0)
+    warmup_epochs: float = opt(1.0, "linear warm-up epochs", flag="--warmup", min=0.0)
+    clip_grad: float = opt(5.0, "gradient-norm clip", gt=0.0)
+    amp: str = opt("none", "autocast: bf16 or none", choices=AMP_MODES)
+    device: str = opt("cpu", "cpu | cuda | cuda:N")
+    workers: int = opt(2, "data-loader processes", min=0)
+    threads: int = opt(0, "torch intra-op threads (0 = leave as is)", min=0)
+    seed: int = opt(0, "random seed")
+    pretrained: bool = opt(False, "start from published weights (offline packages first, then the hub)")
+    weights: str | None = opt(None, "local state-dict file to start from")
+    freeze_backbone: bool = opt(False, "train only the classifier head")
+    backbone_lr_mult: float = opt(1.0, "learning-rate factor of the backbone", min=0.0)
+    resume: bool = opt(False, "continue from OUT/last.pt")
+    strict: bool = opt(False, "fail on the first unreadable file")
+    max_steps: int | None = opt(None, "stop after this many steps (smoke tests)", min=1)
+    progress: bool = opt(True, "no progress bars", flag="--quiet", invert=True)
+    model_kwargs: dict = opt(None, "builder keyword KEY=VALUE (repeatable)", factory=dict, flag="--model-arg",
+                             parse=parse_kv, append=True)
+    data: DataConfig = opt(None, "", factory=DataConfig, nested=True)
+
+    def __post_init__(self):
+        require(self, "source", "out")
+        if isinstance(self.data, dict):
+            self.data = DataConfig.from_dict(self.data)
+        self.model_kwargs = _model_args(self.model_kwargs or {})
+        check_fields(self)
+
+
+@dataclass
+class EvalConfig:
+    """``vidcat eval``: score a checkpoint on held-out data."""
+
+    checkpoint: str = opt(None, "a checkpoint (RUN/best.pt)", required=True)
+    source: str = opt(None, "held-out data: folder, CSV/JSONL manifest or split list", flag="--data", required=True)
+    clips: int = opt(1, "evenly spaced clips per video (test views, averaged)", min=1)
+    crops: int = opt(1, "spatial crops per clip: 1 (centre) or 3 (along the long side)", choices=(1, 3))
+    json: str | None = opt(None, "write metrics here (+ confusion.png beside it)")
+    batch_size: int = opt(8, "videos per batch", min=1)
+    ablate: tuple | None = opt(None, "multi-modal models: also score with each of these modalities removed "
+                                     "(all: the model's own)", parse=csv_tuple)
+    device: str = opt("cpu", "cpu | cuda | cuda:N")
+    workers: int = opt(2, "data-loader processes", min=0)
+    threads: int = opt(0, "torch intra-op threads (0 = leave as is)", min=0)
+    amp: str = opt("none", "autocast: bf16 or none", choices=AMP_MODES)
+    strict: bool = opt(False, "fail on the first unreadable file")
+    progress: bool = opt(True, "no progress bars", flag="--quiet", invert=True)
+
+    def __post_init__(self):
+        require(self, "checkpoint", "source")
+        if self.ablate is not None:
+            self.ablate = csv_tuple(self.ablate)
+        check_fields(self)
+
+
+@dataclass
+class PredictConfig:
+    """``vidcat predict``: one JSON record per video."""
+
+    checkpoint: str = opt(None, "a checkpoint (RUN/best.pt)", required=True)
+    paths: tuple = opt(None, "video files or folders (searched recursively)", factory=tuple, positional=True,
+                       nargs="+")
+    topk: int = opt(5, "labels per record", min=1)
+    clips: int = opt(1, "evenly spaced clips per video (averaged)", min=1)
+    crops: int = opt(1, "spatial crops per clip: 1 or 3", choices=(1, 3))
+    device: str = opt("cpu", "cpu | cuda | cuda:N")
+    threads: int = opt(0, "torch intra-op threads (0 = leave as is)", min=0)
+    strict: bool = opt(False, "stop at the first unreadable file")
+
+    def __post_init__(self):
+        require(self, "checkpoint")
+        self.paths = tuple(str(p) for p in (self.paths or ()))
+        check_fields(self)
+
+
+@dataclass
+class CVConfig:
+    """``vidcat cv``: grouped k-fold / leave-one-group-out cross-validation (training options: TrainConfig)."""
+
+    group_regex: str | None = opt(None, "group from the file name (else the path), e.g. 'P(\\d)'; first capture "
+                                        "group or the whole match (default: every video its own group)")
+    folds: int | None = opt(None, "K grouped folds, stratified by label (default: leave one group out)", min=2)
+    label_regex: str | None = opt(None, "label videos from their file name, e.g. 'PS7(A\\d)' (flat folders)")
+    clips: int = opt(1, "test clips per video", min=1)
+    crops: int = opt(1, "test crops per clip: 1 or 3", choices=(1, 3))
+
+    def __post_init__(self):
+        check_fields(self)

@@ -18,16 +18,18 @@ from __future__ import annotations
 
 import copy
 import json
+from dataclasses import dataclass
 import os
 import sys
 from pathlib import Path
 
+from vidcat.config import check_fields, opt, parse_kv, require
 from vidcat.errors import VidcatError
 
 # torch / numpy are imported inside the functions: the CLI imports this module for its parser on every
 # command, and `vidcat --help` should not pay for torch.
 
-__all__ = ["extract_features", "embedding_model", "write_features", "add_parser"]
+__all__ = ["FeaturesConfig", "extract_features", "embedding_model", "run_features", "write_features"]
 
 _FUSION_MSG = "multi-stream (fusion) models have no single embedding; extract each stream's model separately"
 
@@ -65,29 +67,27 @@ def embedding_model(model):
 
 def _resolve_model(model_or_ckpt, pretrained: bool, weights, frames, size, model_kwargs):
     """(model, DataConfig, description) from a module, a checkpoint file or a registered name."""
+    from dataclasses import replace
+
     import torch.nn as nn
 
     from vidcat.config import DataConfig
-    from vidcat.models.registry import create_model, get_spec
+    from vidcat.models.build import Checkpoint, build_model, setup_model
 
-    overrides = {"frames": frames, "size": size}
+    overrides = DataConfig(frames=frames, size=size)
     if isinstance(model_or_ckpt, nn.Module):
         spec = getattr(model_or_ckpt, "vidcat_spec", None)
         if spec is None:
             raise VidcatError("a model passed to extract_features needs its vidcat_spec (build it with create_model)")
-        return model_or_ckpt, DataConfig.for_model(spec, **overrides), spec.name
+        return model_or_ckpt, overrides.resolved(spec), spec.name
     text = str(model_or_ckpt)
     if Path(text).is_file() or text.endswith((".pt", ".pth", ".ckpt")):
-        from vidcat.engine import checkpoint
-
-        ck = checkpoint.load(text)
-        data = dict(ck["data"])
-        data.update({k: v for k, v in overrides.items() if v is not None})
-        return checkpoint.build_model(ck), DataConfig.from_dict(data), f"{ck['model']} ({text})"
-    spec = get_spec(text)
+        ck = Checkpoint.load(text)
+        data = replace(ck.data, **{k: v for k, v in (("frames", frames), ("size", size)) if v is not None})
+        return ck.build(), data, f"{ck.setup.name} ({text})"
     # the head is dropped, so its size is irrelevant: 400 keeps a pretrained Kinetics head untouched
-    model = create_model(text, num_classes=400, pretrained=pretrained, weights=weights, **(model_kwargs or {}))
-    return model, DataConfig.for_model(spec, **overrides), text
+    setup = setup_model(text, overrides, [str(i) for i in range(400)], model_kwargs=model_kwargs)
+    return build_model(setup, pretrained=pretrained, weights=weights), setup.data, text
 
 
 def _load_source(source, label_regex=None):
@@ -228,40 +228,44 @@ def write_features(out, arr, paths: list[str], labels: list, info: dict | None =
     return written
 
 
-def features_main(a) -> int:
+@dataclass
+class FeaturesConfig:
+    """``vidcat features``: penultimate-layer embeddings of videos (.npy + .json, or .parquet)."""
+
+    source: str = opt(None, "folder (class tree, manifest folder or flat), CSV/JSONL manifest, or one video",
+                      positional=True)
+    model: str = opt(None, "a checkpoint (RUN/best.pt) or a registered model name", required=True)
+    out: str = opt(None, "FILE.npy (+ FILE.json sidecar) or FILE.parquet (needs pyarrow)", required=True)
+    clips: int = opt(1, "evenly spaced clips per video (averaged)", min=1)
+    per_clip: bool = opt(False, "also write FILE.clips.npy (N, clips, D)")
+    frames: int | None = opt(None, "clip length (default: the model's / checkpoint's)", min=1)
+    size: int | None = opt(None, "crop size (default: the model's / checkpoint's)", min=8)
+    pretrained: bool = opt(False, "published weights for a model name")
+    weights: str | None = opt(None, "local state-dict file for a model name")
+    model_kwargs: dict = opt(None, "builder keyword KEY=VALUE (repeatable)", factory=dict, flag="--model-arg",
+                             parse=parse_kv, append=True)
+    label_regex: str | None = opt(None, "label unlabelled videos from their file name, e.g. 'PS7(A\\d)'")
+    batch_size: int = opt(8, "videos per batch", min=1)
+    device: str = opt("cpu", "cpu | cuda | cuda:N")
+    workers: int = opt(0, "data-loader processes", min=0)
+    strict: bool = opt(False, "fail on the first unreadable file")
+    progress: bool = opt(True, "no progress bar", flag="--quiet", invert=True)
+
+    def __post_init__(self):
+        require(self, "source", "model", "out")
+        check_fields(self)
+
+
+def run_features(cfg: FeaturesConfig) -> int:
     arr, paths, labels, info = extract_features(
-        a.model, a.source, clips=a.clips, per_clip=a.per_clip, frames=a.frames, size=a.size,
-        batch_size=a.batch_size, workers=a.workers, device=a.device, pretrained=a.pretrained, weights=a.weights,
-        model_kwargs=dict(a.model_arg or []), label_regex=a.label_regex, strict=a.strict, progress=not a.quiet,
-        return_info=True)
-    clip_arr = arr if a.per_clip else None
-    written = write_features(a.out, arr.mean(1) if a.per_clip else arr, paths, labels, info, clip_arr)
+        cfg.model, cfg.source, clips=cfg.clips, per_clip=cfg.per_clip, frames=cfg.frames, size=cfg.size,
+        batch_size=cfg.batch_size, workers=cfg.workers, device=cfg.device, pretrained=cfg.pretrained,
+        weights=cfg.weights, model_kwargs=cfg.model_kwargs, label_regex=cfg.label_regex, strict=cfg.strict,
+        progress=cfg.progress, return_info=True)
+    clip_arr = arr if cfg.per_clip else None
+    written = write_features(cfg.out, arr.mean(1) if cfg.per_clip else arr, paths, labels, info, clip_arr)
     print(json.dumps({"out": [str(p) for p in written], "n": len(paths), "dim": info["dim"],
                       "skipped": len(info["skipped"])}))
     if info["skipped"]:
         print(f"vidcat: {len(info['skipped'])} file(s) could not be read", file=sys.stderr)
     return 0
-
-
-def add_parser(subparsers) -> None:
-    """Register ``vidcat features --model NAME_OR_CHECKPOINT SOURCE --out FILE [--per-clip --clips N]``."""
-    from vidcat.cli import _kv
-
-    p = subparsers.add_parser("features", help="penultimate-layer embeddings of videos (.npy + .json, or .parquet)")
-    p.add_argument("source", help="folder (class tree, manifest folder or flat), CSV/JSONL manifest, or one video")
-    p.add_argument("--model", required=True, help="a checkpoint (RUN/best.pt) or a registered model name")
-    p.add_argument("--out", required=True, help="FILE.npy (+ FILE.json sidecar) or FILE.parquet (needs pyarrow)")
-    p.add_argument("--clips", type=int, default=1, help="evenly spaced clips per video (averaged)")
-    p.add_argument("--per-clip", action="store_true", help="also write FILE.clips.npy (N, clips, D)")
-    p.add_argument("--frames", type=int, help="clip length (default: the model's / checkpoint's)")
-    p.add_argument("--size", type=int, help="crop size (default: the model's / checkpoint's)")
-    p.add_argument("--pretrained", action="store_true", help="torchvision weights for a model name (needs the hub)")
-    p.add_argument("--weights", help="local state-dict file for a model name")
-    p.add_argument("--model-arg", type=_kv, action="append", help="builder keyword KEY=VALUE (repeatable)")
-    p.add_argument("--label-regex", help="label unlabelled videos from their file name, e.g. 'PS7(A\\d)'")
-    p.add_argument("--batch-size", type=int, default=8)
-    p.add_argument("--device", default="cpu")
-    p.add_argument("--workers", type=int, default=0, help="data-loader processes")
-    p.add_argument("--strict", action="store_true", help="fail on the first unreadable file")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
-    p.set_defaults(func=features_main)

@@ -1,6 +1,7 @@
-"""The torch Dataset: item → decode → sample → transform → dict sample.
+"""The torch Dataset: item → decode → sample → per-modality loaders → dict sample.
 
-A sample is ``{"video": (C,T,H,W) float, "label": int | multi-hot, "path": str, ...}``; with
+A sample is ``{"video": (C,T,H,W) float, "label": int | multi-hot, "path": str, ...}`` plus one entry
+(and a ``<name>_mask``) per further modality; with
 several test views every tensor gains a leading view axis (V, ...). A file that cannot be read
 becomes ``{"path", "error"}``; :func:`collate` drops it from the batch and lists it under
 ``"skipped"`` so the training loop can report it (or fail under ``--strict``) and go on.
@@ -13,9 +14,9 @@ import torch
 from vidcat.config import DataConfig
 from vidcat.data import transforms as T
 from vidcat.data.manifest import Dataset, Item
-from vidcat.data.modalities import ClipContext, get_loader
+from vidcat.data.modalities import ClipContext, get_modality
 from vidcat.data.sampling import sample_indices, view_positions
-from vidcat.errors import VideoError
+from vidcat.errors import VidcatError, VideoError
 from vidcat.io.video import VideoReader
 
 
@@ -30,22 +31,45 @@ def encode_label(item: Item, classes: list[str], multilabel: bool):
 
 
 class VideoClips(torch.utils.data.Dataset):
-    """Clips of the videos in ``dataset`` for ``cfg``.
+    """Clips of the videos in ``dataset`` for ``cfg`` (a resolved :class:`DataConfig`).
 
-    ``train`` draws random clip positions and crops; otherwise ``clips`` × ``crops`` deterministic
-    test views (crops = 1 centre or 3 along the long side) are stacked on a leading axis.
+    ``train`` draws one random clip position, crop and flip; otherwise ``clips`` x ``crops``
+    deterministic test views are stacked on a leading axis. Every registered modality in
+    ``cfg.modalities`` is loaded for each view through the same :class:`ClipContext`, so the
+    spatial streams (RGB, flow, motion vectors) of a view always share one crop and flip.
     """
 
     def __init__(self, dataset: Dataset, cfg: DataConfig, train: bool = False, clips: int = 1,
                  crops: int = 1, threads: int = 1):
         if crops not in (1, 3):
-            raise ValueError("crops must be 1 or 3")
+            raise VidcatError(f"crops must be 1 or 3, not {crops}")
+        if not cfg.is_resolved:
+            raise ValueError("VideoClips needs a DataConfig resolved for a model (DataConfig.resolved(spec))")
         self.dataset, self.cfg, self.train = dataset, cfg, train
         self.clips, self.crops, self.threads = clips, crops, threads
-        self.loaders = {m: get_loader(m) for m in cfg.modalities if m != "video"}
+        self.modalities = [get_modality(m) for m in cfg.modalities]
 
     def __len__(self):
         return len(self.dataset.items)
+
+    def load_views(self, ctx: ClipContext, boxes=None) -> list[dict]:
+        """Every modality of one clip position, one dict per crop box (default: the test crops).
+        Audio and text load once and are shared by the crops; video, flow and mv use each box."""
+        if boxes is None:
+            boxes = T.test_boxes(*ctx.frames.shape[1:3], self.crops)
+        shared = {}
+        for m in self.modalities:
+            if not m.spatial:
+                shared.update(m.load(ctx))
+        views = []
+        for box in boxes:
+            ctx.crop_box = box
+            view = dict(shared)
+            for m in self.modalities:
+                if m.spatial:
+                    view.update(m.load(ctx))
+            views.append(view)
+        return views
 
     @property
     def num_views(self) -> int:
@@ -71,33 +95,18 @@ class VideoClips(torch.utils.data.Dataset):
             for pos in positions:
                 idx = sample_indices(info.num_frames, cfg.sampler_config, self.train, rng, view=pos)
                 frames = reader.frames(idx, short_side=cfg.decode_short_side)
-                # one training crop for every spatial stream (RGB, flow, mv): they must coincide
-                box = T.random_box(*frames.shape[1:3], rng, tuple(cfg.crop_scale)) if self.train else None
-                ctx = ClipContext(item, info, start=float(idx.min() / info.fps),
-                                  end=float((idx.max() + 1) / info.fps), indices=idx.tolist(), cfg=cfg,
-                                  train=self.train, rng=rng, frames=frames, crop_box=box)
-                extra = {}
-                for loader in self.loaders.values():
-                    extra.update(loader(ctx))
-                for video in self.video_views(frames, rng, box):
-                    views.append({"video": video, **extra})
+                h, w = frames.shape[1:3]
+                if self.train:
+                    boxes = [T.random_box(h, w, rng, tuple(cfg.crop_scale))]
+                    flip = bool(cfg.hflip and rng.random() < 0.5)
+                else:
+                    boxes, flip = T.test_boxes(h, w, self.crops), False
+                ctx = ClipContext(item, info, start=float(idx.min() / info.fps), end=float((idx.max() + 1) / info.fps),
+                                  indices=idx.tolist(), cfg=cfg, train=self.train, rng=rng, frames=frames, flip=flip)
+                views += self.load_views(ctx, boxes)
         if len(views) == 1:
             return views[0]
         return {k: _stack([v[k] for v in views]) for k in views[0]}
-
-    def video_views(self, frames: np.ndarray, rng, box=None) -> list[torch.Tensor]:
-        cfg = self.cfg
-        x = T.to_tensor(frames)
-        if self.train:
-            x = T.crop_resize(x, box or T.random_box(*x.shape[-2:], rng, tuple(cfg.crop_scale)), cfg.size)
-            if cfg.hflip and rng.random() < 0.5:
-                x = T.hflip(x)
-            crops = [x]
-        elif self.crops == 3:
-            crops = T.three_crops(x, cfg.size)
-        else:
-            crops = [T.center_crop(x, cfg.size)]
-        return [T.normalize(c, cfg.mean, cfg.std) for c in crops]
 
 
 def _stack(values):

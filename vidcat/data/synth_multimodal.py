@@ -20,6 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
+from vidcat.data.synth_media import mux_av, tone
+from vidcat.data.synth_video import render_motion
 from vidcat.io.text import Cue, write_srt
 
 AXES = {"h": ("left", "right"), "v": ("up", "down")}
@@ -49,7 +51,6 @@ def parse_label(label: str) -> tuple[str, str, str | None]:
 
 def make_audio(rng: np.random.Generator, pitch: str, seconds: float, sr: int = 16000) -> np.ndarray:
     """A tone at a random frequency of the ``pitch`` band, random loudness and fade, plus white noise."""
-    from vidcat.data.synth_media import tone
 
     lo, hi = PITCH[pitch]
     x = tone(rng.uniform(lo, hi), seconds, sr, noise=rng.uniform(0.01, 0.06), rng=rng,
@@ -76,8 +77,6 @@ def make_subtitles(rng: np.random.Generator, group: str, seconds: float) -> list
 
 def make_video(path: Path, rng: np.random.Generator, label: str, cfg) -> dict:
     """Write one ``av``/``avt`` video of class ``label``; returns the manifest columns ``audio``, ``subtitles``."""
-    from vidcat.data.synth_media import mux_av
-    from vidcat.data.synthetic import render_motion
 
     path = Path(path)
     axis, pitch, group = parse_label(label)

@@ -45,25 +45,15 @@ def crop_resize(x: torch.Tensor, box: tuple[int, int, int], size: int) -> torch.
     return _resize(x[..., top:top + side, left:left + side], size)
 
 
-def random_crop(x: torch.Tensor, size: int, rng: np.random.Generator,
-                scale: tuple[float, float] = (0.7, 1.0)) -> torch.Tensor:
-    """A random square of side ``scale`` × short side, resized to ``size`` (same for all frames)."""
-    return crop_resize(x, random_box(*x.shape[-2:], rng, scale), size)
-
-
-def center_crop(x: torch.Tensor, size: int) -> torch.Tensor:
-    return crop_resize(x, center_box(*x.shape[-2:]), size)
-
-
-def three_crops(x: torch.Tensor, size: int) -> list[torch.Tensor]:
-    """Start, centre and end squares along the long side (the usual 3-crop test protocol)."""
-    h, w = x.shape[-2:]
+def test_boxes(h: int, w: int, crops: int) -> list[tuple[int, int, int]]:
+    """Test-view squares: the centre one (``crops=1``), or start, centre and end along the long side
+    (``crops=3``, the usual 3-crop protocol). Every spatial stream of a view uses the same box."""
+    if crops == 1:
+        return [center_box(h, w)]
     side = min(h, w)
     if w >= h:
-        offs = [(0, 0), (0, (w - side) // 2), (0, w - side)]
-    else:
-        offs = [(0, 0), ((h - side) // 2, 0), (h - side, 0)]
-    return [_resize(x[..., t:t + side, l:l + side], size) for t, l in offs]
+        return [(0, left, side) for left in (0, (w - side) // 2, w - side)]
+    return [(top, 0, side) for top in (0, (h - side) // 2, h - side)]
 
 
 def normalize(x: torch.Tensor, mean, std) -> torch.Tensor:

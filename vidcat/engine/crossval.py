@@ -18,21 +18,16 @@ import logging
 import os
 import time
 import warnings
-from dataclasses import fields
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import numpy as np
 
-from vidcat.config import TrainConfig
+from vidcat.config import CVConfig, EvalConfig, TrainConfig
 from vidcat.data.manifest import Dataset, compile_regex, load_dataset, regex_field, write_manifest
 from vidcat.errors import VidcatError
 
 log = logging.getLogger("vidcat")
-
-# TrainConfig fields a caller may set through ``cross_validate(**train_kwargs)``
-_PER_FOLD = {"source", "out", "val", "resume", "model", "seed", "workers", "threads", "device", "strict", "progress"}
-TRAIN_KEYS = {f.name for f in fields(TrainConfig)} - _PER_FOLD
-
 
 def assign_groups(ds: Dataset, group_regex: str | None) -> list[str]:
     """The group of every item: :func:`regex_field` of ``group_regex`` on its path (file name first),
@@ -84,32 +79,27 @@ def _fold_rows(ds: Dataset, index: np.ndarray, groups: list[str]) -> list[dict]:
             for i in index]
 
 
-def cross_validate(source, out, *, model: str = "tiny3d", group_regex: str | None = None, folds: int | None = None,
-                   label_regex: str | None = None, seed: int = 0, clips: int = 1, crops: int = 1,
-                   workers: int = 2, threads: int = 0, device: str = "cpu", strict: bool = False,
-                   resume: bool = False, progress: bool = True, **train_kwargs) -> dict:
-    """Train and score ``model`` on every fold of ``source``; returns (and writes to ``out/cv.json``)
-    ``{"top1_mean", "top1_std", "pooled_top1", "mean_class_acc_mean", "folds": [...], "confusion",
-    "classes", "groups", "protocol", ...}``.
+def cross_validate(train_cfg: TrainConfig, cv: CVConfig) -> dict:
+    """Train and score a model on every fold of ``train_cfg.source`` (into folders under ``train_cfg.out``);
+    returns (and writes to ``out/cv.json``) ``{"top1_mean", "top1_std", "pooled_top1", "mean_class_acc_mean",
+    "folds": [...], "confusion", "classes", "groups", "protocol", ...}``.
 
-    ``folds=None``: leave-one-group-out; else grouped (stratified) k-fold. ``train_kwargs``: any
-    :class:`~vidcat.config.TrainConfig` field (epochs, batch_size, lr, data_overrides, model_kwargs,
-    max_steps, val_split, ...). Each fold is scored with its last checkpoint (its best on an inner
-    validation split with ``val_split``). ``resume`` reuses folds whose ``eval.json`` exists.
+    ``cv.folds=None``: leave-one-group-out; else grouped (stratified) k-fold. Every fold trains with
+    ``train_cfg`` (its ``val_split`` is the inner validation fraction; best.pt is scored when it is set,
+    else last.pt). ``train_cfg.resume`` reuses folds whose ``eval.json`` exists.
     """
     from vidcat.engine.evaluate import evaluate, write_json
     from vidcat.engine.train import train
 
-    unknown = set(train_kwargs) - TRAIN_KEYS
-    if unknown:
-        raise TypeError(f"cross_validate got unknown training options: {', '.join(sorted(unknown))}")
+    source, out, folds, resume, progress = train_cfg.source, train_cfg.out, cv.folds, train_cfg.resume, train_cfg.progress
+    group_regex, label_regex = cv.group_regex, cv.label_regex
     t_start = time.time()
     out = Path(out)
     ds = load_dataset(source, label_regex=label_regex)
     if not ds.classes:
         raise VidcatError(f"{source}: no labels found (a class tree, a label column or --label-regex is needed)")
     groups = assign_groups(ds, group_regex)
-    splits = make_folds(ds, groups, folds, seed)
+    splits = make_folds(ds, groups, folds, train_cfg.seed)
     protocol = "leave-one-group-out" if folds is None else ("group-k-fold" if group_regex else "k-fold")
     # every fold must be able to train every class, or its model could not even name the test labels
     for k, (tr, te) in enumerate(splits, 1):
@@ -121,7 +111,7 @@ def cross_validate(source, out, *, model: str = "tiny3d", group_regex: str | Non
                               f"{', '.join(lacking[:5])}; use fewer folds or other groups")
         assert not {groups[i] for i in tr} & {groups[i] for i in te}
     out.mkdir(parents=True, exist_ok=True)
-    use_best = float(train_kwargs.get("val_split") or 0) > 0
+    use_best = train_cfg.val_split > 0
     records = []
     for k, (tr, te) in enumerate(splits, 1):
         fold_dir = out / f"fold_{k}"
@@ -134,18 +124,20 @@ def cross_validate(source, out, *, model: str = "tiny3d", group_regex: str | Non
         t0 = time.time()
         if resume and same_split and eval_json.exists():
             result = json.loads(eval_json.read_text())
+            model = result.get("model", train_cfg.model)
             log.info("fold %d: reusing %s", k, eval_json)
         else:
             if progress:
                 print(f"vidcat: cv fold {k}/{len(splits)}: test groups {', '.join(test_groups[:8])}"
                       f"{' ...' if len(test_groups) > 8 else ''} ({len(tr)} train / {len(te)} test videos)", flush=True)
-            cfg = TrainConfig(source=str(train_csv), out=str(fold_dir / "run"), model=model, seed=seed,
-                              workers=workers, threads=threads, device=device, strict=strict, progress=progress,
-                              **train_kwargs)
-            train(cfg)
+            cfg = replace(train_cfg, source=str(train_csv), out=str(fold_dir / "run"), val=None, resume=False)
+            summary_k = train(cfg)
+            model = summary_k["model"]
             ckpt = fold_dir / "run" / ("best.pt" if use_best else "last.pt")
-            result = evaluate(ckpt, test_csv, clips=clips, crops=crops, batch_size=cfg.batch_size, workers=workers,
-                              device=device, json_out=eval_json, strict=strict, progress=False, threads=threads)
+            result = evaluate(EvalConfig(
+                checkpoint=str(ckpt), source=str(test_csv), clips=cv.clips, crops=cv.crops,
+                batch_size=cfg.batch_size, workers=cfg.workers, device=cfg.device, json=str(eval_json),
+                strict=cfg.strict, progress=False, threads=cfg.threads))
         rec = {"fold": k, "test_groups": test_groups,
                "train_groups": sorted({groups[i] for i in tr}, key=_natural),
                "n_train": int(len(tr)), "n_test": int(len(te)), "n_scored": result["n"], "top1": result["top1"],
@@ -158,7 +150,7 @@ def cross_validate(source, out, *, model: str = "tiny3d", group_regex: str | Non
 
     top1 = np.array([r["top1"] for r in records])
     summary = {
-        "model": model, "data": str(source), "protocol": protocol, "folds_requested": folds,
+        "model": model if records else train_cfg.model, "data": str(source), "protocol": protocol, "folds_requested": folds,
         "group_regex": group_regex, "label_regex": label_regex, "classes": ds.classes,
         "groups": {g: groups.count(g) for g in sorted(set(groups), key=_natural)} if group_regex else None,
         "n_videos": len(ds), "n_folds": len(records),
@@ -166,8 +158,8 @@ def cross_validate(source, out, *, model: str = "tiny3d", group_regex: str | Non
         "top1_per_fold": top1.tolist(),
         "folds": records,
         "seconds": round(time.time() - t_start, 1),
-        "train": {"seed": seed, "views": {"clips": clips, "crops": crops},
-                  **{k: v for k, v in train_kwargs.items()}},
+        "train": {**{k: v for k, v in asdict(train_cfg).items() if k not in ("source", "out")},
+                  "views": {"clips": cv.clips, "crops": cv.crops}},
     }
     mca = [r["mean_class_acc"] for r in records if r["mean_class_acc"] is not None]
     if mca:
@@ -214,39 +206,3 @@ def plot_cv(summary: dict, path) -> Path:
         ax.set_title(f"summed over {len(recs)} folds (n={int(cm.sum())})")
     fig.tight_layout()
     return _save(fig, path)
-
-
-def cv_main(a) -> int:
-    from vidcat.cli import training_kwargs
-
-    clips, crops = a.views
-    summary = cross_validate(
-        a.data, a.out, model=a.model, group_regex=a.group_regex, folds=None if a.logo else a.folds,
-        label_regex=a.label_regex, clips=clips, crops=crops, workers=a.workers, threads=a.threads,
-        device=a.device, strict=a.strict, resume=a.resume, progress=not a.quiet, **training_kwargs(a))
-    print(json.dumps({"out": a.out, "json": str(Path(a.out) / "cv.json"), "png": str(Path(a.out) / "cv.png"),
-                      "protocol": summary["protocol"], "folds": summary["n_folds"],
-                      "top1_mean": round(summary["top1_mean"], 4), "top1_std": round(summary["top1_std"], 4),
-                      "top1_per_fold": [round(x, 4) for x in summary["top1_per_fold"]]}))
-    return 0
-
-
-def add_parser(subparsers) -> None:
-    """Register ``vidcat cv --data SRC --model NAME --group-regex RX [--folds K | --logo] --out DIR``."""
-    from vidcat.cli import _views, add_runtime_arguments, add_training_arguments
-
-    p = subparsers.add_parser("cv", help="grouped k-fold / leave-one-group-out cross-validation (cv.json, cv.png)")
-    p.add_argument("--data", required=True, help="folder, CSV/JSONL manifest or split list (all videos to split)")
-    p.add_argument("--model", default="tiny3d")
-    p.add_argument("--out", required=True, help="writes OUT/fold_k/{train,test}.csv, run/, eval.json; OUT/cv.json, cv.png")
-    p.add_argument("--group-regex", help="group from the file name (else the path), e.g. 'P(\\d)'; "
-                                         "first capture group or the whole match. Default: every video its own group")
-    how = p.add_mutually_exclusive_group()
-    how.add_argument("--folds", type=int, help="K grouped folds, stratified by label (default: --logo)")
-    how.add_argument("--logo", action="store_true", help="leave one group out (the default)")
-    p.add_argument("--label-regex", help="label videos from their file name, e.g. 'PS7(A\\d)' (flat folders)")
-    p.add_argument("--views", type=_views, default=(1, 1), help="CLIPS,CROPS test views")
-    p.add_argument("--resume", action="store_true", help="reuse folds whose eval.json exists")
-    add_training_arguments(p)  # --val-split here is the inner validation fraction of each fold
-    add_runtime_arguments(p)
-    p.set_defaults(func=cv_main)

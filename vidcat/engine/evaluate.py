@@ -7,53 +7,55 @@ from pathlib import Path
 
 import torch
 
-from vidcat.config import DataConfig
+from vidcat.config import DataConfig, EvalConfig
 from vidcat.data.dataset import VideoClips, make_loader
 from vidcat.data.manifest import load_dataset
-from vidcat.engine import checkpoint
 from vidcat.engine.metrics import compute_metrics
 from vidcat.engine.plots import plot_confusion
 from vidcat.engine.step import SkipReport
 from vidcat.engine.train import evaluate_loader, setup_threads
 from vidcat.errors import VidcatError
+from vidcat.models.build import Checkpoint
 
 
-def evaluate(ckpt_path, source, clips: int = 1, crops: int = 1, batch_size: int = 8, workers: int = 2,
-             device: str = "cpu", json_out=None, strict: bool = False, progress: bool = True,
-             threads: int = 0, amp: str = "none", ablate=None) -> dict:
-    """Score ``source`` with the checkpoint; ``clips`` × ``crops`` test views per video are averaged.
+def evaluate(cfg: EvalConfig) -> dict:
+    """Score ``cfg.source`` with the checkpoint; ``clips`` x ``crops`` test views per video are averaged.
 
     ``ablate`` (multi-modal models): modalities to remove one at a time at test time (their masks
     zeroed in every sample; empty = each of the model's modalities) -> ``result["without"] = {m: top1}``.
     """
-    setup_threads(threads)
-    ck = checkpoint.load(ckpt_path)
-    model = checkpoint.build_model(ck).to(device)
-    ds = load_dataset(source, classes=ck["classes"])
-    data_cfg = DataConfig.from_dict(ck["data"])
-    clips_ds = VideoClips(ds, data_cfg, train=False, clips=clips, crops=crops)
-    ablate = _ablation_modalities(model, data_cfg, ablate)
-    skips = SkipReport(strict)
-    loader = make_loader(clips_ds, batch_size, False, workers)
-    scores, labels, paths, streams, loss = evaluate_loader(
-        model, loader, clips_ds.num_views, ck["multilabel"], torch.device(device), amp, skips, progress=progress)
-    result = compute_metrics(scores, labels, ck["classes"], ck["multilabel"])
-    result.update(loss=loss, views={"clips": clips, "crops": crops}, model=ck["model"],
-                  checkpoint=str(ckpt_path), data=str(source), skipped=len(skips), skipped_files=dict(skips.seen))
+    setup_threads(cfg.threads)
+    ck = Checkpoint.load(cfg.checkpoint)
+    device = torch.device(cfg.device)
+    model = ck.build(device)
+    ds = load_dataset(cfg.source, classes=ck.classes)
+    if not any(it.labels for it in ds.items):
+        raise VidcatError(f"{cfg.source}: no labels found (a folder-per-class tree or a label column is needed to evaluate)")
+    clips_ds = VideoClips(ds, ck.data, train=False, clips=cfg.clips, crops=cfg.crops)
+    ablate = _ablation_modalities(model, ck.data, cfg.ablate)
+    skips = SkipReport(cfg.strict)
+    loader = make_loader(clips_ds, cfg.batch_size, False, cfg.workers)
+    run = lambda drop=(), desc="eval": evaluate_loader(  # noqa: E731
+        model, loader, clips_ds.num_views, ck.multilabel, device, cfg.amp, skips, progress=cfg.progress,
+        desc=desc, drop=drop)
+    scores, labels, paths, streams, loss = run()
+    result = compute_metrics(scores, labels, ck.classes, ck.multilabel)
+    result.update(loss=loss, views={"clips": cfg.clips, "crops": cfg.crops}, model=ck.setup.name,
+                  checkpoint=str(cfg.checkpoint), data=str(cfg.source), skipped=len(skips),
+                  skipped_files=dict(skips.seen))
     if streams:
-        result["streams"] = {name: compute_metrics(s, labels, ck["classes"], ck["multilabel"])["top1"]
+        result["streams"] = {name: compute_metrics(s, labels, ck.classes, ck.multilabel)["top1"]
                              for name, s in streams.items()}
     if ablate is not None:
         result["without"] = {}
         for m in ablate:  # one more pass per modality: the same clips with that stream marked missing
-            s, y, *_ = evaluate_loader(model, loader, clips_ds.num_views, ck["multilabel"], torch.device(device),
-                                       amp, skips, progress=progress, desc=f"eval without {m}", drop=(m,))
-            result["without"][m] = compute_metrics(s, y, ck["classes"], ck["multilabel"])["top1"]
-    if json_out:
-        write_json(json_out, result)
-        if not ck["multilabel"]:
-            plot_confusion(result["confusion"], ck["classes"], Path(json_out).with_name("confusion.png"),
-                           title=f"{ck['model']}: top-1 {result['top1']:.3f} (n={result['n']})")
+            s, y, *_ = run(drop=(m,), desc=f"eval without {m}")
+            result["without"][m] = compute_metrics(s, y, ck.classes, ck.multilabel)["top1"]
+    if cfg.json:
+        write_json(cfg.json, result)
+        if not ck.multilabel:
+            plot_confusion(result["confusion"], ck.classes, Path(cfg.json).with_name("confusion.png"),
+                           title=f"{ck.setup.name}: top-1 {result['top1']:.3f} (n={result['n']})")
     return result
 
 

@@ -3,11 +3,11 @@ non-finite-step guard, best/last checkpoints, resume, history CSV and curves."""
 from __future__ import annotations
 
 import csv
-import inspect
 import json
 import logging
 import math
 import os
+import sys
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -20,15 +20,19 @@ from tqdm import tqdm
 from vidcat.config import DataConfig, TrainConfig
 from vidcat.data.dataset import VideoClips, make_loader
 from vidcat.data.manifest import Dataset, load_dataset
-from vidcat.engine import checkpoint
 from vidcat.engine.metrics import compute_metrics
 from vidcat.engine.plots import plot_curves
 from vidcat.engine.step import SkipReport, autocast, echo, model_input, predict_scores, split_output, to_device
 from vidcat.errors import VidcatError
-from vidcat.models.registry import create_model, get_spec
+from vidcat.models.build import Checkpoint, build_model, setup_model
+from vidcat.models.fusion import stream_loss_terms
 
 log = logging.getLogger("vidcat")
 STREAM_LOSS_WEIGHT = 0.5  # auxiliary loss on each stream's own logits keeps every stream useful alone
+
+
+class NoReadableVideos(VidcatError):
+    """Every file of an evaluation set was unreadable."""
 
 
 def setup_threads(threads: int) -> None:
@@ -51,7 +55,9 @@ def resolve_sources(cfg: TrainConfig) -> tuple[Dataset, Dataset | None]:
     if val_src:
         return train, load_dataset(val_src, classes=train.classes)
     if cfg.val_split > 0:
-        return stratified_split(train, cfg.val_split, cfg.seed)
+        train_part, val_part = stratified_split(train, cfg.val_split, cfg.seed)
+        if len(val_part):
+            return train_part, val_part
     return train, None
 
 
@@ -69,6 +75,11 @@ def stratified_split(ds: Dataset, fraction: float, seed: int) -> tuple[Dataset, 
             Dataset(pick(True), ds.classes, ds.multilabel, ds.source + f" (val {fraction:.0%})"))
 
 
+def show_bars(progress: bool) -> bool:
+    """Progress bars only on a terminal: a log file gets one line per epoch instead of \r spam."""
+    return bool(progress) and sys.stderr.isatty()
+
+
 def lr_lambda(total_steps: int, warmup_steps: int):
     """Linear warm-up then cosine decay to 1% of the peak learning rate."""
     def f(step: int) -> float:
@@ -79,10 +90,22 @@ def lr_lambda(total_steps: int, warmup_steps: int):
     return f
 
 
-def loss_fn(logits: torch.Tensor, labels: torch.Tensor, multilabel: bool) -> torch.Tensor:
+def loss_fn(logits: torch.Tensor, labels: torch.Tensor, multilabel: bool, reduction: str = "mean") -> torch.Tensor:
     if multilabel:
-        return F.binary_cross_entropy_with_logits(logits.float(), labels.float())
-    return F.cross_entropy(logits.float(), labels)
+        return F.binary_cross_entropy_with_logits(logits.float(), labels.float(), reduction=reduction)
+    return F.cross_entropy(logits.float(), labels, reduction=reduction)
+
+
+def training_loss(out, labels: torch.Tensor, multilabel: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """(loss, logits): the fused logits' loss plus, for multi-stream models, the auxiliary loss of each
+    stream's own logits on the samples where that stream is present (masked, never on absent ones)."""
+    logits, streams = split_output(out)
+    loss = loss_fn(logits, labels, multilabel)
+    if streams:
+        terms = stream_loss_terms(out, labels, lambda x, y: loss_fn(x, y, multilabel, reduction="none"))
+        if terms:
+            loss = loss + STREAM_LOSS_WEIGHT * sum(terms) / len(terms)
+    return loss, logits
 
 
 def make_optimizer(model, cfg: TrainConfig):
@@ -100,7 +123,7 @@ def evaluate_loader(model, loader, views: int, multilabel: bool, device, amp: st
     ``drop``: modalities removed from every sample (mask 0), for ablations."""
     model.eval()
     scores, labels, paths, streams = [], [], [], {}
-    for batch in tqdm(loader, desc=desc, disable=not progress, leave=False, unit="batch"):
+    for batch in tqdm(loader, desc=desc, disable=not show_bars(progress), leave=False, unit="batch"):
         skips(batch["skipped"])
         if not batch["size"]:
             continue
@@ -111,7 +134,7 @@ def evaluate_loader(model, loader, views: int, multilabel: bool, device, amp: st
         for name, s in per_stream.items():
             streams.setdefault(name, []).append(s.cpu())
     if not scores:
-        raise VidcatError("no readable videos to evaluate")
+        raise NoReadableVideos("no readable videos to evaluate")
     s, y = torch.cat(scores), torch.cat(labels)
     eps = 1e-7
     if multilabel:
@@ -131,142 +154,153 @@ def _write_history(path: Path, history: list[dict]) -> None:
     os.replace(tmp, path)
 
 
+def prepare_run(cfg: TrainConfig):
+    """Data sets and resolved model setup of a run (modalities decide the model when none is named)."""
+    setup_model(cfg.model, cfg.data, ["?"], model_kwargs=cfg.model_kwargs)  # bad options fail before any I/O
+    train_ds, val_ds = resolve_sources(cfg)
+    setup = setup_model(cfg.model, cfg.data, train_ds.classes, train_ds.multilabel, cfg.model_kwargs)
+    return train_ds, val_ds, setup
+
+
+def _train_epoch(model, loader, optimizer, scheduler, cfg: TrainConfig, state: dict, skips: SkipReport,
+                 multilabel: bool, device, desc: str) -> dict:
+    """One pass over ``loader``; skips (and counts) non-finite steps instead of corrupting the weights."""
+    model.train()
+    t0, seen, correct, loss_sum, n_batches = time.time(), 0, 0, 0.0, 0
+    bar = tqdm(loader, desc=desc, disable=not show_bars(cfg.progress), unit="batch")
+    for batch in bar:
+        skips(batch["skipped"])
+        if not batch["size"]:
+            continue
+        batch = to_device(batch, device)
+        with autocast(device, cfg.amp):
+            loss, logits = training_loss(model(model_input(model, batch)), batch["label"], multilabel)
+        optimizer.zero_grad(set_to_none=True)
+        if not torch.isfinite(loss):
+            state["nonfinite_steps"] += 1
+            scheduler.step()
+            continue
+        loss.backward()
+        grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.clip_grad)
+        if not torch.isfinite(grad_norm):  # seen with bf16 3D convs on CPU
+            state["nonfinite_steps"] += 1
+            optimizer.zero_grad(set_to_none=True)
+            scheduler.step()
+            continue
+        optimizer.step()
+        scheduler.step()
+        state["step"] += 1
+        seen += batch["size"]
+        n_batches += 1
+        loss_sum += loss.item()
+        if not multilabel:
+            correct += int((logits.argmax(1) == batch["label"]).sum())
+        bar.set_postfix(loss=f"{loss_sum / n_batches:.3f}", acc=f"{correct / max(seen, 1):.2f}",
+                        clips_s=f"{seen / (time.time() - t0):.1f}")
+        if cfg.max_steps and state["step"] >= cfg.max_steps:
+            break
+    return {"train_loss": loss_sum / max(n_batches, 1),
+            "train_top1": correct / max(seen, 1) if not multilabel else None,
+            "lr": optimizer.param_groups[0]["lr"], "clips_per_s": seen / max(time.time() - t0, 1e-9),
+            "seconds": time.time() - t0, "_seen": seen}
+
+
 def train(cfg: TrainConfig) -> dict:
-    """Train ``cfg.model`` on ``cfg.source``; returns the final summary (also in ``out/config.json``)."""
+    """Train on ``cfg.source``; returns the final summary (also in ``out/config.json``)."""
     setup_threads(cfg.threads)
     torch.manual_seed(cfg.seed)
     out = Path(cfg.out)
-    out.mkdir(parents=True, exist_ok=True)
     device = torch.device(cfg.device)
     if device.type == "cuda" and not torch.cuda.is_available():
         raise VidcatError("--device cuda given but no CUDA device is available")
-
-    train_ds, val_ds = resolve_sources(cfg)
-    spec = get_spec(cfg.model)
-    data_cfg = DataConfig.for_model(spec, **cfg.data_overrides)
-    model_kwargs = dict(cfg.model_kwargs)
-    if spec.modality == "multi":
-        model_kwargs.setdefault("modalities", list(data_cfg.modalities))
-    elif spec.modality == "video" and len(data_cfg.modalities) == 1 and data_cfg.modalities[0] != "video":
-        model_kwargs.setdefault("input_key", data_cfg.modalities[0])  # e.g. a tsn temporal stream on "flow"
-    motion_in = model_kwargs.get("input_key") in ("flow", "mv") or spec.modality == "multi"
-    for key, value in (("in_channels", 2 * data_cfg.flow_length), ("flow_length", data_cfg.flow_length)):
-        if motion_in and key not in model_kwargs and key in inspect.signature(spec.builder).parameters:
-            model_kwargs[key] = value  # (2L, T, H, W) motion input: in_channels of one stream, L of two_stream
-    model = create_model(cfg.model, num_classes=len(train_ds.classes), pretrained=cfg.pretrained,
-                         weights=cfg.weights, **model_kwargs).to(device)
+    train_ds, val_ds, setup = prepare_run(cfg)
+    out.mkdir(parents=True, exist_ok=True)
+    model = build_model(setup, pretrained=cfg.pretrained, weights=cfg.weights).to(device)
     optimizer = make_optimizer(model, cfg)
+    data_cfg, multilabel = setup.data, train_ds.multilabel
 
     train_loader = make_loader(VideoClips(train_ds, data_cfg, train=True), cfg.batch_size, True, cfg.workers)
     val_loader = make_loader(VideoClips(val_ds, data_cfg), cfg.batch_size, False, cfg.workers) if val_ds else None
     steps_per_epoch = max(1, math.ceil(len(train_ds) / cfg.batch_size))
-    total = cfg.epochs * steps_per_epoch
     scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lr_lambda(total, max(1, int(cfg.warmup_epochs * steps_per_epoch))))
+        optimizer, lr_lambda(cfg.epochs * steps_per_epoch, max(1, int(cfg.warmup_epochs * steps_per_epoch))))
 
-    state = {"epoch": 0, "step": 0, "best": -float("inf"), "history": [], "nonfinite_steps": 0}
+    state = {"epoch": 0, "step": 0, "best": None, "history": [], "nonfinite_steps": 0}
     if cfg.resume and (out / "last.pt").exists():
-        ck = checkpoint.load(out / "last.pt")
-        if ck["model"] != cfg.model or ck["classes"] != train_ds.classes:
-            raise VidcatError(f"{out / 'last.pt'}: cannot resume, it holds {ck['model']} with classes "
-                              f"{ck['classes']}")
-        model.load_state_dict(ck["state_dict"])
-        optimizer.load_state_dict(ck["optimizer"])
-        scheduler.load_state_dict(ck["scheduler"])
-        state.update(ck["train_state"])
-        torch.set_rng_state(ck["rng"])
+        ck = Checkpoint.load(out / "last.pt")
+        if ck.setup.name != setup.name or ck.classes != setup.classes:
+            raise VidcatError(f"{out / 'last.pt'}: cannot resume, it holds {ck.setup.name} with classes {ck.classes}")
+        model.load_state_dict(ck.state_dict)
+        optimizer.load_state_dict(ck.extra["optimizer"])
+        scheduler.load_state_dict(ck.extra["scheduler"])
+        state.update(ck.extra["train_state"])
+        torch.set_rng_state(ck.extra["rng"])
         log.info("resumed from %s at epoch %d", out / "last.pt", state["epoch"])
+    if val_loader is None:
+        echo("no validation set (--val, val.csv, --val-split): best.pt is the epoch with the lowest training loss")
+    model_name = f"{setup.name}" + (f" over {','.join(data_cfg.modalities)}" if setup.spec.modality == "multi" else "")
+    if cfg.progress:
+        echo(f"training {model_name} on {len(train_ds)} videos ({len(val_ds) if val_ds else 0} for validation), "
+             f"{data_cfg.frames}x{data_cfg.size}² clips, {cfg.epochs} epochs")
 
     skips = SkipReport(cfg.strict)
-    run_config = {"model": cfg.model, "model_kwargs": model_kwargs, "data": data_cfg.as_dict(),
-                  "train": {k: v for k, v in asdict(cfg).items() if k != "data_overrides"},
-                  "classes": train_ds.classes, "multilabel": train_ds.multilabel}
-
-    def payload(extra: dict) -> dict:
-        return {"model": cfg.model, "model_kwargs": model_kwargs, "classes": train_ds.classes,
-                "multilabel": train_ds.multilabel, "data": data_cfg.as_dict(),
-                "state_dict": model.state_dict(), "vidcat_version": _version(), **extra}
-
     for epoch in range(state["epoch"], cfg.epochs):
-        model.train()
-        t0, seen, correct, loss_sum, n_batches = time.time(), 0, 0, 0.0, 0
-        bar = tqdm(train_loader, desc=f"epoch {epoch + 1}/{cfg.epochs}", disable=not cfg.progress, unit="batch")
-        for batch in bar:
-            skips(batch["skipped"])
-            if not batch["size"]:
-                continue
-            batch = to_device(batch, device)
-            with autocast(device, cfg.amp):
-                logits, streams = split_output(model(model_input(model, batch)))
-                loss = loss_fn(logits, batch["label"], train_ds.multilabel)
-                if streams:
-                    loss = loss + STREAM_LOSS_WEIGHT * sum(
-                        loss_fn(s, batch["label"], train_ds.multilabel) for s in streams.values()) / len(streams)
-            optimizer.zero_grad(set_to_none=True)
-            if not torch.isfinite(loss):
-                state["nonfinite_steps"] += 1
-                scheduler.step()
-                continue
-            loss.backward()
-            grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.clip_grad)
-            if not torch.isfinite(grad_norm):
-                # skip rather than corrupt the weights (seen with bf16 3D convs on CPU)
-                state["nonfinite_steps"] += 1
-                optimizer.zero_grad(set_to_none=True)
-                scheduler.step()
-                continue
-            optimizer.step()
-            scheduler.step()
-            state["step"] += 1
-            b = batch["size"]
-            seen += b
-            n_batches += 1
-            loss_sum += loss.item()
-            if not train_ds.multilabel:
-                correct += int((logits.argmax(1) == batch["label"]).sum())
-            bar.set_postfix(loss=f"{loss_sum / n_batches:.3f}", acc=f"{correct / max(seen, 1):.2f}",
-                            clips_s=f"{seen / (time.time() - t0):.1f}")
-            if cfg.max_steps and state["step"] >= cfg.max_steps:
-                break
-        row = {"epoch": epoch + 1, "train_loss": loss_sum / max(n_batches, 1),
-               "train_top1": correct / max(seen, 1) if not train_ds.multilabel else float("nan"),
-               "lr": optimizer.param_groups[0]["lr"], "clips_per_s": seen / max(time.time() - t0, 1e-9),
-               "seconds": time.time() - t0}
+        row = {"epoch": epoch + 1, **_train_epoch(model, train_loader, optimizer, scheduler, cfg, state, skips,
+                                                  multilabel, device, f"epoch {epoch + 1}/{cfg.epochs}")}
+        if not row.pop("_seen") and not state["history"]:
+            raise VidcatError(f"{cfg.source}: no readable video to train on ({len(skips)} unreadable)")
+        score = -row["train_loss"]
         if val_loader is not None:
-            s, y, _, _, vloss = evaluate_loader(model, val_loader, 1, val_ds.multilabel, device, cfg.amp, skips)
-            m = compute_metrics(s, y, val_ds.classes, val_ds.multilabel)
-            row.update(val_loss=vloss, val_top1=m["top1"], val_mAP=m.get("mAP"))
-            score = m["mAP"] if val_ds.multilabel else m["top1"]
-        else:
-            score = -row["train_loss"]
+            try:
+                s, y, _, _, vloss = evaluate_loader(model, val_loader, 1, multilabel, device, cfg.amp, skips)
+            except NoReadableVideos:
+                echo("the validation set holds no readable video: best.pt is the epoch with the lowest training loss")
+                val_loader = None
+            else:
+                m = compute_metrics(s, y, val_ds.classes, multilabel)
+                row.update(val_loss=vloss, val_top1=m["top1"], val_mAP=m.get("mAP"))
+                score = m["mAP"] if multilabel else m["top1"]
         state["history"].append(row)
         state["epoch"] = epoch + 1
-        if score > state["best"]:
+        if state["best"] is None or score > state["best"]:
             state["best"] = score
-            checkpoint.save(out / "best.pt", payload({"epoch": epoch + 1, "score": score}))
-        checkpoint.save(out / "last.pt", payload({
-            "epoch": epoch + 1, "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-            "train_state": state, "rng": torch.get_rng_state()}))
+            Checkpoint(setup, model.state_dict(), {"epoch": epoch + 1, "score": score}).save(out / "best.pt")
+        Checkpoint(setup, model.state_dict(), {
+            "epoch": epoch + 1, "score": score, "optimizer": optimizer.state_dict(),
+            "scheduler": scheduler.state_dict(), "train_state": state, "rng": torch.get_rng_state()}).save(out / "last.pt")
         _write_history(out / "history.csv", state["history"])
         plot_curves(state["history"], out / "curves.png")
-        msg = " ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items() if v is not None)
-        echo(msg) if cfg.progress else log.info(msg)
+        if cfg.progress:
+            echo(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items() if v is not None))
         if cfg.max_steps and state["step"] >= cfg.max_steps:
             break
 
-    summary = {**run_config, "epochs_done": state["epoch"], "best_score": state["best"],
-               "nonfinite_steps": state["nonfinite_steps"], "skipped_files": dict(skips.seen),
-               "history": state["history"]}
-    if callable(getattr(model, "after_training", None)) and val_loader is not None and (out / "best.pt").exists():
-        summary["after_training"] = model.after_training(out / "best.pt", val_loader, device)  # two_stream: tune
-    tmp = out / f".config.json.tmp-{os.getpid()}"
-    tmp.write_text(json.dumps(summary, indent=2, default=str))
-    os.replace(tmp, out / "config.json")
+    summary = {"model": setup.name, "model_kwargs": setup.kwargs, "data": data_cfg.as_dict(),
+               "train": {k: v for k, v in asdict(cfg).items() if k != "data"},
+               "classes": setup.classes, "multilabel": multilabel, "epochs_done": state["epoch"],
+               "best_score": state["best"], "nonfinite_steps": state["nonfinite_steps"],
+               "skipped_files": dict(skips.seen), "history": state["history"]}
+    if getattr(model, "fusion", None) == "weighted" and val_loader is not None and (out / "best.pt").exists():
+        from vidcat.engine.fuse import tune_checkpoint
+
+        summary["fusion_tuning"] = tune_checkpoint(out / "best.pt", model, val_loader, device)
+    _write_json(out / "config.json", summary)
     if skips.seen:
         echo(f"{len(skips.seen)} unreadable file(s) skipped")
     return summary
 
 
-def _version() -> str:
-    from vidcat import __version__
-    return __version__
+def _write_json(path: Path, obj) -> None:
+    """Valid JSON (non-finite floats become null), written atomically."""
+    def clean(v):
+        if isinstance(v, float) and not math.isfinite(v):
+            return None
+        if isinstance(v, dict):
+            return {k: clean(x) for k, x in v.items()}
+        if isinstance(v, (list, tuple)):
+            return [clean(x) for x in v]
+        return v
+
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp.write_text(json.dumps(clean(obj), indent=2, default=str))
+    os.replace(tmp, path)

@@ -231,11 +231,11 @@ def export_onnx(checkpoint_path, out, opset: int = 17, int8: bool = False, calib
     import torch
 
     from vidcat import __version__
-    from vidcat.engine import checkpoint
+    from vidcat.models.build import Checkpoint
 
     out = Path(out)
-    ckpt = checkpoint.load(checkpoint_path)
-    model = checkpoint.build_model(ckpt)
+    ck = Checkpoint.load(checkpoint_path)
+    ckpt, model = ck.to_dict(), ck.build()
     input_key = getattr(model, "input_key", "video")
     if input_key == "multi":
         raise VidcatError(f"{checkpoint_path}: export supports single-stream models for now "
@@ -325,18 +325,3 @@ def export_main(a) -> int:
                          clips=a.clips, threads=a.threads)
     print(json.dumps(report, indent=1))
     return 0
-
-
-def add_parser(subparsers) -> None:
-    """Register ``vidcat export --checkpoint CKPT --out model.onnx [--int8 [--calib DATA]] [--opset 17]``."""
-    p = subparsers.add_parser("export", help="export a checkpoint to ONNX (class names + data config inside)")
-    p.add_argument("--checkpoint", required=True)
-    p.add_argument("--out", required=True, help="the .onnx file to write")
-    p.add_argument("--opset", type=int, default=17)
-    p.add_argument("--int8", action="store_true",
-                   help="quantize to int8: static QDQ with --calib (recommended for CNNs), else dynamic")
-    p.add_argument("--calib", metavar="DATA", help="dataset (folder, CSV, ...) whose clips calibrate --int8")
-    p.add_argument("--eval", metavar="DATA", help="dataset for parity and int8 agreement (default: --calib)")
-    p.add_argument("--clips", type=int, default=16, help="clips read from --calib / --eval (spread evenly)")
-    p.add_argument("--threads", type=int, default=0, help="ONNX Runtime intra-op threads (0 = default)")
-    p.set_defaults(func=export_main)

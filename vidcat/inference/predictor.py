@@ -8,9 +8,9 @@ import torch
 from vidcat.config import DataConfig
 from vidcat.data.dataset import VideoClips, collate
 from vidcat.data.manifest import Dataset, Item
-from vidcat.engine import checkpoint
 from vidcat.engine.step import predict_scores
 from vidcat.errors import VideoError
+from vidcat.models.build import Checkpoint
 from vidcat.io.video import find_videos
 
 
@@ -37,12 +37,13 @@ class Predictor:
     """
 
     def __init__(self, ckpt_path, device: str = "cpu", clips: int = 1, crops: int = 1, topk: int = 5):
-        self.ckpt = checkpoint.load(ckpt_path)
+        self.ckpt = Checkpoint.load(ckpt_path)
         self.device = torch.device(device)
-        self.model = checkpoint.build_model(self.ckpt).to(self.device)
-        self.classes = self.ckpt["classes"]
-        self.multilabel = self.ckpt["multilabel"]
-        self.data_cfg = DataConfig.from_dict(self.ckpt["data"])
+        self.model = self.ckpt.build(self.device)
+        self.classes = self.ckpt.classes
+        self.multilabel = self.ckpt.multilabel
+        self.data_cfg = self.ckpt.data
+        self.meta = {"model": self.ckpt.setup.name}
         self.clips, self.crops, self.topk = clips, crops, topk
 
     def scores(self, path, text: str | None = None) -> torch.Tensor:

@@ -208,16 +208,3 @@ def serve_main(a) -> int:
     print(json.dumps({"serving": a.checkpoint, "url": f"http://{a.host}:{a.port}/"}), flush=True)
     uvicorn.run(app, host=a.host, port=a.port, log_level="warning")
     return 0
-
-
-def add_parser(subparsers) -> None:
-    """Register ``vidcat serve --checkpoint CKPT_OR_ONNX [--host 127.0.0.1] [--port 8000]``."""
-    p = subparsers.add_parser("serve", help="HTTP service + upload page for a checkpoint or an exported .onnx")
-    p.add_argument("--checkpoint", required=True, help="RUN/best.pt (torch) or model.onnx (ONNX Runtime)")
-    p.add_argument("--host", default="127.0.0.1", help="bind address (0.0.0.0 exposes it to the network)")
-    p.add_argument("--port", type=int, default=8000)
-    p.add_argument("--topk", type=int, default=5)
-    p.add_argument("--device", default="cpu", help="torch checkpoints only")
-    p.add_argument("--threads", type=int, default=0, help="ONNX Runtime intra-op threads (0 = default)")
-    p.add_argument("--max-upload-mb", type=int, default=MAX_UPLOAD_BYTES // 2**20)
-    p.set_defaults(func=serve_main)

@@ -39,10 +39,7 @@ def timeline(ckpt_path, video, window: float = 2.0, stride: float = 1.0, out_dir
             frames = reader.frames(idx, short_side=cfg.decode_short_side)
             ctx = ClipContext(Item(str(video), []), info, float(t), float(t + window), idx.tolist(), cfg, False,
                               frames=frames)
-            sample = {"video": clips.video_views(frames, None)[0], "label": -1, "path": str(video)}
-            for loader in clips.loaders.values():
-                sample.update(loader(ctx))
-            pending.append(sample)
+            pending.append({**clips.load_views(ctx)[0], "label": -1, "path": str(video)})
             times.append(float(t + window / 2))
             if len(pending) == batch_size or t == starts[-1]:
                 p, _ = predict_scores(pred.model, collate(pending), 1, pred.multilabel, pred.device)

@@ -46,9 +46,9 @@ class C3D(nn.Module):
         return self.fc8(f)
 
 
-@register_model("c3d", family="3d", frames=16, size=112, paper="Tran et al. 2015, Learning Spatiotemporal Features with 3D ConvNets",
+@register_model("c3d", fixed_input=True, family="3d", frames=16, size=112, paper="Tran et al. 2015, Learning Spatiotemporal Features with 3D ConvNets",
                 description="C3D: 8 conv3d layers + fc6/fc7 4096 (no BN), fixed 16x112")
-def c3d(num_classes: int, pretrained: bool = False, frames=None, size=None, dropout: float = 0.5) -> nn.Module:
+def c3d(num_classes: int, pretrained: bool = False, dropout: float = 0.5) -> nn.Module:
     if pretrained:
         raise VidcatError("c3d has no downloadable weights here; pass --weights FILE (a Sports-1M C3D state dict)")
     return C3D(num_classes, dropout)

@@ -45,5 +45,5 @@ class LRCN(nn.Module):
                 description="2D CNN per frame -> LSTM/GRU -> classifier")
 def lrcn(num_classes: int, pretrained: bool = False, backbone: str = "resnet18", rnn: str = "lstm", hidden: int = 256,
          layers: int = 1, bidirectional: bool = False, attention_pool: bool = False, dropout: float = 0.5,
-         in_channels: int = 3, frames=None, size=None) -> nn.Module:
+         in_channels: int = 3) -> nn.Module:
     return LRCN(num_classes, backbone, pretrained, rnn, hidden, layers, bidirectional, attention_pool, dropout, in_channels)

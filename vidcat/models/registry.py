@@ -2,11 +2,11 @@
 
 Each family module registers plain builder functions with :func:`register_model`, stating what the
 model expects (input modality, frames, size, mean/std) so the data pipeline and ``vidcat models``
-can read it without building the network.
+can read it without building the network. ``vidcat/models/__init__.py`` imports every family module
+(statically: an import error in one of them is an error, never a silently missing model).
 """
 from __future__ import annotations
 
-import importlib
 from dataclasses import asdict, dataclass, field
 from typing import Callable
 
@@ -35,6 +35,7 @@ class ModelSpec:
     std: tuple = KINETICS_STD
     temporal: bool = True            # False for frame-order-free models (TSN with avg consensus)
     sampler: str = "clip"            # clip (T consecutive frames) | tsn (one frame per segment)
+    fixed_input: bool = False        # True: only frames x size works (fc layers / position embeddings)
     paper: str = ""
     defaults: dict = field(default_factory=dict)
 
@@ -45,20 +46,6 @@ class ModelSpec:
 
 
 _REGISTRY: dict[str, ModelSpec] = {}
-# Modules imported on first lookup so that registering stays declarative (one file per family).
-_FAMILY_MODULES = (
-    "vidcat.models.tiny3d",
-    "vidcat.models.tsn",
-    "vidcat.models.lrcn",
-    "vidcat.models.video_resnet",
-    "vidcat.models.c3d",
-    "vidcat.models.x3d",
-    "vidcat.models.audio",
-    "vidcat.models.text",
-    "vidcat.models.multimodal",
-    "vidcat.models.two_stream",
-)
-_loaded = False
 
 
 def register_model(name: str, *, family: str, **meta):
@@ -75,26 +62,11 @@ def register_model(name: str, *, family: str, **meta):
     return wrap
 
 
-def _load_families() -> None:
-    global _loaded
-    if _loaded:
-        return
-    _loaded = True
-    for mod in _FAMILY_MODULES:
-        try:
-            importlib.import_module(mod)
-        except ModuleNotFoundError as e:  # a family module not written yet, or an optional extra missing
-            if not e.name or not e.name.startswith("vidcat"):
-                raise
-
-
 def list_models(family: str | None = None) -> list[str]:
-    _load_families()
     return sorted(n for n, s in _REGISTRY.items() if family is None or s.family == family)
 
 
 def get_spec(name: str) -> ModelSpec:
-    _load_families()
     if name not in _REGISTRY:
         raise VidcatError(f"unknown model {name!r}; choose one of: {', '.join(list_models())}")
     return _REGISTRY[name]
@@ -128,6 +100,7 @@ def count_parameters(model: nn.Module) -> int:
 
 def model_summary(names: list[str], params: bool = True) -> str:
     """The ``vidcat models`` table: name, family, input, parameters (with a 400-class head)."""
+    _quiet_weight_loading()
     rows = [f"{'name':<18} {'family':<10} {'input':<11} {'frames':>6} {'size':>5} {'params':>9}  description"]
     for n in names:
         s = get_spec(n)
@@ -139,3 +112,18 @@ def model_summary(names: list[str], params: bool = True) -> str:
                 count = f"n/a ({type(e).__name__})"
         rows.append(f"{n:<18} {s.family:<10} {s.modality:<11} {s.frames:>6} {s.size:>5} {count:>9}  {s.description}")
     return "\n".join(rows)
+
+
+def _quiet_weight_loading() -> None:
+    """Counting parameters builds text_st, whose sentence-transformers load shows a progress bar: not here."""
+    import os
+
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    try:
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()
+        hf_logging.set_verbosity_error()
+    except ImportError:
+        pass

@@ -43,7 +43,7 @@ class Tiny3D(nn.Module):
 
 @register_model("tiny3d", family="3d", frames=16, size=64, temporal=True,
                 description="small 4-block 3D CNN, fast on CPU (the default)")
-def tiny3d(num_classes: int, pretrained: bool = False, frames=None, size=None, in_channels: int = 3,
+def tiny3d(num_classes: int, pretrained: bool = False, in_channels: int = 3,
            dropout: float = 0.2) -> nn.Module:
     if pretrained:
         from vidcat.errors import VidcatError

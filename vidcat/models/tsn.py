@@ -154,12 +154,12 @@ _IMAGENET = dict(mean=IMAGENET_MEAN, std=IMAGENET_STD)
 @register_model("tsn", family="2d", frames=8, size=112, temporal=False, sampler="tsn", paper="Wang et al. 2016, Temporal Segment Networks",
                 description="2D CNN per segment + consensus (avg/max/attention)", **_IMAGENET)
 def tsn(num_classes: int, pretrained: bool = False, backbone: str = "resnet18", consensus: str = "avg",
-        dropout: float = 0.5, in_channels: int = 3, frames=None, size=None) -> nn.Module:
+        dropout: float = 0.5, in_channels: int = 3) -> nn.Module:
     return TSN(num_classes, backbone, pretrained, consensus, dropout, in_channels)
 
 
 @register_model("tsm", family="2d", frames=8, size=112, temporal=True, sampler="tsn", paper="Lin et al. 2019, TSM: Temporal Shift Module",
                 description="ResNet with residual temporal shift (1/8 channels each way)", **_IMAGENET)
 def tsm(num_classes: int, pretrained: bool = False, backbone: str = "resnet18", consensus: str = "avg",
-        dropout: float = 0.5, in_channels: int = 3, frames=None, size=None) -> nn.Module:
+        dropout: float = 0.5, in_channels: int = 3) -> nn.Module:
     return TSN(num_classes, backbone, pretrained, consensus, dropout, in_channels, shift=True)

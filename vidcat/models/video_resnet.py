@@ -38,25 +38,25 @@ def _tv(name: str, enum: str, head: str, num_classes: int, pretrained: bool, **k
 
 
 @register_model("r3d_18", family="3d", frames=16, size=112, paper=_TRAN_2018, description="3D ResNet-18 (torchvision)")
-def r3d_18(num_classes: int, pretrained: bool = False, frames=None, size=None) -> nn.Module:
+def r3d_18(num_classes: int, pretrained: bool = False) -> nn.Module:
     return _tv("r3d_18", "R3D_18_Weights", "fc", num_classes, pretrained)
 
 
 @register_model("mc3_18", family="3d", frames=16, size=112, paper=_TRAN_2018,
                 description="mixed 3D/2D convolution ResNet-18 (torchvision)")
-def mc3_18(num_classes: int, pretrained: bool = False, frames=None, size=None) -> nn.Module:
+def mc3_18(num_classes: int, pretrained: bool = False) -> nn.Module:
     return _tv("mc3_18", "MC3_18_Weights", "fc", num_classes, pretrained)
 
 
 @register_model("r2plus1d_18", family="3d", frames=16, size=112, paper=_TRAN_2018,
                 description="(2+1)D factorised ResNet-18 (torchvision)")
-def r2plus1d_18(num_classes: int, pretrained: bool = False, frames=None, size=None) -> nn.Module:
+def r2plus1d_18(num_classes: int, pretrained: bool = False) -> nn.Module:
     return _tv("r2plus1d_18", "R2Plus1D_18_Weights", "fc", num_classes, pretrained)
 
 
 @register_model("s3d", family="3d", frames=16, size=224, paper="Xie et al. 2018, Rethinking Spatiotemporal Feature Learning",
                 description="separable 3D Inception (torchvision), >= 14 frames")
-def s3d(num_classes: int, pretrained: bool = False, frames=None, size=None) -> nn.Module:
+def s3d(num_classes: int, pretrained: bool = False) -> nn.Module:
     model = _tv("s3d", "S3D_Weights", "classifier.1", num_classes, pretrained)
     model.avgpool = nn.AdaptiveAvgPool3d(1)  # == AvgPool3d((2,7,7)) at 16x224, and any size now runs
     return model
@@ -67,9 +67,9 @@ def _check_input(module: nn.Module, args) -> None:
         raise VidcatError(f"mvit_v2_s needs 16x224x224 clips, got {'x'.join(map(str, args[0].shape[2:]))}")
 
 
-@register_model("mvit_v2_s", family="transformer", frames=16, size=224, mean=(0.45, 0.45, 0.45), std=(0.225, 0.225, 0.225),
+@register_model("mvit_v2_s", fixed_input=True, family="transformer", frames=16, size=224, mean=(0.45, 0.45, 0.45), std=(0.225, 0.225, 0.225),
                 paper="Li et al. 2022, MViTv2", description="multiscale vision transformer v2 small (torchvision), fixed 16x224")
-def mvit_v2_s(num_classes: int, pretrained: bool = False, frames=None, size=None) -> nn.Module:
+def mvit_v2_s(num_classes: int, pretrained: bool = False) -> nn.Module:
     model = _tv("mvit_v2_s", "MViT_V2_S_Weights", "head.1", num_classes, pretrained)
     model.register_forward_pre_hook(_check_input)  # a one-line error instead of a deep shape mismatch
     return model
@@ -77,7 +77,7 @@ def mvit_v2_s(num_classes: int, pretrained: bool = False, frames=None, size=None
 
 @register_model("swin3d_t", family="transformer", frames=32, size=224, mean=IMAGENET_MEAN, std=IMAGENET_STD,
                 paper="Liu et al. 2022, Video Swin Transformer", description="video Swin transformer tiny (torchvision)")
-def swin3d_t(num_classes: int, pretrained: bool = False, frames=None, size=None) -> nn.Module:
+def swin3d_t(num_classes: int, pretrained: bool = False) -> nn.Module:
     return _tv("swin3d_t", "Swin3D_T_Weights", "head", num_classes, pretrained)
 
 
@@ -160,11 +160,11 @@ _I3D = "Carreira & Zisserman 2017, Quo Vadis, Action Recognition?"
 
 @register_model("i3d_r18", family="3d", frames=16, size=112, mean=IMAGENET_MEAN, std=IMAGENET_STD, paper=_I3D,
                 description="ResNet-18 inflated to 3D (ImageNet-initialised with pretrained)")
-def i3d_r18(num_classes: int, pretrained: bool = False, frames=None, size=None) -> nn.Module:
+def i3d_r18(num_classes: int, pretrained: bool = False) -> nn.Module:
     return _i3d(18, num_classes, pretrained)
 
 
 @register_model("i3d_r50", family="3d", frames=16, size=224, mean=IMAGENET_MEAN, std=IMAGENET_STD, paper=_I3D,
                 description="ResNet-50 inflated to 3D (ImageNet-initialised with pretrained)")
-def i3d_r50(num_classes: int, pretrained: bool = False, frames=None, size=None) -> nn.Module:
+def i3d_r50(num_classes: int, pretrained: bool = False) -> nn.Module:
     return _i3d(50, num_classes, pretrained)

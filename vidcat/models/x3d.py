@@ -122,15 +122,15 @@ _NORM = dict(mean=(0.45, 0.45, 0.45), std=(0.225, 0.225, 0.225), paper=_PAPER)
 
 
 @register_model("x3d_xs", family="3d", frames=4, size=160, description="X3D-XS, 4x160 clips", **_NORM)
-def x3d_xs(num_classes: int, pretrained: bool = False, frames=None, size=None) -> nn.Module:
+def x3d_xs(num_classes: int, pretrained: bool = False) -> nn.Module:
     return _x3d(num_classes, pretrained, "x3d_xs")
 
 
 @register_model("x3d_s", family="3d", frames=13, size=160, description="X3D-S, 13x160 clips", **_NORM)
-def x3d_s(num_classes: int, pretrained: bool = False, frames=None, size=None) -> nn.Module:
+def x3d_s(num_classes: int, pretrained: bool = False) -> nn.Module:
     return _x3d(num_classes, pretrained, "x3d_s")
 
 
 @register_model("x3d_m", family="3d", frames=16, size=224, description="X3D-M, 16x224 clips", **_NORM)
-def x3d_m(num_classes: int, pretrained: bool = False, frames=None, size=None) -> nn.Module:
+def x3d_m(num_classes: int, pretrained: bool = False) -> nn.Module:
     return _x3d(num_classes, pretrained, "x3d_m")

@@ -9,12 +9,10 @@ trainer adds an auxiliary loss on each stream's own logits and ``vidcat eval`` r
 """
 from __future__ import annotations
 
-import inspect
-
 import torch.nn as nn
 
 from vidcat.errors import VidcatError
-from vidcat.models.fusion import FUSIONS, build_fusion
+from vidcat.models.fusion.core import FUSIONS, build_fusion
 from vidcat.models.registry import get_spec, register_model
 
 # modality -> registry model name, or (name, builder keywords). Text: word unigrams only. With 1-2 grams the
@@ -38,13 +36,8 @@ def _stream(entry) -> tuple[str, dict]:
     raise VidcatError(f"fusion: a stream is a model name or [name, {{keywords}}], not {entry!r}")
 
 
-def _accepts(builder, key: str) -> bool:
-    params = inspect.signature(builder).parameters
-    return key in params or any(p.kind is p.VAR_KEYWORD for p in params.values())
-
-
-def resolve_streams(modalities, streams: dict | None = None, pretrained: bool = False, frames=None,
-                    size=None, flow_length: int = 1) -> tuple[dict[str, str], dict[str, dict]]:
+def resolve_streams(modalities, streams: dict | None = None, pretrained: bool = False,
+                    flow_length: int = 1) -> tuple[dict[str, str], dict[str, dict]]:
     """``({modality: model name}, {modality: builder keywords})`` for ``build_fusion``; a flow/mv stream
     whose entry sets ``in_channels`` gets ``2 * flow_length`` (L stacked fields per frame)."""
     table = {**DEFAULT_STREAMS, **{_ALIASES.get(k, k): v for k, v in (streams or {}).items()}}
@@ -61,10 +54,6 @@ def resolve_streams(modalities, streams: dict | None = None, pretrained: bool = 
             kw.setdefault("pretrained", True)
         if m in ("flow", "mv") and "in_channels" in kw:
             kw["in_channels"] = 2 * int(flow_length)
-        if spec.modality in ("video", "flow", "mv"):  # clip shape only matters to the visual streams
-            for key, value in (("frames", frames), ("size", size)):
-                if value is not None and _accepts(spec.builder, key):
-                    kw.setdefault(key, value)
         names[m], kws[m] = name, kw
     if not names:
         raise VidcatError("fusion: no modalities given (e.g. --modalities video,audio)")
@@ -76,14 +65,15 @@ def resolve_streams(modalities, streams: dict | None = None, pretrained: bool = 
                 description="one stream per modality (tiny3d / audio_cnn / text_hash ...) fused (gated by default)",
                 paper="Arevalo et al., Gated Multimodal Units, 2017; Neverova et al., ModDrop, TPAMI 2016")
 def fusion(num_classes: int, modalities=("video", "audio"), fusion: str = "gated", streams: dict | None = None,
-           modality_dropout: float = 0.2, pretrained: bool = False, frames=None, size=None, flow_length: int = 1,
-           **kw) -> nn.Module:
-    """``kw`` goes to :class:`FusionModel` (``hidden``, ``proj_dim``, ``dropout``)."""
+           modality_dropout: float = 0.2, pretrained: bool = False, flow_length: int = 1, hidden: int = 256,
+           proj_dim: int = 128, dropout: float = 0.2) -> nn.Module:
+    """``hidden``, ``proj_dim``, ``dropout``: sizes of the concat/gated fusion heads (:class:`FusionModel`)."""
     if fusion not in FUSIONS:
         raise VidcatError(f"fusion: fusion must be one of {', '.join(FUSIONS)}, not {fusion!r}")
     if not 0 <= float(modality_dropout) < 1:
         raise VidcatError(f"fusion: modality_dropout must be in [0, 1), not {modality_dropout}")
     if isinstance(modalities, str):
         modalities = [m for m in modalities.split(",") if m]
-    names, kws = resolve_streams(modalities, streams, pretrained, frames, size, flow_length)
-    return build_fusion(names, num_classes, fusion, stream_kw=kws, modality_dropout=float(modality_dropout), **kw)
+    names, kws = resolve_streams(modalities, streams, pretrained, flow_length)
+    return build_fusion(names, num_classes, fusion, stream_kw=kws, modality_dropout=float(modality_dropout),
+                        hidden=hidden, proj_dim=proj_dim, dropout=dropout)

@@ -27,9 +27,9 @@ import numpy as np
 import torch
 
 from vidcat.data import transforms as T
-from vidcat.data.modalities import ClipContext, register_modality
+from vidcat.data.modalities.base import ClipContext, register_modality
 from vidcat.io.video import VideoReader
-from vidcat.motion.cache import canonical, load_cached
+from vidcat.motion.cache import build_cache, canonical, load_cached
 from vidcat.motion.flow import BOUND, compute_flow, dequantize
 from vidcat.motion.motion_vectors import read_motion_vectors
 
@@ -67,7 +67,10 @@ def _resize_fields(q: np.ndarray, hw: tuple[int, int]) -> np.ndarray:
 
 
 def _from_cache(ctx: ClipContext, kind: str, method: str):
-    """The whole video's quantized uint8 fields (N, h, w, 2) from the cache, or None on a miss."""
+    """The whole video's quantized uint8 fields (N, h, w, 2) from the cache, or None.
+
+    Entries are keyed by method and decode size: a cache built at another ``--size`` (or a file new
+    to it) gets this size's entry built now, with one notice per cache, so the next epoch hits."""
     cfg, path = ctx.cfg, ctx.item.path
     cache = cfg.motion_cache
     if not Path(cache).is_dir():
@@ -77,8 +80,11 @@ def _from_cache(ctx: ClipContext, kind: str, method: str):
         arr = load_cached(path, cache, method, size=size)
         if arr is not None:
             return arr
-    _warn_once((path, cache), "%s: not in motion cache %s (%s); computing it on the fly", path, cache, method)
-    return None
+    _warn_once((cache, cfg.decode_short_side, method),
+               "motion cache %s has no %s entries at short side %d for some files; building them", cache, method,
+               cfg.decode_short_side)
+    build_cache([path], cache, method, size=cfg.decode_short_side, workers=1, progress=False)
+    return load_cached(path, cache, method, size=cfg.decode_short_side)
 
 
 def _compute_flow_fields(ctx: ClipContext, ids: np.ndarray, method: str) -> dict[int, np.ndarray]:
@@ -136,16 +142,19 @@ def motion_stack(ctx: ClipContext, kind: str) -> torch.Tensor:
     x = x.permute(1, 4, 0, 2, 3).reshape(2 * L, T_, h, w)          # (L*2, T, h, w): x0 y0 x1 y1 ...
     box = ctx.crop_box if ctx.crop_box is not None else T.center_box(h, w)
     x = T.crop_resize(x, box, cfg.size) * (cfg.size / box[2])      # px at the model's resolution
+    if ctx.flip:  # mirror the field and its x components, as the RGB frames are mirrored
+        x = x.flip(-1)
+        x[0::2] = -x[0::2]
     return (x / BOUND).clamp_(-1.0, 1.0).float()
 
 
-@register_modality("flow")
+@register_modality("flow", spatial=True)
 def load_flow(ctx: ClipContext) -> dict:
     """Optical flow (``cfg.flow_method``) as a (2L, T, H, W) temporal-stream input."""
     return {"flow": motion_stack(ctx, "flow"), "flow_mask": 1.0}
 
 
-@register_modality("mv")
+@register_modality("mv", spatial=True)
 def load_mv(ctx: ClipContext) -> dict:
     """Codec motion vectors as a (2L, T, H, W) temporal-stream input."""
     return {"mv": motion_stack(ctx, "mv"), "mv_mask": 1.0}

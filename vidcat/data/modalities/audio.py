@@ -1,4 +1,4 @@
-"""The ``audio`` and ``text`` modalities: a video's own sound track and its words, cut to the clip.
+"""The ``audio`` modality: a video's own sound track, cut to the clip.
 
 * ``audio`` -> ``{"audio": (1, n_mels, frames) float32 log-mel, "audio_mask": 1.0 | 0.0}``. The window
   is the clip's own time span ``[ctx.start, ctx.end)``, or ``cfg.audio_seconds`` centred on the clip.
@@ -7,9 +7,6 @@
   length is resampled to it: average-pooled when longer, linearly stretched when shorter; only the
   time axis changes, the mel bands, i.e. the pitch, do not). A file without an audio track, or
   with one that cannot be decoded, gives the log-mel of silence and mask 0, never an error.
-* ``text`` -> ``{"text": str, "text_mask": 1.0 | 0.0}``: subtitles overlapping the clip (sidecar or
-  embedded), the container's title/description/..., and the manifest's ``text`` column; mask 0 when
-  all of that is empty.
 """
 from __future__ import annotations
 
@@ -18,10 +15,9 @@ from functools import lru_cache
 import numpy as np
 import torch
 
-from vidcat.data.modalities import ClipContext, register_modality
+from vidcat.data.modalities.base import ClipContext, register_modality
 from vidcat.errors import VideoError
 from vidcat.io.audio import SAMPLE_RATE, audio_features, log_mel, mel_frames
-from vidcat.io.text import read_metadata_text, read_subtitles, text_for_span
 
 AUDIO_FRAMES = mel_frames(1.0)  # 101: the audio models' design input (1 s at a 10 ms hop)
 
@@ -67,22 +63,3 @@ def load_audio_modality(ctx: ClipContext) -> dict:
         mel, present = torch.from_numpy(log_mel(silence, n_mels=cfg.n_mels)).unsqueeze(0), 0.0
     frames = mel_frames(cfg.audio_seconds) if cfg.audio_seconds else AUDIO_FRAMES
     return {"audio": fit_frames(mel, frames).contiguous(), "audio_mask": float(present)}
-
-
-def clip_text(ctx: ClipContext) -> str:
-    """Subtitles in the clip's span, then container metadata, then the manifest's text column."""
-    parts = []
-    for get in (lambda: text_for_span(read_subtitles(ctx.item.path), ctx.start, ctx.end),
-                lambda: read_metadata_text(ctx.item.path)):
-        try:
-            parts.append(get())
-        except VideoError:  # unreadable subtitle stream: the text is missing, the video is not
-            pass
-    parts.append(ctx.item.text or "")
-    return "\n".join(p.strip() for p in parts if p and p.strip())
-
-
-@register_modality("text")
-def load_text_modality(ctx: ClipContext) -> dict:
-    text = clip_text(ctx)
-    return {"text": text, "text_mask": float(bool(text))}

@@ -1,12 +1,8 @@
 """Multi-modal fusion of stream models (video, flow, audio, text, ...) with per-sample missing modalities.
 
 A *stream* is any module with ``features(x) -> (B, feat_dim)``, an int ``feat_dim`` and a ``head``
-(``forward = head(features(x))``); :func:`as_stream` makes one out of a plain classifier. Fusion modes:
-
-* ``late``     average of the streams' logits over the streams present in each sample;
-* ``weighted`` the same with learned (softmax) stream weights;
-* ``early``    concatenated features (absent ones zeroed, plus the presence mask) -> MLP;
-* ``gated``    per-sample attention over the present streams' projected features -> head.
+(``forward = head(features(x))``); :func:`as_stream` makes one out of a plain classifier. The modes
+(``late``, ``weighted``, ``concat``, ``gated``) are described in :mod:`vidcat.models.fusion`.
 
 A mask of 0 removes a stream from a sample and the weights are renormalised over the rest; a sample
 with no stream at all gets zero logits. ``modality_dropout`` drops present streams at random while
@@ -16,9 +12,10 @@ from __future__ import annotations
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 
-FUSIONS = ("late", "weighted", "early", "gated")
+from vidcat.errors import VidcatError
+
+FUSIONS = ("late", "weighted", "concat", "gated")
 # Stream name -> batch key of its input; its presence mask is ``<key>_mask`` (B,) float, all 1 if absent.
 STREAM_INPUTS = {"video": "video", "rgb": "video", "frames": "video", "flow": "flow", "mv": "mv",
                  "audio": "audio", "text": "text"}
@@ -83,7 +80,7 @@ class FusionModel(nn.Module):
                  modality_dropout: float = 0.0, hidden: int = 256, proj_dim: int = 128, dropout: float = 0.2):
         super().__init__()
         if fusion not in FUSIONS:
-            raise ValueError(f"fusion must be one of {FUSIONS}, not {fusion!r}")
+            raise VidcatError(f"fusion must be one of {', '.join(FUSIONS)}, not {fusion!r}")
         self.names = list(streams)
         self.streams = nn.ModuleDict({n: as_stream(m) for n, m in streams.items()})
         self.fusion, self.modality_dropout, self.num_classes = fusion, modality_dropout, num_classes
@@ -91,9 +88,11 @@ class FusionModel(nn.Module):
         self.heads = nn.ModuleDict({n: s.head if _is_head(s, num_classes) else nn.Linear(s.feat_dim, num_classes)
                                     for n, s in self.streams.items()})
         dims, S = [self.streams[n].feat_dim for n in self.names], len(self.names)
-        if fusion == "weighted":
+        if fusion == "weighted":  # learned jointly
             self.stream_weight = nn.Parameter(torch.zeros(S))
-        elif fusion == "early":
+        elif fusion == "late":    # fixed (equal until tuned on a validation set)
+            self.register_buffer("stream_weight", torch.zeros(S))
+        elif fusion == "concat":
             self.mlp = nn.Sequential(nn.Linear(sum(dims) + S, hidden), nn.ReLU(inplace=True),
                                      nn.Dropout(dropout), nn.Linear(hidden, num_classes))
         elif fusion == "gated":
@@ -138,10 +137,9 @@ class FusionModel(nn.Module):
         present = (mask.sum(1, keepdim=True) > 0).float()
         weights = None
         if self.fusion in ("late", "weighted"):
-            scores = self.stream_weight.expand(B, -1) if self.fusion == "weighted" else torch.zeros_like(mask)
-            weights = _masked_softmax(scores, mask)
+            weights = _masked_softmax(self.stream_weight.float().expand(B, -1), mask)
             logits = sum(weights[:, i:i + 1] * stream_logits[n] for i, n in enumerate(self.names))
-        elif self.fusion == "early":
+        elif self.fusion == "concat":
             x = torch.cat([feats[n] * mask[:, i:i + 1] for i, n in enumerate(self.names)] + [mask], 1)
             logits = self.mlp(x) * present
         else:  # gated
@@ -153,22 +151,42 @@ class FusionModel(nn.Module):
     def forward(self, batch: dict) -> dict:
         return self.forward_streams(batch)
 
+    @property
+    def tunable(self) -> bool:
+        """Late and weighted fusion have per-stream weights that ``vidcat fuse`` can tune."""
+        return self.fusion in ("late", "weighted")
+
+    def fusion_weights(self) -> list[float]:
+        """Current per-stream weights (sum 1) in ``self.names`` order."""
+        if not self.tunable:
+            raise VidcatError(f"{self.fusion} fusion has no stream weights")
+        return torch.softmax(self.stream_weight.detach().float(), 0).tolist()
+
+    def set_fusion_weights(self, weights) -> None:
+        w = torch.as_tensor(weights, dtype=torch.float32).clamp_min(1e-6)
+        with torch.no_grad():
+            self.stream_weight.copy_(torch.log(w / w.sum()))
+
 
 def _is_head(stream: nn.Module, num_classes: int) -> bool:
     h = getattr(stream, "head", None)
     return isinstance(h, nn.Linear) and h.out_features == num_classes and h.in_features == stream.feat_dim
 
 
-def fusion_loss(out: dict, target: torch.Tensor, aux_weight: float = 0.0) -> torch.Tensor:
-    """Cross-entropy of the fused logits, plus ``aux_weight`` x each stream's own CE on the samples
-    where that stream is present (keeps every stream predictive on its own, useful for gated/early)."""
-    loss = F.cross_entropy(out["logits"], target)
-    if aux_weight:
-        for i, logits in enumerate(out["stream_logits"].values()):
-            m = out["mask"][:, i]
-            if m.any():
-                loss = loss + aux_weight * (F.cross_entropy(logits, target, reduction="none") * m).sum() / m.sum()
-    return loss
+def stream_loss_terms(out: dict, target: torch.Tensor, loss_fn) -> list[torch.Tensor]:
+    """Each stream's own loss on the samples where that stream is present (mask 1), for the trainer's
+    auxiliary loss that keeps every stream predictive alone. ``loss_fn(logits, target)`` must return
+    per-sample losses (``reduction="none"``); streams absent from the whole batch give no term."""
+    terms = []
+    mask = out.get("mask")
+    for i, logits in enumerate(out["stream_logits"].values()):
+        per_sample = loss_fn(logits, target)
+        if per_sample.dim() > 1:
+            per_sample = per_sample.mean(1)  # multi-label: mean over classes
+        m = torch.ones_like(per_sample) if mask is None else mask[:, i].to(per_sample.dtype)
+        if m.sum() > 0:
+            terms.append((per_sample * m).sum() / m.sum())
+    return terms
 
 
 def build_fusion(streams: dict[str, str], num_classes: int, fusion: str = "late", stream_kw: dict | None = None,

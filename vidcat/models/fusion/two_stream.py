@@ -6,11 +6,11 @@ registered model (default ``tsn`` ResNet-18 for both, the temporal one with ``in
 ``tiny3d`` with ``in_channels=2`` on a ``clip``-sampled field sequence) and ``fusion`` picks how:
 
 * ``late``     average of the two streams' class scores with fixed weights (0.5/0.5, or tuned on a
-               validation set by :func:`tune_fusion_weights` / ``vidcat fuse``);
+               validation set by ``vidcat fuse``);
 * ``weighted`` the same with weights learned jointly (softmax of two parameters), then tuned on the
                validation set at the end of ``vidcat train`` (the best checkpoint is rewritten);
-* ``learned``  a learned head (MLP) over the concatenated stream features (``FusionModel`` "early");
-* ``gated``    ``FusionModel``'s per-sample attention over the streams;
+* ``concat``   a learned head (MLP) over the concatenated stream features;
+* ``gated``    per-sample attention over the streams;
 * ``conv``     mid-level conv fusion: both streams' last conv maps are stacked along channels,
                a 1x1x1 (``conv_kernel=1``) or 3x3x3 conv + BN + ReLU fuses them, then global pooling
                and a linear head. For 2D streams the maps of the T segments form the time axis, so
@@ -24,30 +24,18 @@ stream predictive on its own.
 """
 from __future__ import annotations
 
-import inspect
-import logging
-
-import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
 from vidcat.errors import VidcatError
-from vidcat.models.fusion import FusionModel, batch_key, mask_key
+from vidcat.models.build import accepts
+from vidcat.models.fusion.core import FUSIONS, FusionModel, batch_key, mask_key
 from vidcat.models.registry import IMAGENET_MEAN, IMAGENET_STD, create_model, get_spec, register_model
 
-log = logging.getLogger("vidcat")
-
 MOTIONS = ("flow", "mv")
-FUSION_MODES = ("late", "weighted", "learned", "gated", "conv")
-_FUSION_MODEL_MODE = {"late": "weighted", "weighted": "weighted", "learned": "early", "gated": "gated"}
+FUSION_MODES = (*FUSIONS, "conv")
 RGB = "rgb"  # the spatial stream's name (its input is the batch's "video" entry)
-
-
-def accepts(builder, name: str) -> bool:
-    """Whether a model builder takes keyword ``name``."""
-    params = inspect.signature(builder).parameters
-    return name in params or any(p.kind is p.VAR_KEYWORD for p in params.values())
 
 
 def resolve_motion(motion: str | None, modalities) -> str:
@@ -80,42 +68,6 @@ def build_streams(num_classes: int, rgb: str = "tsn", temporal: str = "tsn", rgb
                               "tsn, tsm or tiny3d")
         motion_kw["in_channels"] = 2 * int(flow_length)
     return create_model(rgb, num_classes, **rgb_kw), create_model(temporal, num_classes, **motion_kw)
-
-
-class TwoStreamFusion(FusionModel):
-    """``FusionModel`` over {"rgb", motion} whose late/weighted fusion weights can be set after training.
-
-    ``late`` keeps its weights in a buffer (fixed, 0.5/0.5 until tuned), ``weighted`` in the
-    parameter ``FusionModel`` learns.
-    """
-
-    def __init__(self, streams: dict, num_classes: int, mode: str = "late", **kw):
-        super().__init__(streams, num_classes, fusion=_FUSION_MODEL_MODE[mode], **kw)
-        self.mode = mode
-        if mode == "late":
-            del self.stream_weight
-            self.register_buffer("stream_weight", torch.zeros(len(self.names)))
-
-    @property
-    def tunable(self) -> bool:
-        return self.mode in ("late", "weighted")
-
-    def fusion_weights(self) -> list[float]:
-        """Current per-stream weights (sum 1) in ``self.names`` order."""
-        if not self.tunable:
-            raise VidcatError(f"{self.mode} fusion has no stream weights")
-        return torch.softmax(self.stream_weight.detach().float(), 0).tolist()
-
-    def set_fusion_weights(self, weights) -> None:
-        w = torch.as_tensor(weights, dtype=torch.float32).clamp_min(1e-6)
-        with torch.no_grad():
-            self.stream_weight.copy_(torch.log(w / w.sum()))
-
-    def after_training(self, best_path, val_loader, device) -> dict | None:
-        """Called by ``vidcat train`` with a validation set: tune ``weighted`` fusion on it."""
-        if self.mode != "weighted":
-            return None
-        return tune_checkpoint(best_path, self, val_loader, device)
 
 
 # -- mid-level conv fusion ------------------------------------------------------------------
@@ -205,7 +157,7 @@ class ConvFusionTwoStream(nn.Module):
         if kernel not in (1, 3):
             raise VidcatError("conv_kernel must be 1 or 3")
         self.names = [RGB, motion]
-        self.mode = "conv"
+        self.fusion = "conv"
         self.trunks = nn.ModuleDict({RGB: StreamTrunk(rgb), motion: StreamTrunk(motion_model)})
         cin = sum(t.channels for t in self.trunks.values())
         dim = dim or max(t.channels for t in self.trunks.values())
@@ -239,7 +191,7 @@ class ConvFusionTwoStream(nn.Module):
 def two_stream(num_classes: int, pretrained: bool = False, motion: str | None = None, fusion: str = "late",
                rgb: str = "tsn", temporal: str = "tsn", rgb_kw: dict | None = None, motion_kw: dict | None = None,
                flow_length: int = 1, modalities=None, conv_kernel: int = 1, fusion_dim: int | None = None,
-               modality_dropout: float = 0.0, dropout: float = 0.5, frames=None, size=None) -> nn.Module:
+               modality_dropout: float = 0.0, dropout: float = 0.5) -> nn.Module:
     """``motion``: flow | mv (default: from ``modalities``); ``rgb``/``temporal``: registry names of the
     streams with ``rgb_kw``/``motion_kw`` their builder keywords; ``flow_length``: L (temporal stream
     ``in_channels = 2L`` unless ``motion_kw`` sets it)."""
@@ -249,100 +201,5 @@ def two_stream(num_classes: int, pretrained: bool = False, motion: str | None = 
     rgb_model, motion_model = build_streams(num_classes, rgb, temporal, rgb_kw, motion_kw, flow_length, pretrained)
     if fusion == "conv":
         return ConvFusionTwoStream(rgb_model, motion_model, motion, num_classes, conv_kernel, fusion_dim, dropout)
-    return TwoStreamFusion({RGB: rgb_model, motion: motion_model}, num_classes, mode=fusion,
-                           modality_dropout=modality_dropout)
-
-
-# -- fusion weights tuned on a validation set -----------------------------------------------
-@torch.no_grad()
-def collect_stream_logits(model, loader, device="cpu") -> tuple[dict, torch.Tensor, torch.Tensor]:
-    """Run ``model`` over ``loader`` -> ({stream: logits (N, K)}, mask (N, S), labels); test views averaged."""
-    from vidcat.engine.step import fold_views, model_input, to_device
-
-    model.eval()
-    views = getattr(getattr(loader, "dataset", None), "num_views", 1)  # any iterable of batches works
-    logits: dict[str, list] = {n: [] for n in model.names}
-    masks, labels = [], []
-    for batch in loader:
-        if not batch["size"]:
-            continue
-        out = model(model_input(model, to_device(fold_views(batch, views), device)))
-        for n in model.names:
-            s = out["stream_logits"][n].float().cpu()
-            logits[n].append(s.view(-1, views, s.shape[-1]).mean(1))
-        masks.append(out["mask"].float().cpu().view(-1, views, len(model.names)).amax(1))
-        labels.append(batch["label"])
-    if not labels:
-        raise VidcatError("no readable videos to tune the fusion weights on")
-    return {n: torch.cat(v) for n, v in logits.items()}, torch.cat(masks), torch.cat(labels)
-
-
-def _loss(logits: torch.Tensor, labels: torch.Tensor) -> float:
-    """Cross-entropy (single-label) or binary cross-entropy (multi-label) of fused logits."""
-    if labels.dim() == 1:
-        return float(F.cross_entropy(logits, labels))
-    return float(F.binary_cross_entropy_with_logits(logits, labels.float()))
-
-
-def _score(logits: torch.Tensor, labels: torch.Tensor) -> float:
-    """top-1 (single-label) or mean AP (multi-label, labels multi-hot)."""
-    if labels.dim() == 1:
-        return float((logits.argmax(1) == labels).float().mean())
-    from vidcat.engine.metrics import compute_metrics
-
-    k = labels.shape[1]
-    return float(compute_metrics(torch.sigmoid(logits).numpy(), labels.numpy(), [str(i) for i in range(k)], True)["mAP"])
-
-
-def fuse_logits(logits: dict, mask: torch.Tensor, weights) -> torch.Tensor:
-    """What late/weighted fusion computes: sum_i w_i m_i l_i / sum_i w_i m_i per sample."""
-    w = torch.as_tensor(weights, dtype=torch.float32).view(1, -1) * mask
-    w = w / w.sum(1, keepdim=True).clamp_min(1e-12)
-    return sum(w[:, i:i + 1] * l for i, l in enumerate(logits.values()))
-
-
-def tune_fusion_weights(model, val_loader, device="cpu", steps: int = 21, apply: bool = True) -> dict:
-    """Grid-search the RGB weight ``w`` in [0, 1] (motion gets ``1 - w``) for the best validation
-    top-1 (mAP when multi-label) of the late/weighted fused scores; sets it on ``model`` (``apply``).
-
-    Ties (a small validation set often scores many ``w`` alike) go to the lowest validation
-    cross-entropy of the fused scores, which favours the stream that is confidently right.
-    Returns ``{"w_rgb", "weights", "score", "loss", "score_before", "score_equal", "streams", "grid"}``.
-    """
-    if not getattr(model, "tunable", False):
-        raise VidcatError("only late/weighted two-stream fusion has weights to tune "
-                          f"(this model: {getattr(model, 'mode', type(model).__name__)})")
-    logits, mask, labels = collect_stream_logits(model, val_loader, device)
-    grid = np.linspace(0.0, 1.0, steps)
-    fused = [fuse_logits(logits, mask, [w, 1 - w]) for w in grid]
-    scores = [_score(f, labels) for f in fused]
-    losses = [_loss(f, labels) for f in fused]
-    i = max(range(len(grid)), key=lambda k: (round(scores[k], 9), -losses[k]))
-    w, best = float(grid[i]), scores[i]
-    before = model.fusion_weights()
-    result = {"w_rgb": round(w, 4), "weights": dict(zip(model.names, [round(w, 4), round(1 - w, 4)])),
-              "score": best, "loss": round(losses[i], 5),
-              "score_before": _score(fuse_logits(logits, mask, before), labels),
-              "score_equal": _score(fuse_logits(logits, mask, [0.5, 0.5]), labels),
-              "streams": {n: _score(l, labels) for n, l in logits.items()},
-              "grid": [[round(float(g), 4), s, round(c, 5)] for g, s, c in zip(grid, scores, losses)],
-              "n": int(len(labels))}
-    if apply:
-        model.set_fusion_weights([w, 1 - w])
-    return result
-
-
-def tune_checkpoint(path, model, val_loader, device="cpu") -> dict:
-    """Load ``path``'s weights into ``model``, tune its fusion weights on ``val_loader`` and rewrite
-    the checkpoint (``fusion_tuning`` records the result)."""
-    from vidcat.engine import checkpoint
-
-    ck = checkpoint.load(path)
-    model.load_state_dict(ck["state_dict"])
-    result = tune_fusion_weights(model, val_loader, device)
-    ck["state_dict"] = model.state_dict()
-    ck["fusion_tuning"] = result
-    checkpoint.save(path, ck)
-    log.info("fusion weights tuned on validation: w_rgb=%.2f (score %.4f; was %.4f)",
-             result["w_rgb"], result["score"], result["score_before"])
-    return result
+    return FusionModel({RGB: rgb_model, motion: motion_model}, num_classes, fusion=fusion,
+                       modality_dropout=modality_dropout)

@@ -1,0 +1,226 @@
+"""The redesign's contracts: options have one source, modalities decide the model, the package has no
+import cycles and its lower floors import no upper ones, and one crop box is shared by every stream."""
+from __future__ import annotations
+
+import ast
+import json
+import subprocess
+import sys
+from dataclasses import fields
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import vidcat
+from vidcat.cli import build_parser, main
+from vidcat.cli.options import default_of, parser_defaults
+from vidcat.config import DataConfig, EvalConfig, TrainConfig
+from vidcat.errors import VidcatError
+from vidcat.models.build import choose_model, setup_model
+
+PKG = Path(vidcat.__file__).parent
+
+
+# -- one source for options -------------------------------------------------------------------------------
+def _subparsers():
+    parser = build_parser()
+    action = next(a for a in parser._actions if a.__class__.__name__ == "_SubParsersAction")
+    return action.choices
+
+
+def _flat_defaults(cls, prefix=""):
+    out = {}
+    for f in fields(cls):
+        if f.metadata.get("nested"):
+            out.update(_flat_defaults(f.default_factory, f"{prefix}{f.name}."))
+        elif f.metadata.get("cli") is not False and not f.metadata.get("positional"):
+            out[prefix + f.name] = None if f.metadata.get("append") or f.metadata.get("required") else default_of(f)
+    return out
+
+
+def test_every_cli_default_comes_from_a_dataclass_field():
+    checked = 0
+    for name, sub in _subparsers().items():
+        classes = sub.get_default("options")
+        assert classes is not None, f"vidcat {name} has options that are not dataclass fields"
+        for cls in classes if isinstance(classes, tuple) else (classes,):
+            want = _flat_defaults(cls)
+            got = parser_defaults(sub, cls)
+            for dest, value in want.items():
+                if dest in got:  # (cv leaves out --val: its folds make their own)
+                    assert got[dest] == value, (name, dest, got[dest], value)
+                    checked += 1
+        own = {a.dest for a in sub._actions} - {"help", "views"}
+        covered = set()
+        for cls in classes if isinstance(classes, tuple) else (classes,):
+            covered |= set(_flat_defaults(cls)) | {f.name for f in fields(cls) if f.metadata.get("positional")}
+        assert own <= covered, (name, own - covered)
+    assert checked > 80
+
+
+def test_help_shows_defaults(capsys):
+    assert main(["train", "--help"]) == 0
+    out = capsys.readouterr().out
+    assert "(default: 10)" in out and "(default: 0.1)" in out and "--model-arg" in out
+
+
+def test_api_and_cli_build_the_same_config():
+    sub = _subparsers()["train"]
+    from vidcat.cli.options import build
+
+    args = sub.parse_args(["--data", "d", "--out", "o", "--modalities", "rgb,audio", "--frames", "8",
+                           "--model-arg", "fusion=late"])
+    cli = build(TrainConfig, args)
+    api = vidcat.train_config("d", "o", modalities=("rgb", "audio"), frames=8, model_kwargs={"fusion": "late"})
+    assert cli == api
+    assert cli.data.modalities == ("video", "audio") and cli.model is None
+
+
+@pytest.mark.parametrize("make,message", [
+    (lambda: TrainConfig(source="d", out="o", epochs=0), "--epochs must be >= 1, not 0"),
+    (lambda: TrainConfig(source="d", out="o", lr=float("nan")), "--lr must be a finite number, not nan"),
+    (lambda: TrainConfig(source="d", out="o", amp="fp8"), "--amp must be one of none, bf16, not 'fp8'"),
+    (lambda: DataConfig(modalities="video,smell"), "--modalities must be one of video, audio, text, flow, mv, not 'smell'"),
+    (lambda: EvalConfig(checkpoint="c", source="d", crops=2), "--crops must be one of 1, 3, not 2"),
+    (lambda: TrainConfig(out="o"), "--data is required"),
+])
+def test_dataclasses_validate_their_fields(make, message):
+    with pytest.raises(VidcatError) as e:
+        make()
+    assert str(e.value) == message
+
+
+# -- modalities decide the model, or fail loudly ---------------------------------------------------------
+def test_modalities_choose_the_model():
+    assert choose_model(None, None) == "tiny3d"
+    assert choose_model(None, ("video", "audio")) == "fusion"
+    assert choose_model(None, ("audio",)) == "audio_cnn"
+    setup = setup_model(None, DataConfig(modalities=("video", "audio")), ["a", "b"])
+    assert setup.name == "fusion" and setup.kwargs["modalities"] == ["video", "audio"]
+    flow = setup_model("tsn", DataConfig(modalities=("flow",), flow_length=3), ["a", "b"])
+    assert flow.input_key == "flow" and flow.kwargs["in_channels"] == 6
+
+
+def test_an_explicit_model_that_cannot_read_the_modalities_is_one_line(tmp_path, capsys):
+    with pytest.raises(VidcatError, match=r"^tiny3d takes video only \(or one flow/mv stream\); use --model fusion"):
+        setup_model("tiny3d", DataConfig(modalities=("video", "audio")), ["a"])
+    with pytest.raises(VidcatError, match="^--model-arg frames: tiny3d takes none such"):
+        setup_model("tiny3d", DataConfig(), ["a"], model_kwargs={"frames": 8})
+    with pytest.raises(VidcatError, match=r"c3d only takes 16x112² clips"):
+        setup_model("c3d", DataConfig(size=64), ["a"])
+    (tmp_path / "a").mkdir()
+    assert main(["train", "--data", str(tmp_path), "--out", str(tmp_path / "r"), "--model", "tiny3d",
+                 "--modalities", "video,audio"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("vidcat: error: tiny3d takes video only")
+
+
+def test_api_trains_a_fusion_model_when_modalities_say_so(motion_data, tmp_path):
+    summary = vidcat.train(motion_data / "train.csv", tmp_path, modalities=("video", "audio"), frames=4, size=32,
+                           epochs=1, max_steps=1, workers=0, progress=False)
+    assert summary["model"] == "fusion" and summary["model_kwargs"]["modalities"] == ["video", "audio"]
+
+
+# -- training defaults -----------------------------------------------------------------------------------
+def test_best_is_chosen_on_a_held_out_split_and_logs_are_one_line_per_epoch(motion_data, tmp_path):
+    """No --val and no val.csv beside the data: 10% is held out, stratified; stderr (not a terminal) gets
+    one line per epoch, no carriage-return progress spam."""
+    data = tmp_path / "only"
+    data.mkdir()
+    (data / "train.csv").write_text((motion_data / "train.csv").read_text().replace("train/", f"{motion_data}/train/"))
+    r = subprocess.run([sys.executable, "-m", "vidcat.cli", "train", "--data", str(data / "train.csv"), "--out",
+                        str(tmp_path / "run"), "--epochs", "2", "--frames", "4", "--size", "32", "--workers", "0"],
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert "\r" not in r.stderr
+    epochs = [line for line in r.stderr.splitlines() if line.startswith("vidcat: epoch=")]
+    assert len(epochs) == 2 and all("val_top1=" in line for line in epochs)
+    summary = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert summary["train"]["val_split"] == 0.1 and "val_top1" in summary["history"][0]
+
+
+def test_models_lists_without_loading_bars():
+    r = subprocess.run([sys.executable, "-m", "vidcat.cli", "models", "--family", "text"], capture_output=True,
+                       text=True)
+    assert r.returncode == 0 and "text_hash" in r.stdout
+    assert "Loading" not in r.stderr and "\r" not in r.stderr
+
+
+# -- one crop box for every spatial stream ---------------------------------------------------------------
+def test_three_crop_views_move_the_flow_crop_with_the_rgb_crop(tmp_path):
+    """A wide video whose left third moves right and right third moves left: the 3 test crops must see
+    opposite horizontal motion at the two ends (a centre-cropped flow stream would see the same)."""
+    from vidcat.data.dataset import VideoClips
+    from vidcat.data.manifest import Dataset, Item
+    from vidcat.data.synth_media import mux_av
+    from vidcat.models.registry import get_spec
+
+    T, H, W = 10, 48, 144
+    frames = np.full((T, H, W, 3), 40, np.uint8)
+    rng = np.random.default_rng(0)
+    tex = rng.integers(0, 255, (H, W + 2 * T * 2, 3), dtype=np.uint8)
+    for t in range(T):
+        frames[t, :, :48] = tex[:, 2 * T * 2 - 2 * t: 2 * T * 2 - 2 * t + 48]   # left third: content moves right
+        frames[t, :, 96:] = tex[:, 2 * t: 2 * t + 48]                          # right third: moves left
+    video = mux_av(tmp_path / "wide.mp4", frames, 10)
+    cfg = DataConfig(frames=4, size=32, short_side=48, modalities=("video", "flow")).resolved(get_spec("tiny3d"))
+    sample = VideoClips(Dataset([Item(str(video), ["x"])], ["x"]), cfg, crops=3)[0]
+    assert sample["video"].shape[:2] == (3, 3) and sample["flow"].shape[:2] == (3, 2)
+    mean_dx = sample["flow"][:, 0].mean(dim=(1, 2, 3))
+    assert mean_dx[0] > 0.02 and mean_dx[2] < -0.02, mean_dx
+    assert not torch.equal(sample["video"][0], sample["video"][2])
+
+
+# -- layers and cycles -----------------------------------------------------------------------------------
+def _imports(path: Path) -> set[str]:
+    """vidcat modules imported anywhere in ``path`` (module level or inside functions)."""
+    tree = ast.parse(path.read_text())
+    found = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found |= {a.name for a in node.names if a.name.startswith("vidcat")}
+        elif isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("vidcat"):
+            found.add(node.module)
+            found |= {f"{node.module}.{a.name}" for a in node.names}
+    return found
+
+
+def _module_graph() -> dict[str, set[str]]:
+    mods = {}
+    for p in PKG.rglob("*.py"):
+        rel = p.relative_to(PKG.parent).with_suffix("")
+        name = ".".join(rel.parts[:-1] if rel.name == "__init__" else rel.parts)
+        mods[name] = p
+    return {m: {i for i in _imports(p) if i in mods and i != m} for m, p in mods.items()}
+
+
+def test_lower_floors_import_no_upper_ones():
+    graph = _module_graph()
+    for mod, deps in graph.items():
+        if mod.startswith(("vidcat.models", "vidcat.io")):
+            bad = {d for d in deps if d.startswith(("vidcat.engine", "vidcat.cli", "vidcat.inference"))}
+            assert not bad, f"{mod} imports {bad}"
+
+
+def test_no_import_cycles():
+    """No cycle among vidcat's modules, counting imports inside functions too (a package importing its
+    own submodules is the registration pattern, not a cycle)."""
+    graph = _module_graph()
+    for mod, deps in graph.items():  # a package's __init__ importing its children is fine
+        graph[mod] = {d for d in deps if not d.startswith(mod + ".")}
+    state: dict[str, int] = {}
+
+    def visit(m, stack):
+        state[m] = 1
+        for d in graph.get(m, ()):
+            if state.get(d) == 1:
+                raise AssertionError(" -> ".join(stack[stack.index(d):] + [d]))
+            if not state.get(d):
+                visit(d, stack + [d])
+        state[m] = 2
+
+    for m in graph:
+        if not state.get(m):
+            visit(m, [m])

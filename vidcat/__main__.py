@@ -1,0 +1,5 @@
+import sys
+
+from vidcat.cli import main
+
+sys.exit(main())

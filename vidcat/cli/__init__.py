@@ -1,0 +1,61 @@
+"""``vidcat`` command line: a thin layer over the Python API, one module per command group.
+
+Every option is generated from a dataclass field (``vidcat.cli.options``), so defaults and help
+exist once. User errors print one ``vidcat: error: ...`` line and exit with status 2; no traceback.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+
+from vidcat.cli import data, evaluate, info, serve, train
+from vidcat.cli.options import HelpFormatter
+from vidcat.errors import VidcatError
+
+COMMAND_GROUPS = (data, train, evaluate, serve, info)
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with the project's one-line error format (``vidcat: error: ...``, exit 2)."""
+
+    def error(self, message):
+        print(f"vidcat: error: {message}", file=sys.stderr)
+        sys.exit(2)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from vidcat import __version__
+
+    parser = _Parser(prog="vidcat", description="Video categorization toolkit.", formatter_class=HelpFormatter)
+    parser.add_argument("--version", action="version", version=f"vidcat {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log more")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    for group in COMMAND_GROUPS:
+        group.add_commands(sub)
+    return parser
+
+
+def main(argv=None) -> int:
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as e:  # --help, --version (0) or a usage error already printed as one line (2)
+        return e.code if isinstance(e.code, int) else 2
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="vidcat: %(message)s")
+    os.environ.setdefault("PYTHONWARNINGS", "ignore")
+    try:
+        return args.func(args)
+    except VidcatError as e:
+        print(f"vidcat: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("vidcat: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

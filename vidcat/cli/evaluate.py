@@ -1,0 +1,69 @@
+"""``vidcat eval``, ``predict``, ``timeline``, ``features`` and ``fuse``: using trained checkpoints."""
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import dataclass
+
+from vidcat.cli.common import command, views_alias
+from vidcat.config import EvalConfig, PredictConfig, check_fields, opt, require
+from vidcat.engine.fuse import FuseConfig, run_fuse
+from vidcat.features import FeaturesConfig, run_features
+
+
+def run_eval(cfg: EvalConfig) -> int:
+    from vidcat.engine.evaluate import evaluate, format_table
+
+    print(format_table(evaluate(cfg)))
+    return 0
+
+
+def run_predict(cfg: PredictConfig) -> int:
+    from vidcat.engine.train import setup_threads
+    from vidcat.inference.predictor import Predictor
+
+    setup_threads(cfg.threads)
+    predictor = Predictor(cfg.checkpoint, device=cfg.device, clips=cfg.clips, crops=cfg.crops, topk=cfg.topk)
+    failed = 0
+    for record in predictor.predict_many(cfg.paths, strict=cfg.strict):
+        failed += "error" in record
+        print(json.dumps(record), flush=True)
+    if failed:
+        print(f"vidcat: {failed} file(s) could not be read", file=sys.stderr)
+    return 0
+
+
+@dataclass
+class TimelineConfig:
+    """``vidcat timeline``: per-window scores over a long video (CSV, JSON, PNG)."""
+
+    checkpoint: str = opt(None, "a checkpoint (RUN/best.pt)", required=True)
+    video: str = opt(None, "the video to scan", positional=True)
+    window: float = opt(2.0, "window length in seconds", gt=0)
+    stride: float = opt(1.0, "seconds between window starts", gt=0)
+    out: str = opt(None, "folder for timeline.csv, .json, .png", required=True)
+    device: str = opt("cpu", "cpu | cuda | cuda:N")
+
+    def __post_init__(self):
+        require(self, "checkpoint", "video", "out")
+        check_fields(self)
+
+
+def run_timeline(cfg: TimelineConfig) -> int:
+    from vidcat.inference.timeline import timeline
+
+    result = timeline(cfg.checkpoint, cfg.video, window=cfg.window, stride=cfg.stride, out_dir=cfg.out,
+                      device=cfg.device)
+    print(json.dumps({k: result[k] for k in ("csv", "json", "png", "windows")}))
+    return 0
+
+
+def add_commands(sub) -> None:
+    command(sub, "eval", "evaluate a checkpoint on held-out data", EvalConfig, run_eval, extra=views_alias)
+    command(sub, "predict", "one JSON line per video (folders recurse)", PredictConfig, run_predict,
+            extra=views_alias)
+    command(sub, "timeline", "per-window scores over a long video (CSV, JSON, PNG)", TimelineConfig, run_timeline)
+    command(sub, "features", "penultimate-layer embeddings of videos (.npy + .json, or .parquet)", FeaturesConfig,
+            run_features)
+    command(sub, "fuse", "fuse an RGB and a flow/mv checkpoint (late fusion, weights tuned on val)", FuseConfig,
+            run_fuse)

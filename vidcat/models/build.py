@@ -1,0 +1,191 @@
+"""Model wiring in one place: which model a set of modalities calls for, its builder keywords, the
+input pipeline it expects, and the checkpoint that records all three.
+
+Training, evaluation, prediction, export, cross-validation and ``vidcat fuse`` all go through
+:func:`setup_model` / :class:`Checkpoint`, so a model is always rebuilt exactly as it was trained::
+
+    setup = setup_model(None, DataConfig(modalities=("video", "audio")), classes)   # -> fusion
+    model = build_model(setup)
+    Checkpoint(setup, model.state_dict()).save("run/best.pt")
+    model = Checkpoint.load("run/best.pt").build()
+"""
+from __future__ import annotations
+
+import inspect
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+import torch.nn as nn
+
+from vidcat.config import DataConfig
+from vidcat.errors import VidcatError
+from vidcat.models.registry import ModelSpec, create_model, get_spec
+
+MOTIONS = ("flow", "mv")
+# The model a single stream gets when the user names modalities but no model; several streams -> "fusion".
+DEFAULT_MODEL = "tiny3d"
+STREAM_DEFAULTS = {"video": DEFAULT_MODEL, "audio": "audio_cnn", "text": "text_hash", "flow": "tiny3d",
+                   "mv": "tiny3d"}
+
+
+def accepts(builder, name: str) -> bool:
+    """Whether a model builder takes keyword ``name``."""
+    params = inspect.signature(builder).parameters
+    return name in params or any(p.kind is p.VAR_KEYWORD for p in params.values())
+
+
+def takes(spec: ModelSpec) -> str:
+    """What a model reads, in words (for error messages)."""
+    if spec.modality == "video":
+        return "video only (or one flow/mv stream)"
+    if spec.modality == "multi":
+        return "several streams"
+    return f"{spec.modality} only"
+
+
+def check_modalities(spec: ModelSpec, modalities) -> None:
+    """Refuse, in one line, modalities the model cannot read (instead of silently ignoring some)."""
+    mods = tuple(modalities)
+    if spec.modality == "multi":
+        return  # the fusion builders validate their own stream sets
+    ok = (len(mods) == 1 and mods[0] in ("video", *MOTIONS)) if spec.modality == "video" else mods == (spec.modality,)
+    if not ok:
+        hint = "use --model fusion (or leave --model out)" if len(mods) > 1 else \
+            f"use --model {STREAM_DEFAULTS.get(mods[0], 'fusion')} (or leave --model out)"
+        raise VidcatError(f"{spec.name} takes {takes(spec)}; {hint} for --modalities {','.join(mods)}")
+
+
+def choose_model(model: str | None, modalities) -> str:
+    """The model name: ``model`` if given, else the default for the modalities (several -> fusion)."""
+    if model:
+        return model
+    mods = tuple(modalities or ("video",))
+    return STREAM_DEFAULTS[mods[0]] if len(mods) == 1 else "fusion"
+
+
+@dataclass
+class ModelSetup:
+    """Everything needed to rebuild a model and feed it: name, builder keywords, resolved input, labels."""
+
+    name: str
+    kwargs: dict
+    data: DataConfig
+    classes: list
+    multilabel: bool = False
+
+    @property
+    def spec(self) -> ModelSpec:
+        return get_spec(self.name)
+
+    @property
+    def input_key(self) -> str:
+        """The batch entry the model reads (``multi``: the whole batch dict)."""
+        return self.kwargs.get("input_key") or self.spec.modality
+
+
+def setup_model(model: str | None, data: DataConfig, classes, multilabel: bool = False,
+                model_kwargs: dict | None = None) -> ModelSetup:
+    """Resolve model name, input pipeline and builder keywords for ``data.modalities``.
+
+    A single-stream video model on one motion stream reads that stream (``input_key``) with
+    ``in_channels = 2L``; a fusion model gets the modalities and ``flow_length``.
+    """
+    name = choose_model(model, data.modalities)
+    spec = get_spec(name)
+    data = data.resolved(spec)
+    check_modalities(spec, data.modalities)
+    if spec.fixed_input and (data.frames, data.size) != (spec.frames, spec.size):
+        raise VidcatError(f"{name} only takes {spec.frames}x{spec.size}² clips (--frames {spec.frames} "
+                          f"--size {spec.size}), not {data.frames}x{data.size}²")
+    kw = dict(model_kwargs or {})
+    unknown = [k for k in kw if k != "input_key" and not accepts(spec.builder, k)]
+    if unknown:
+        params = [p for p in inspect.signature(spec.builder).parameters if p not in ("num_classes", "kw", "kwargs")]
+        raise VidcatError(f"--model-arg {unknown[0]}: {name} takes none such; its keywords: {', '.join(params)}")
+    if spec.modality == "multi":
+        kw.setdefault("modalities", list(data.modalities))
+        if accepts(spec.builder, "flow_length"):
+            kw.setdefault("flow_length", data.flow_length)
+    elif data.modalities[0] in MOTIONS:
+        kw.setdefault("input_key", data.modalities[0])     # e.g. a tsn temporal stream on "flow"
+        if accepts(spec.builder, "in_channels"):
+            kw.setdefault("in_channels", 2 * data.flow_length)
+    return ModelSetup(name, kw, data, list(classes), bool(multilabel))
+
+
+def build_model(setup: ModelSetup, pretrained: bool = False, weights: str | None = None) -> nn.Module:
+    """The network of ``setup`` (random init, published weights with ``pretrained``, or a local file)."""
+    if not setup.classes:
+        raise VidcatError("a model needs at least one class")
+    return create_model(setup.name, num_classes=len(setup.classes), pretrained=pretrained, weights=weights,
+                        **setup.kwargs)
+
+
+@dataclass
+class Checkpoint:
+    """A saved model: its :class:`ModelSetup`, weights, and run information (epoch, score, optimiser...).
+
+    Stored as a plain dict (``torch.save``), written to a temp name then renamed.
+    """
+
+    setup: ModelSetup
+    state_dict: dict
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def classes(self) -> list:
+        return self.setup.classes
+
+    @property
+    def multilabel(self) -> bool:
+        return self.setup.multilabel
+
+    @property
+    def data(self) -> DataConfig:
+        return self.setup.data
+
+    def to_dict(self) -> dict:
+        from vidcat import __version__
+
+        s = self.setup
+        return {"model": s.name, "model_kwargs": s.kwargs, "classes": s.classes, "multilabel": s.multilabel,
+                "data": s.data.as_dict(), "state_dict": self.state_dict, "vidcat_version": __version__, **self.extra}
+
+    @classmethod
+    def from_dict(cls, d: dict, source="checkpoint") -> "Checkpoint":
+        if not isinstance(d, dict) or "model" not in d or "state_dict" not in d:
+            raise VidcatError(f"{source}: not a vidcat checkpoint (no model name / state_dict)")
+        core = ("model", "model_kwargs", "classes", "multilabel", "data", "state_dict", "vidcat_version")
+        kwargs = dict(d.get("model_kwargs") or {})
+        kwargs.pop("pretrained", None)  # the weights are in the state dict: never download again
+        setup = ModelSetup(d["model"], kwargs, DataConfig.from_dict(d["data"]), list(d["classes"]),
+                           bool(d.get("multilabel", False)))
+        return cls(setup, d["state_dict"], {k: v for k, v in d.items() if k not in core})
+
+    def save(self, path) -> Path:
+        """``torch.save`` to a temp name, then rename: a killed run never leaves half a checkpoint."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+        torch.save(self.to_dict(), tmp)
+        os.replace(tmp, path)
+        return path
+
+    @classmethod
+    def load(cls, path, map_location="cpu") -> "Checkpoint":
+        path = Path(path)
+        if not path.is_file():
+            raise VidcatError(f"{path}: checkpoint not found")
+        try:
+            d = torch.load(path, map_location=map_location, weights_only=False)
+        except Exception as e:  # torch raises many types for a damaged file
+            raise VidcatError(f"{path}: not a readable checkpoint ({type(e).__name__}: {e})".splitlines()[0]) from None
+        return cls.from_dict(d, path)
+
+    def build(self, device="cpu") -> nn.Module:
+        """The trained network in eval mode (random init, then these weights: no download)."""
+        model = build_model(self.setup)
+        model.load_state_dict(self.state_dict)
+        return model.to(device).eval()

@@ -237,15 +237,10 @@ def test_cache_survives_sigkill(tmp_path):
 
 # -- CLI and bench ------------------------------------------------------------------------------
 def test_cli_flow(videos, tmp_path, capsys):
-    import argparse
-
-    from vidcat.motion.cli import add_parser
+    from vidcat.cli import main
 
     d, _ = videos
-    parser = argparse.ArgumentParser()
-    add_parser(parser.add_subparsers(dest="cmd"))
-    args = parser.parse_args(["flow", str(d), "--method", "mv", "--cache", str(tmp_path / "c"), "--quiet"])
-    assert args.func(args) == 0
+    assert main(["flow", str(d), "--method", "mv", "--cache", str(tmp_path / "c"), "--quiet"]) == 0
     out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert out["computed"] == 2 and out["method"] == "mv"
 

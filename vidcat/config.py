@@ -128,6 +128,13 @@ class DataConfig:
             fill.update(frames=16, size=64, sampler="clip", mean=tuple(spec.mean), std=tuple(spec.std))
         return replace(self, **{k: v for k, v in fill.items() if getattr(self, k) is None})
 
+    def filled(self) -> "DataConfig":
+        """A copy with every ``None`` set to the generic input (16x64² clips, Kinetics normalisation, video):
+        for using the data pipeline without a model; training resolves for its model instead."""
+        generic = dict(frames=16, size=64, sampler="clip", mean=(0.43216, 0.394666, 0.37645),
+                       std=(0.22803, 0.22145, 0.216989), modalities=("video",))
+        return replace(self, **{k: v for k, v in generic.items() if getattr(self, k) is None})
+
     @property
     def sampler_config(self):
         from vidcat.data.sampling import SamplerConfig
@@ -216,7 +223,7 @@ class EvalConfig:
     json: str | None = opt(None, "write metrics here (+ confusion.png beside it)")
     batch_size: int = opt(8, "videos per batch", min=1)
     ablate: tuple | None = opt(None, "multi-modal models: also score with each of these modalities removed "
-                                     "(all: the model's own)", parse=csv_tuple)
+                                     "(no value: each of the model's own)", parse=csv_tuple, nargs="?", const=())
     device: str = opt("cpu", "cpu | cuda | cuda:N")
     workers: int = opt(2, "data-loader processes", min=0)
     threads: int = opt(0, "torch intra-op threads (0 = leave as is)", min=0)
@@ -258,9 +265,12 @@ class CVConfig:
     group_regex: str | None = opt(None, "group from the file name (else the path), e.g. 'P(\\d)'; first capture "
                                         "group or the whole match (default: every video its own group)")
     folds: int | None = opt(None, "K grouped folds, stratified by label (default: leave one group out)", min=2)
+    logo: bool = opt(False, "leave one group out (the default; the protocol's name, for scripts)")
     label_regex: str | None = opt(None, "label videos from their file name, e.g. 'PS7(A\\d)' (flat folders)")
     clips: int = opt(1, "test clips per video", min=1)
     crops: int = opt(1, "test crops per clip: 1 or 3", choices=(1, 3))
 
     def __post_init__(self):
+        if self.logo and self.folds:
+            raise VidcatError("--logo and --folds exclude each other")
         check_fields(self)

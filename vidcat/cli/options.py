@@ -64,6 +64,10 @@ def add_options(parser, cls, exclude=(), dest_prefix: str = "") -> None:
             kw["metavar"] = "{" + ",".join(map(str, m["choices"])) + "}" + (",..." if m.get("many") else "")
         if m.get("append"):
             kw.update(action="append", default=None)
+        if "nargs" in m and not m.get("positional"):
+            kw["nargs"] = m["nargs"]
+        if "const" in m:
+            kw["const"] = m["const"]
         if m.get("positional"):
             kw.pop("dest")
             parser.add_argument(dest, nargs=m.get("nargs"), **{k: v for k, v in kw.items() if k != "default"})

@@ -31,7 +31,7 @@ def encode_label(item: Item, classes: list[str], multilabel: bool):
 
 
 class VideoClips(torch.utils.data.Dataset):
-    """Clips of the videos in ``dataset`` for ``cfg`` (a resolved :class:`DataConfig`).
+    """Clips of the videos in ``dataset`` for ``cfg`` (a :class:`DataConfig`, normally resolved for a model).
 
     ``train`` draws one random clip position, crop and flip; otherwise ``clips`` x ``crops``
     deterministic test views are stacked on a leading axis. Every registered modality in
@@ -43,8 +43,7 @@ class VideoClips(torch.utils.data.Dataset):
                  crops: int = 1, threads: int = 1):
         if crops not in (1, 3):
             raise VidcatError(f"crops must be 1 or 3, not {crops}")
-        if not cfg.is_resolved:
-            raise ValueError("VideoClips needs a DataConfig resolved for a model (DataConfig.resolved(spec))")
+        cfg = cfg.filled()  # no-op for a config resolved for a model
         self.dataset, self.cfg, self.train = dataset, cfg, train
         self.clips, self.crops, self.threads = clips, crops, threads
         self.modalities = [get_modality(m) for m in cfg.modalities]

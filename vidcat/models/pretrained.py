@@ -34,6 +34,7 @@ import torch.nn as nn
 
 from vidcat.errors import VidcatError
 from vidcat.models.efficientnet_lite import EfficientNetLite
+from vidcat.models.registry import IMAGENET_MEAN, IMAGENET_STD
 
 
 @dataclass(frozen=True)
@@ -292,6 +293,18 @@ def frame_backbone(name: str = "efficientnet_lite0", pretrained: bool = True, in
                crop_pct=e.crop_pct, interpolation=e.interpolation, licence=e.licence, **src)
     net.pretrained_cfg = cfg
     return net, cfg
+
+
+def model_normalisation(model: nn.Module) -> tuple[tuple, tuple]:
+    """``(mean, std)`` for a model's RGB input: the ``pretrained_cfg`` of its first RGB (3-channel)
+    backbone when it has one (EfficientNet-Lite: 0.5/0.5; also timm models), else its ModelSpec's.
+    Works for whole models (tsn, lrcn, i3d_*) and fusion models (the RGB stream of two_stream)."""
+    for m in model.modules():
+        cfg = getattr(m, "pretrained_cfg", None)
+        if isinstance(cfg, dict) and "mean" in cfg and tuple(cfg.get("input_size") or (3,))[0] == 3:
+            return tuple(cfg["mean"]), tuple(cfg["std"])
+    spec = getattr(model, "vidcat_spec", None)
+    return (tuple(spec.mean), tuple(spec.std)) if spec else (IMAGENET_MEAN, IMAGENET_STD)
 
 
 def list_weights(download: bool = False) -> list[dict]:

@@ -192,9 +192,14 @@ def test_resolution_order_and_clear_errors(lite0, tmp_path, monkeypatch):
     torch.save(torch.nn.Linear(3, 2).state_dict(), tmp_path / "other.pth")
     with pytest.raises(VidcatError, match="does not fit efficientnet_lite0"):
         P.frame_backbone("efficientnet_lite0", weights=tmp_path / "other.pth")
-    # a file dropped into the torch hub cache wins over the pip package ...
+    # an explicit file wins over everything, for whole models too (tsn/lrcn/i3d: backbone_weights)
     ckpt = tmp_path / "torch" / "hub" / "checkpoints"
     ckpt.mkdir(parents=True)
+    (ckpt / e.filename).write_bytes(b"corrupt, but never read")
+    model = create_model("i3d_efficientnet_lite0", 2, backbone_weights=lite0[1].path)
+    assert model.pretrained_cfg["source"] == "file" and model.pretrained_cfg["path"] == lite0[1].path
+    (ckpt / e.filename).unlink()
+    # a file dropped into the torch hub cache wins over the pip package ...
     os.symlink(lite0[1].path, ckpt / e.filename)
     assert P.resolve_weights("efficientnet_lite0").source == "torch-cache"
     # ... but a corrupt one is refused by its sha256
@@ -211,6 +216,8 @@ def test_resolution_order_and_clear_errors(lite0, tmp_path, monkeypatch):
     assert "\n" not in str(err.value)
     with pytest.raises(VidcatError, match="no pretrained weights known for 'efficientnet_lite7'"):
         P.frame_backbone("efficientnet_lite7")
+    with pytest.raises(VidcatError, match="backbone_weights works with efficientnet_lite0/1/2, not 'resnet18'"):
+        create_model("tsn", 2, backbone="resnet18", backbone_weights=lite0[1].path)
     net, cfg = P.frame_backbone("efficientnet_lite0", pretrained=False)  # random init needs no file
     assert cfg["source"] == "random" and net.eval()(torch.randn(1, 3, 32, 32)).shape == (1, 1280)
 

@@ -90,14 +90,15 @@ def _lite_time_kernel(stem: int, depthwise: int):
 
 
 def i3d_efficientnet_lite(variant: int, num_classes: int, pretrained: bool = False, stem_time_kernel: int = 3,
-                          dw_time_kernel: int = 3, dropout: float | None = None) -> nn.Module:
-    """EfficientNet-Lite<variant> inflated to 3D; input (B, 3, T, H, W) normalised with mean = std = 0.5."""
+                          dw_time_kernel: int = 3, dropout: float | None = None, backbone_weights=None) -> nn.Module:
+    """EfficientNet-Lite<variant> inflated to 3D; input (B, 3, T, H, W) normalised with mean = std = 0.5.
+    ``pretrained`` (or a ``backbone_weights`` file) starts it from the 2D ImageNet weights."""
     from vidcat.models.efficientnet_lite import EfficientNetLite
     from vidcat.models.pretrained import WEIGHTS, imagenet_model
 
     name = f"efficientnet_lite{variant}"
-    if pretrained:
-        net2d, info = imagenet_model(name)
+    if pretrained or backbone_weights is not None:
+        net2d, info = imagenet_model(name, backbone_weights)
         cfg = {**WEIGHTS[name].pretrained_cfg(), "source": info.source, "path": info.path, "sha256": info.sha256}
     else:
         net2d, cfg = EfficientNetLite(variant), {**WEIGHTS[name].pretrained_cfg(), "source": "random"}
@@ -118,8 +119,9 @@ def _register(variant: int) -> None:
     @register_model(f"i3d_efficientnet_lite{variant}", family="3d", frames=8, size=112, paper=_I3D, **_HALF,
                     description=f"EfficientNet-Lite{variant} inflated to 3D (ImageNet-initialised offline with pretrained)")
     def build(num_classes: int, pretrained: bool = False, stem_time_kernel: int = 3, dw_time_kernel: int = 3,
-              dropout: float | None = None, frames=None, size=None) -> nn.Module:
-        return i3d_efficientnet_lite(variant, num_classes, pretrained, stem_time_kernel, dw_time_kernel, dropout)
+              dropout: float | None = None, backbone_weights=None, frames=None, size=None) -> nn.Module:
+        return i3d_efficientnet_lite(variant, num_classes, pretrained, stem_time_kernel, dw_time_kernel, dropout,
+                                     backbone_weights)
 
 
 for _v in (0, 1, 2):

@@ -40,22 +40,26 @@ def widen_first_conv(net: nn.Module, in_channels: int) -> None:
     setattr(parent, leaf, new)
 
 
-def build_backbone2d(name: str = "resnet18", pretrained: bool = False, in_channels: int = 3) -> tuple[nn.Module, int]:
+def build_backbone2d(name: str = "resnet18", pretrained: bool = False, in_channels: int = 3,
+                     weights=None) -> tuple[nn.Module, int]:
     """A 2D CNN mapping (N, in_channels, H, W) to pooled features (N, feat_dim); returns ``(net, feat_dim)``.
 
     ``name``: a torchvision classification model (``resnet18`` ... ``efficientnet_b0``; its ImageNet
     weights with ``pretrained``), ``efficientnet_lite0/1/2`` (ImageNet weights resolved offline by
     :mod:`vidcat.models.pretrained`; the net carries their ``pretrained_cfg`` with the mean/std they
     expect) or ``timm:<model>`` when timm is installed. ``in_channels != 3`` rebuilds the first conv
-    with the cross-modality init (see :func:`widen_first_conv`).
+    with the cross-modality init (see :func:`widen_first_conv`). ``weights``: a local file with the
+    backbone's ImageNet weights (EfficientNet-Lite only), which implies ``pretrained``.
     """
     if name.startswith("efficientnet_lite"):
         from vidcat.models.pretrained import BACKBONES as LITE, frame_backbone
 
         if name not in LITE:
             raise VidcatError(f"unknown backbone {name!r}; EfficientNet-Lite backbones: {', '.join(LITE)}")
-        net, cfg = frame_backbone(name, pretrained, in_channels)
+        net, cfg = frame_backbone(name, pretrained or weights is not None, in_channels, weights)
         return net, cfg["feat_dim"]
+    if weights is not None:
+        raise VidcatError(f"backbone_weights works with efficientnet_lite0/1/2, not {name!r}; use --weights for a whole model")
     if name.startswith("timm:"):
         try:
             import timm
@@ -131,7 +135,8 @@ def add_temporal_shift(net: nn.Module, fold_div: int = 8) -> list[TemporalShift]
             setattr(m, attr, TemporalShift(getattr(m, attr), fold_div))
             shifts.append(getattr(m, attr))
     if not shifts:
-        raise VidcatError("tsm needs a backbone with residual blocks, e.g. resnet18, resnet50 or efficientnet_lite0")
+        raise VidcatError("tsm needs a ResNet backbone (residual BasicBlock/Bottleneck blocks), e.g. resnet18 or "
+                          "resnet50, or efficientnet_lite0/1/2 (residual MBConv blocks)")
     return shifts
 
 
@@ -141,11 +146,12 @@ class TSN(nn.Module):
     classifier_name = "fc"
 
     def __init__(self, num_classes: int, backbone: str = "resnet18", pretrained: bool = False,
-                 consensus: str = "avg", dropout: float = 0.5, in_channels: int = 3, shift: bool = False):
+                 consensus: str = "avg", dropout: float = 0.5, in_channels: int = 3, shift: bool = False,
+                 backbone_weights=None):
         super().__init__()
         if consensus not in ("avg", "max", "attention"):
             raise VidcatError(f"consensus must be avg, max or attention, not {consensus!r}")
-        self.backbone, dim = build_backbone2d(backbone, pretrained, in_channels)
+        self.backbone, dim = build_backbone2d(backbone, pretrained, in_channels, backbone_weights)
         self.pretrained_cfg = getattr(self.backbone, "pretrained_cfg", None)  # mean/std the backbone expects
         self._shifts = add_temporal_shift(self.backbone) if shift else []
         self.consensus = consensus
@@ -172,12 +178,12 @@ _IMAGENET = dict(mean=IMAGENET_MEAN, std=IMAGENET_STD)
 @register_model("tsn", family="2d", frames=8, size=112, temporal=False, sampler="tsn", paper="Wang et al. 2016, Temporal Segment Networks",
                 description="2D CNN per segment + consensus (avg/max/attention)", **_IMAGENET)
 def tsn(num_classes: int, pretrained: bool = False, backbone: str = "resnet18", consensus: str = "avg",
-        dropout: float = 0.5, in_channels: int = 3, frames=None, size=None) -> nn.Module:
-    return TSN(num_classes, backbone, pretrained, consensus, dropout, in_channels)
+        dropout: float = 0.5, in_channels: int = 3, backbone_weights=None, frames=None, size=None) -> nn.Module:
+    return TSN(num_classes, backbone, pretrained, consensus, dropout, in_channels, backbone_weights=backbone_weights)
 
 
 @register_model("tsm", family="2d", frames=8, size=112, temporal=True, sampler="tsn", paper="Lin et al. 2019, TSM: Temporal Shift Module",
                 description="ResNet with residual temporal shift (1/8 channels each way)", **_IMAGENET)
 def tsm(num_classes: int, pretrained: bool = False, backbone: str = "resnet18", consensus: str = "avg",
-        dropout: float = 0.5, in_channels: int = 3, frames=None, size=None) -> nn.Module:
-    return TSN(num_classes, backbone, pretrained, consensus, dropout, in_channels, shift=True)
+        dropout: float = 0.5, in_channels: int = 3, backbone_weights=None, frames=None, size=None) -> nn.Module:
+    return TSN(num_classes, backbone, pretrained, consensus, dropout, in_channels, shift=True, backbone_weights=backbone_weights)

@@ -222,10 +222,13 @@ def test_resolution_order_and_clear_errors(lite0, tmp_path, monkeypatch):
     assert cfg["source"] == "random" and net.eval()(torch.randn(1, 3, 32, 32)).shape == (1, 1280)
 
 
-def test_timm_layout_maps_onto_ours(lite0):
+def test_timm_layout_maps_onto_ours(lite0, tmp_path, monkeypatch):
     """timm's tf_efficientnet_lite0 (the same TF weights, timm's names; what its HF/torch caches hold) maps
-    key for key onto ours, and the two networks then agree exactly -- at a size that pads unevenly too."""
+    key for key onto ours, and the two networks then agree exactly -- at a size that pads unevenly too.
+    A timm-named safetensors file in the Hugging Face cache resolves (before the pip package) and loads."""
     timm = pytest.importorskip("timm")
+    pytest.importorskip("huggingface_hub")
+    from safetensors.torch import save_file
     t = timm.create_model("tf_efficientnet_lite0", pretrained=False).eval()
     assert t.pretrained_cfg["mean"] == P.WEIGHTS["efficientnet_lite0"].mean  # timm agrees on the normalisation
     ours = lite0[0]
@@ -235,3 +238,14 @@ def test_timm_layout_maps_onto_ours(lite0):
     x = torch.randn(1, 3, 97, 131)
     with torch.no_grad():
         assert torch.allclose(t(x), ours(x), atol=1e-5)
+    snap = tmp_path / "hf" / "models--timm--tf_efficientnet_lite0.in1k"
+    (snap / "refs").mkdir(parents=True)
+    (snap / "refs" / "main").write_text("abc123")
+    (snap / "snapshots" / "abc123").mkdir(parents=True)
+    save_file({k: v.contiguous() for k, v in t.state_dict().items()}, snap / "snapshots" / "abc123" / "model.safetensors")
+    real = P._hf_cache
+    monkeypatch.setattr(P, "_hf_cache", lambda e: real(e, cache_dir=tmp_path / "hf"))
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    net, info = P.imagenet_model("efficientnet_lite0", download=False)
+    assert (info.source, info.layout, info.verified) == ("hf-cache", "timm", False)
+    assert all(torch.equal(v, ours.state_dict()[k]) for k, v in net.state_dict().items())

@@ -132,13 +132,13 @@ def _torch_cache(e: WeightEntry, filename: str) -> Path | None:
     return p if p.is_file() else None
 
 
-def _hf_cache(e: WeightEntry) -> Path | None:
+def _hf_cache(e: WeightEntry, cache_dir=None) -> Path | None:
     try:
         from huggingface_hub import try_to_load_from_cache
     except ImportError:
         return None
     for fname in ("model.safetensors", "pytorch_model.bin"):
-        p = try_to_load_from_cache(e.hf_hub_id, fname)
+        p = try_to_load_from_cache(e.hf_hub_id, fname, cache_dir=cache_dir)
         if isinstance(p, str) and os.path.isfile(p):
             return Path(p)
     return None

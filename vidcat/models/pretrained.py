@@ -22,6 +22,7 @@ import hashlib
 import importlib.resources
 import importlib.util
 import json
+import logging
 import os
 import re
 import socket
@@ -35,6 +36,8 @@ import torch.nn as nn
 from vidcat.errors import VidcatError
 from vidcat.models.efficientnet_lite import EfficientNetLite
 from vidcat.models.registry import IMAGENET_MEAN, IMAGENET_STD
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -187,7 +190,8 @@ def _hub(e: WeightEntry) -> Path | None:
 
     try:
         return Path(hf_hub_download(e.hf_hub_id, "model.safetensors"))
-    except Exception:
+    except Exception as err:  # any hub failure means "not available", said once in the log
+        log.warning("downloading %s from the Hugging Face hub failed: %s", e.hf_hub_id, str(err).splitlines()[0] if str(err) else type(err).__name__)
         return None
 
 

@@ -69,6 +69,7 @@ def test_cache_key_follows_content_backbone_and_sampling(clips, tmp_path):
     assert cache_key(fa, INFO, Sampling(frames=8, size=32), 0) != key               # frames
     assert cache_key(fa, INFO, Sampling(frames=4, size=64), 0) != key               # size
     assert cache_key(fa, INFO, SAMPLING, 1) != key                                  # view
+    assert cache_key(fa, INFO, Sampling(frames=4, size=32, crop="full"), 0) != key  # crop
 
 
 def test_killed_extraction_resumes_and_leaves_no_partial_entries(clips, tmp_path):
@@ -118,7 +119,7 @@ def _acc(head, x, y):
         return float((head.eval()(x).argmax(1) == y).float().mean())
 
 
-@pytest.mark.parametrize("kind", ["tdiff", "gru", "tconv"])
+@pytest.mark.parametrize("kind", ["tdiff", "trend", "gru", "tconv"])
 def test_order_aware_heads_learn_what_mean_pooling_cannot(kind):
     x, y = _direction_features()
     xt, yt = _direction_features(seed=1)
@@ -134,8 +135,10 @@ def test_head_training_is_deterministic_and_logreg_folds_into_a_head():
     a = train_head(x, y, "tdiff", epochs=5, seed=3).head
     b = train_head(x, y, "tdiff", epochs=5, seed=3).head
     assert all(torch.equal(p, q) for p, q in zip(a.state_dict().values(), b.state_dict().values()))
-    head = fit_logreg(x, y, "tdiff")
-    assert isinstance(head, FeatureHead) and _acc(head, *_direction_features(seed=2)) >= 0.9
+    for pool_kind in ("tdiff", "trend"):
+        head = fit_logreg(x, y, pool_kind)
+        assert isinstance(head, FeatureHead) and _acc(head, *_direction_features(seed=2)) >= 0.9
+    assert _acc(fit_logreg(x, y, "meanstd"), *_direction_features(seed=2)) <= 0.7       # order-free
 
 
 def test_finetune_trains_only_the_top_block_with_frozen_batchnorm(clips):

@@ -46,9 +46,13 @@ class Sampling:
     frames: int = 8
     size: int = 160
     crop_scale: tuple = (0.7, 1.0)     # random-crop side as a fraction of the short side (views ≥ 1)
+    crop: str = "square"               # "square": centre square; "full": whole frame, short side = size
 
     def as_dict(self) -> dict:
-        return {**asdict(self), "crop_scale": list(self.crop_scale), "sampler": "tsn", "version": FEATURE_VERSION}
+        d = {**asdict(self), "crop_scale": list(self.crop_scale), "sampler": "tsn", "version": FEATURE_VERSION}
+        if self.crop == "square":         # keys of entries made before the crop option stay valid
+            del d["crop"]
+        return d
 
 
 _FP_MEMO: dict[tuple, str] = {}
@@ -110,7 +114,7 @@ class FeatureCache:
 
 
 def view_frames(reader: VideoReader, fingerprint: str, sampling: Sampling, view: int) -> torch.Tensor:
-    """uint8-valued float (T, 3, size, size) frames of one view (see the module docstring)."""
+    """0..255 float (T, 3, size, size) frames of one view (T, 3, size, ~size·aspect with crop="full")."""
     n = reader.info.num_frames
     if view == 0:
         idx = tsn_indices(n, sampling.frames, train=False)
@@ -121,6 +125,16 @@ def view_frames(reader: VideoReader, fingerprint: str, sampling: Sampling, view:
         idx = tsn_indices(n, sampling.frames, train=True, rng=rng)
     short = max(sampling.size, int(round(sampling.size * 1.15))) if view else sampling.size
     x = T.to_tensor(reader.frames(idx, short_side=short))            # (C, T, H, W) uint8
+    if sampling.crop == "full":                                       # keep the aspect ratio
+        h, w = x.shape[-2:]
+        if view:
+            s = rng.uniform(*sampling.crop_scale)
+            ch, cw = max(int(h * s), 1), max(int(w * s), 1)
+            top, left = int(rng.integers(0, h - ch + 1)), int(rng.integers(0, w - cw + 1))
+            x = x[..., top:top + ch, left:left + cw]
+        out = (sampling.size, max(2, round(sampling.size * w / h)))
+        x = torch.nn.functional.interpolate(x.float(), size=out, mode="bilinear", align_corners=False, antialias=True)
+        return x.permute(1, 0, 2, 3)
     box = T.center_box(*x.shape[-2:]) if view == 0 else T.random_box(*x.shape[-2:], rng, tuple(sampling.crop_scale))
     return T.crop_resize(x, box, sampling.size).float().permute(1, 0, 2, 3)
 

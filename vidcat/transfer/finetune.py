@@ -129,7 +129,8 @@ def finetune(backbone: nn.Module, info: BackboneInfo, head: FeatureHead, paths, 
                     log(f"vidcat: skipped {paths[i]}: {e.reason}")
             if not clips:
                 continue
-            loss = F.cross_entropy(model(torch.stack(clips)), torch.stack(ys))
+            feats = torch.cat([model.features(c[None]) for c in clips])   # clips may differ in shape
+            loss = F.cross_entropy(model.head(feats), torch.stack(ys))
             opt.zero_grad()
             loss.backward()
             opt.step()

@@ -3,7 +3,8 @@
 Kinds: ``mean`` (order-free), ``meanstd`` (order-free), ``tdiff`` (mean, mean |f(t+1) - f(t)| and the
 SIGNED mean of f(t+1) - f(t): the last term flips with the direction of time), ``attn`` (attention
 pooling with learned position embeddings), ``gru`` (1-layer GRU over time, LRCN on features) and
-``tconv`` (two 1D convolutions over T, then mean+max). :func:`fit_logreg` is the scikit-learn
+``tconv`` (two 1D convolutions over T, then mean+max), ``trend`` (mean, std and the least-squares
+slope of each feature over time: signed like tdiff, but using every frame rather than the two ends). :func:`fit_logreg` is the scikit-learn
 baseline on pooled features; it is folded into an equivalent torch head so every head saves alike.
 """
 from __future__ import annotations
@@ -18,7 +19,7 @@ import torch.nn.functional as F
 
 from vidcat.errors import VidcatError
 
-POOLS = ("mean", "meanstd", "tdiff")
+POOLS = ("mean", "meanstd", "tdiff", "trend")
 KINDS = POOLS + ("attn", "gru", "tconv")
 
 
@@ -32,6 +33,10 @@ def pool(x: torch.Tensor, kind: str) -> torch.Tensor:
     if kind == "tdiff":
         d = x[:, 1:] - x[:, :-1] if x.shape[1] > 1 else torch.zeros_like(x)
         return torch.cat([m, d.abs().mean(1), d.mean(1)], 1)
+    if kind == "trend":                       # least-squares slope over t: signed, uses every frame
+        t = torch.arange(x.shape[1], dtype=x.dtype, device=x.device)
+        t = (t - t.mean()) / ((t - t.mean()).pow(2).sum().clamp_min(1e-6))
+        return torch.cat([m, x.std(1, unbiased=False), (x * t.view(1, -1, 1)).sum(1)], 1)
     raise VidcatError(f"unknown pooling {kind!r} ({' | '.join(POOLS)})")
 
 
@@ -49,7 +54,7 @@ class FeatureHead(nn.Module):
         self.register_buffer("sigma", torch.ones(feat_dim))
         self.drop = nn.Dropout(dropout)
         if kind in POOLS:
-            self.fc = nn.Linear(feat_dim * {"mean": 1, "meanstd": 2, "tdiff": 3}[kind], num_classes)
+            self.fc = nn.Linear(feat_dim * {"mean": 1, "meanstd": 2, "tdiff": 3, "trend": 3}[kind], num_classes)
         elif kind == "attn":
             self.pos = nn.Parameter(torch.zeros(frames, feat_dim))
             self.score = nn.Sequential(nn.Linear(feat_dim, hidden), nn.Tanh(), nn.Linear(hidden, 1))
@@ -70,9 +75,10 @@ class FeatureHead(nn.Module):
         self.sigma.copy_(std.clamp_min(float(std.mean()) * 1e-3 + 1e-30))   # scale-free: random-init nets give ~1e-9
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.drop((x - self.mu) / self.sigma)
-        if self.kind in POOLS:
-            return self.fc(pool(x, self.kind))
+        x = (x - self.mu) / self.sigma
+        if self.kind in POOLS:                        # pool first: dropout on T x fewer values
+            return self.fc(self.drop(pool(x, self.kind)))
+        x = self.drop(x)
         if self.kind == "attn":
             x = x + self.pos[: x.shape[1]]
             w = self.score(x).softmax(1)
@@ -219,7 +225,7 @@ def fit_logreg(feats: torch.Tensor, labels: torch.Tensor, pool_kind: str = "tdif
 def fit_head(feats, labels, kind: str, num_classes: int | None = None, seed: int = 0, **kw) -> FeatureHead:
     """``logreg`` / ``logreg_<pool>`` → :func:`fit_logreg`, anything else → :func:`train_head`."""
     if kind.startswith("logreg"):
-        return fit_logreg(feats, labels, kind.partition("_")[2] or "tdiff", num_classes=num_classes)
+        return fit_logreg(feats, labels, kind.partition("_")[2] or "trend", num_classes=num_classes)
     return train_head(feats, labels, kind, num_classes=num_classes, seed=seed, **kw).head
 
 

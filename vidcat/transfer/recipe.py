@@ -47,9 +47,10 @@ class RecipeConfig:
     pooling: str = field(default="avgpos", metadata={"help": "avg | avgpos (adds per-channel activation centroids)"})
     frames: int = field(default=8, metadata={"help": "frames per clip (one per TSN segment)"})
     size: int = field(default=160, metadata={"help": "square frame side fed to the backbone"})
+    crop: str = field(default="square", metadata={"help": "square (centre square) | full (whole frame)"})
     views: int = field(default=2, metadata={"help": "augmented training views per clip (plus the centre one)"})
-    head: str = field(default="logreg_tdiff", metadata={"help": "head kind, or 'auto' to pick among candidates"})
-    candidates: tuple = field(default=("logreg_tdiff", "tdiff", "gru", "tconv"),
+    head: str = field(default="logreg_trend", metadata={"help": "head kind, or 'auto' to pick among candidates"})
+    candidates: tuple = field(default=("logreg_trend", "trend", "gru", "tconv"),
                               metadata={"help": "heads compared when head='auto'"})
     finetune_epochs: int = field(default=0, metadata={"help": "end-to-end epochs after the head (0 = frozen)"})
     finetune_blocks: int = field(default=2, metadata={"help": "top backbone blocks unfrozen when fine-tuning"})
@@ -63,6 +64,8 @@ class RecipeConfig:
                 raise VidcatError(f"unknown head {kind!r} ({' | '.join(KINDS)} | logreg_<pool> | auto)")
         if self.pooling not in ("avg", "avgpos"):
             raise VidcatError(f"unknown pooling {self.pooling!r} (avg | avgpos)")
+        if self.crop not in ("square", "full"):
+            raise VidcatError(f"unknown crop {self.crop!r} (square | full)")
         if self.frames < 2:
             raise VidcatError("frames must be >= 2 (temporal heads compare frames)")
         if self.size < 32 or self.views < 0 or self.finetune_epochs < 0:
@@ -70,7 +73,7 @@ class RecipeConfig:
 
     @property
     def sampling(self) -> Sampling:
-        return Sampling(frames=self.frames, size=self.size)
+        return Sampling(frames=self.frames, size=self.size, crop=self.crop)
 
 
 def _split_items(items, classes: list[str] | None):
@@ -183,7 +186,8 @@ class TransferModel:
         recipe = ck["recipe"]
         recipe = RecipeConfig(**{**recipe, "candidates": tuple(recipe["candidates"])})
         return cls(module, info, head, ck["classes"],
-                   Sampling(frames=s["frames"], size=s["size"], crop_scale=tuple(s["crop_scale"])),
+                   Sampling(frames=s["frames"], size=s["size"], crop_scale=tuple(s["crop_scale"]),
+                            crop=s.get("crop", "square")),
                    recipe, ck["finetuned"], ck.get("report"))
 
 

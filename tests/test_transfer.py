@@ -167,7 +167,7 @@ def test_recipe_checkpoint_round_trips(clips, tmp_path):
 
     files, labels = clips
     names = ["left", "right", "up"]
-    cfg = RecipeConfig(pretrained=False, frames=4, size=32, views=1, head="tdiff", cache=str(tmp_path / "c"))
+    cfg = RecipeConfig(pretrained=False, frames=4, size=32, views=1, cache=str(tmp_path / "c"))   # default head
     model = fit_recipe([(f, names[y]) for f, y in zip(files, labels)], cfg=cfg, log=lambda s: None)
     probs, kept, skipped = model.predict(files)
     path = model.save(tmp_path / "model.pt")
@@ -177,3 +177,14 @@ def test_recipe_checkpoint_round_trips(clips, tmp_path):
     probs2, kept2, _ = loaded.predict(files, cache=None)
     assert kept2 == kept and torch.allclose(probs, probs2, atol=1e-5)
     assert probs.shape == (6, 3) and not skipped
+
+
+def test_recipe_config_rejects_bad_options_in_one_line():
+    from vidcat.errors import VidcatError
+    from vidcat.transfer.recipe import RecipeConfig
+
+    with pytest.raises(VidcatError, match="unknown head 'lstm2'"):
+        RecipeConfig(head="lstm2")
+    with pytest.raises(VidcatError, match="frames must be >= 2"):
+        RecipeConfig(frames=1)
+    assert RecipeConfig().head == "logreg_trend" and RecipeConfig().pooling == "avgpos"

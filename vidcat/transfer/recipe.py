@@ -191,6 +191,20 @@ class TransferModel:
                    recipe, ck["finetuned"], ck.get("report"))
 
 
+def recipe_unavailable(cfg: RecipeConfig | None = None) -> str | None:
+    """None when the recipe can run here (its pretrained weights resolve offline), else the reason, for
+    a one-line notice before falling back to a from-scratch model."""
+    cfg = cfg or RecipeConfig()
+    if not cfg.pretrained:
+        return None
+    try:
+        from vidcat.models.pretrained import resolve_weights
+
+        return None if resolve_weights(cfg.backbone) is not None else f"no weights for {cfg.backbone} on this machine"
+    except (ImportError, VidcatError) as e:
+        return f"pretrained weights unavailable ({e})"
+
+
 def fit_recipe(train_items, val_items=None, cfg: RecipeConfig | None = None, classes: list[str] | None = None,
                log=None) -> TransferModel:
     """Fit the recipe on labelled items; ``val_items`` (optional) choose the head under ``head='auto'``

@@ -19,12 +19,13 @@ class LRCN(nn.Module):
 
     def __init__(self, num_classes: int, backbone: str = "resnet18", pretrained: bool = False, rnn: str = "lstm",
                  hidden: int = 256, layers: int = 1, bidirectional: bool = False, attention_pool: bool = False,
-                 dropout: float = 0.5, in_channels: int = 3):
+                 dropout: float = 0.5, in_channels: int = 3, backbone_weights=None):
         super().__init__()
         cells = {"lstm": nn.LSTM, "gru": nn.GRU}
         if rnn not in cells:
             raise VidcatError(f"rnn must be lstm or gru, not {rnn!r}")
-        self.backbone, dim = build_backbone2d(backbone, pretrained, in_channels)
+        self.backbone, dim = build_backbone2d(backbone, pretrained, in_channels, backbone_weights)
+        self.pretrained_cfg = getattr(self.backbone, "pretrained_cfg", None)  # mean/std the backbone expects
         self.rnn = cells[rnn](dim, hidden, num_layers=layers, batch_first=True, bidirectional=bidirectional)
         out = hidden * (2 if bidirectional else 1)
         self.attention = nn.Linear(out, 1) if attention_pool else None
@@ -45,5 +46,6 @@ class LRCN(nn.Module):
                 description="2D CNN per frame -> LSTM/GRU -> classifier")
 def lrcn(num_classes: int, pretrained: bool = False, backbone: str = "resnet18", rnn: str = "lstm", hidden: int = 256,
          layers: int = 1, bidirectional: bool = False, attention_pool: bool = False, dropout: float = 0.5,
-         in_channels: int = 3) -> nn.Module:
-    return LRCN(num_classes, backbone, pretrained, rnn, hidden, layers, bidirectional, attention_pool, dropout, in_channels)
+         in_channels: int = 3, backbone_weights=None) -> nn.Module:
+    return LRCN(num_classes, backbone, pretrained, rnn, hidden, layers, bidirectional, attention_pool, dropout, in_channels,
+                backbone_weights)

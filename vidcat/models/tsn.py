@@ -15,7 +15,8 @@ from vidcat.errors import VidcatError
 from vidcat.models.registry import IMAGENET_MEAN, IMAGENET_STD, register_model
 from vidcat.models.weights import torchvision_pretrained
 
-BACKBONES = ("resnet18", "resnet50", "mobilenet_v3_small", "mobilenet_v3_large", "efficientnet_b0")
+BACKBONES = ("resnet18", "resnet50", "mobilenet_v3_small", "mobilenet_v3_large", "efficientnet_b0",
+             "efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2")
 
 
 def _first_conv(net: nn.Module) -> tuple[nn.Module, str, nn.Conv2d]:
@@ -30,7 +31,7 @@ def widen_first_conv(net: nn.Module, in_channels: int) -> None:
     """Rebuild the first Conv2d for ``in_channels`` inputs, each initialised with the mean of the RGB
     filters (cross-modality init, Wang et al. 2016), so ImageNet weights start a flow/stacked network."""
     parent, leaf, old = _first_conv(net)
-    new = nn.Conv2d(in_channels, old.out_channels, old.kernel_size, old.stride, old.padding,
+    new = type(old)(in_channels, old.out_channels, old.kernel_size, old.stride, old.padding,
                     old.dilation, old.groups, old.bias is not None, old.padding_mode)
     with torch.no_grad():
         new.weight.copy_(old.weight.mean(dim=1, keepdim=True).expand_as(new.weight))
@@ -39,13 +40,26 @@ def widen_first_conv(net: nn.Module, in_channels: int) -> None:
     setattr(parent, leaf, new)
 
 
-def build_backbone2d(name: str = "resnet18", pretrained: bool = False, in_channels: int = 3) -> tuple[nn.Module, int]:
+def build_backbone2d(name: str = "resnet18", pretrained: bool = False, in_channels: int = 3,
+                     weights=None) -> tuple[nn.Module, int]:
     """A 2D CNN mapping (N, in_channels, H, W) to pooled features (N, feat_dim); returns ``(net, feat_dim)``.
 
     ``name``: a torchvision classification model (``resnet18`` ... ``efficientnet_b0``; its ImageNet
-    weights with ``pretrained``) or ``timm:<model>`` when timm is installed. ``in_channels != 3``
-    rebuilds the first conv with the cross-modality init (see :func:`widen_first_conv`).
+    weights with ``pretrained``), ``efficientnet_lite0/1/2`` (ImageNet weights resolved offline by
+    :mod:`vidcat.models.pretrained`; the net carries their ``pretrained_cfg`` with the mean/std they
+    expect) or ``timm:<model>`` when timm is installed. ``in_channels != 3`` rebuilds the first conv
+    with the cross-modality init (see :func:`widen_first_conv`). ``weights``: a local file with the
+    backbone's ImageNet weights (EfficientNet-Lite only), which implies ``pretrained``.
     """
+    if name.startswith("efficientnet_lite"):
+        from vidcat.models.pretrained import BACKBONES as LITE, frame_backbone
+
+        if name not in LITE:
+            raise VidcatError(f"unknown backbone {name!r}; EfficientNet-Lite backbones: {', '.join(LITE)}")
+        net, cfg = frame_backbone(name, pretrained or weights is not None, in_channels, weights)
+        return net, cfg["feat_dim"]
+    if weights is not None:
+        raise VidcatError(f"backbone_weights works with efficientnet_lite0/1/2, not {name!r}; use --weights for a whole model")
     if name.startswith("timm:"):
         try:
             import timm
@@ -107,14 +121,22 @@ class TemporalShift(nn.Module):
 
 
 def add_temporal_shift(net: nn.Module, fold_div: int = 8) -> list[TemporalShift]:
-    """Insert residual shifts before ``conv1`` of every ResNet BasicBlock/Bottleneck (torchvision or timm)."""
+    """Insert residual shifts before the first conv of every residual branch: ``conv1`` of ResNet
+    BasicBlock/Bottleneck (torchvision or timm), ``_expand_conv`` of EfficientNet-Lite's residual MBConvs."""
     shifts = []
     for m in list(net.modules()):
-        if type(m).__name__ in ("BasicBlock", "Bottleneck") and isinstance(getattr(m, "conv1", None), nn.Conv2d):
-            m.conv1 = TemporalShift(m.conv1, fold_div)
-            shifts.append(m.conv1)
+        if type(m).__name__ in ("BasicBlock", "Bottleneck"):
+            attr = "conv1"
+        elif getattr(m, "residual", False) is True:
+            attr = "_expand_conv"
+        else:
+            continue
+        if isinstance(getattr(m, attr, None), nn.Conv2d):
+            setattr(m, attr, TemporalShift(getattr(m, attr), fold_div))
+            shifts.append(getattr(m, attr))
     if not shifts:
-        raise VidcatError("tsm needs a ResNet backbone (residual BasicBlock/Bottleneck blocks), e.g. resnet18 or resnet50")
+        raise VidcatError("tsm needs a ResNet backbone (residual BasicBlock/Bottleneck blocks), e.g. resnet18 or "
+                          "resnet50, or efficientnet_lite0/1/2 (residual MBConv blocks)")
     return shifts
 
 
@@ -124,11 +146,13 @@ class TSN(nn.Module):
     classifier_name = "fc"
 
     def __init__(self, num_classes: int, backbone: str = "resnet18", pretrained: bool = False,
-                 consensus: str = "avg", dropout: float = 0.5, in_channels: int = 3, shift: bool = False):
+                 consensus: str = "avg", dropout: float = 0.5, in_channels: int = 3, shift: bool = False,
+                 backbone_weights=None):
         super().__init__()
         if consensus not in ("avg", "max", "attention"):
             raise VidcatError(f"consensus must be avg, max or attention, not {consensus!r}")
-        self.backbone, dim = build_backbone2d(backbone, pretrained, in_channels)
+        self.backbone, dim = build_backbone2d(backbone, pretrained, in_channels, backbone_weights)
+        self.pretrained_cfg = getattr(self.backbone, "pretrained_cfg", None)  # mean/std the backbone expects
         self._shifts = add_temporal_shift(self.backbone) if shift else []
         self.consensus = consensus
         self.attention = nn.Linear(dim, 1) if consensus == "attention" else None
@@ -154,12 +178,12 @@ _IMAGENET = dict(mean=IMAGENET_MEAN, std=IMAGENET_STD)
 @register_model("tsn", family="2d", frames=8, size=112, temporal=False, sampler="tsn", paper="Wang et al. 2016, Temporal Segment Networks",
                 description="2D CNN per segment + consensus (avg/max/attention)", **_IMAGENET)
 def tsn(num_classes: int, pretrained: bool = False, backbone: str = "resnet18", consensus: str = "avg",
-        dropout: float = 0.5, in_channels: int = 3) -> nn.Module:
-    return TSN(num_classes, backbone, pretrained, consensus, dropout, in_channels)
+        dropout: float = 0.5, in_channels: int = 3, backbone_weights=None) -> nn.Module:
+    return TSN(num_classes, backbone, pretrained, consensus, dropout, in_channels, backbone_weights=backbone_weights)
 
 
 @register_model("tsm", family="2d", frames=8, size=112, temporal=True, sampler="tsn", paper="Lin et al. 2019, TSM: Temporal Shift Module",
                 description="ResNet with residual temporal shift (1/8 channels each way)", **_IMAGENET)
 def tsm(num_classes: int, pretrained: bool = False, backbone: str = "resnet18", consensus: str = "avg",
-        dropout: float = 0.5, in_channels: int = 3) -> nn.Module:
-    return TSN(num_classes, backbone, pretrained, consensus, dropout, in_channels, shift=True)
+        dropout: float = 0.5, in_channels: int = 3, backbone_weights=None) -> nn.Module:
+    return TSN(num_classes, backbone, pretrained, consensus, dropout, in_channels, shift=True, backbone_weights=backbone_weights)

@@ -8,13 +8,10 @@ at 224 (its fixed 2x7x7 average pool is made adaptive here, identical at 16x224)
 """
 from __future__ import annotations
 
-import copy
-
-import torch
 import torch.nn as nn
-import torch.nn.functional as F
 
 from vidcat.errors import VidcatError
+from vidcat.models.inflated import InflatedConv3d, inflate_2d, inflate_conv2d  # noqa: F401 (re-exported; registers i3d_efficientnet_lite*)
 from vidcat.models.registry import IMAGENET_MEAN, IMAGENET_STD, register_model
 from vidcat.models.weights import get_classifier, set_classifier, torchvision_pretrained
 
@@ -83,65 +80,16 @@ def swin3d_t(num_classes: int, pretrained: bool = False) -> nn.Module:
 
 # --- I3D: inflate an ImageNet 2D ResNet into a 3D one (Carreira & Zisserman 2017) ---------------------------
 
-class InflatedConv3d(nn.Conv3d):
-    """Conv3d whose temporal padding repeats the edge frames (spatial padding stays zero), so a
-    temporally constant clip stays constant through the network at every frame, not just inside."""
-
-    def __init__(self, *args, time_pad: int = 0, **kw):
-        super().__init__(*args, **kw)
-        self.time_pad = time_pad
-
-    def forward(self, x):
-        if self.time_pad:
-            x = F.pad(x, (0, 0, 0, 0, self.time_pad, self.time_pad), mode="replicate")
-        return super().forward(x)
-
-
-def inflate_conv2d(conv2d: nn.Conv2d, time_kernel: int = 1, time_stride: int = 1, center: bool = False) -> nn.Conv3d:
-    """A 3D conv with ``conv2d``'s filters repeated ``time_kernel`` times and divided by it (or, with
-    ``center``, placed on the middle frame only), so it answers a constant clip exactly like the 2D conv."""
-    if isinstance(conv2d.padding, str):
-        raise VidcatError(f"cannot inflate a conv with padding={conv2d.padding!r}")
-    conv = InflatedConv3d(conv2d.in_channels, conv2d.out_channels, (time_kernel, *conv2d.kernel_size),
-                          stride=(time_stride, *conv2d.stride), padding=(0, *conv2d.padding),
-                          dilation=(1, *conv2d.dilation), groups=conv2d.groups, bias=conv2d.bias is not None,
-                          time_pad=time_kernel // 2)
-    w = conv2d.weight.detach().unsqueeze(2)
-    with torch.no_grad():
-        if center:
-            conv.weight.zero_()
-            conv.weight[:, :, time_kernel // 2] = w[:, :, 0]
-        else:
-            conv.weight.copy_(w.repeat(1, 1, time_kernel, 1, 1) / time_kernel)
-        if conv2d.bias is not None:
-            conv.bias.copy_(conv2d.bias)
-    return conv
-
-
 def inflate_resnet(resnet2d: nn.Module, stem_time_kernel: int = 5, block_time_kernel: int = 3,
                    pool_time_stride: int = 2, center: bool = False) -> nn.Module:
     """A copy of a torchvision 2D ResNet with every layer inflated to 3D; its forward takes (B, C, T, H, W).
     The stem conv gets ``stem_time_kernel`` taps, the first conv of every residual block
     ``block_time_kernel`` (3x3x3 in basic blocks, 3x1x1 in bottlenecks), all others 1; the stem max-pool
     also pools time by ``pool_time_stride``. BatchNorm statistics and the fc layer carry over unchanged."""
-    net = copy.deepcopy(resnet2d)
-    for name, m in list(net.named_modules()):
-        if isinstance(m, nn.Conv2d):
-            tk = stem_time_kernel if name == "conv1" else block_time_kernel if name.endswith(".conv1") else 1
-            new = inflate_conv2d(m, tk, 1, center)
-        elif isinstance(m, nn.BatchNorm2d):
-            new = nn.BatchNorm3d(m.num_features, m.eps, m.momentum, m.affine, m.track_running_stats)
-            new.load_state_dict(m.state_dict())
-        elif isinstance(m, nn.MaxPool2d):
-            ts, (k, s, p) = pool_time_stride, (nn.modules.utils._pair(v) for v in (m.kernel_size, m.stride, m.padding))
-            new = nn.MaxPool3d((2 * (ts // 2) + 1, *k), (ts, *s), (ts // 2, *p))
-        elif isinstance(m, nn.AdaptiveAvgPool2d):
-            new = nn.AdaptiveAvgPool3d(1)
-        else:
-            continue
-        parent, _, leaf = name.rpartition(".")
-        setattr(net.get_submodule(parent) if parent else net, leaf, new)
-    return net
+    def time_kernel(name: str, conv: nn.Conv2d) -> int:
+        return stem_time_kernel if name == "conv1" else block_time_kernel if name.endswith(".conv1") else 1
+
+    return inflate_2d(resnet2d, time_kernel, pool_time_stride, center)
 
 
 def _i3d(depth: int, num_classes: int, pretrained: bool) -> nn.Module:

@@ -1,0 +1,1 @@
+"""Transfer learning on few labels: cached frozen-backbone features, light heads, fine-tuning, a recipe."""

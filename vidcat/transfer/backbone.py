@@ -1,0 +1,129 @@
+"""The frozen frame encoder behind cached features: ``(N, 3, H, W)`` normalised frames → ``(N, D)``.
+
+:func:`load_backbone` asks :func:`vidcat.models.pretrained.frame_backbone` for a named, offline-resolved
+ImageNet backbone. ``pretrained=False`` gives the same architecture with seeded random weights (the
+control in the benchmarks). When that module is absent (an older checkout) a torchvision trunk with
+random weights stands in, so the pipeline and its tests still run.
+"""
+from __future__ import annotations
+
+import hashlib
+from dataclasses import asdict, dataclass, field
+
+import torch
+import torch.nn as nn
+
+from vidcat.errors import VidcatError
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+@dataclass
+class BackboneInfo:
+    """What a feature cache key and a checkpoint need to know about the encoder."""
+
+    name: str
+    pretrained: bool
+    feat_dim: int
+    mean: tuple = IMAGENET_MEAN
+    std: tuple = IMAGENET_STD
+    input_size: int = 224
+    weights_sha256: str = ""         # of the weight file; "random-init:<seed>" for the control
+    pooling: str = "avg"             # "avg": (N, D); "avgpos": (N, 3D) = mean, x- and y-centroid per channel
+    source: str = ""
+    extra: dict = field(default_factory=dict)
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+class _TorchvisionTrunk(nn.Module):
+    """features → global average pool → flatten, for torchvision classification nets."""
+
+    def __init__(self, net: nn.Module):
+        super().__init__()
+        self.features = net.features
+        self.pool = nn.AdaptiveAvgPool2d(1)
+
+    def forward(self, x):
+        return self.pool(self.features(x)).flatten(1)
+
+
+def _fallback(name: str, seed: int) -> tuple[nn.Module, BackboneInfo]:
+    import torchvision.models as tvm
+
+    builders = {"mobilenet_v3_small": (tvm.mobilenet_v3_small, 576), "efficientnet_b0": (tvm.efficientnet_b0, 1280)}
+    arch = name if name in builders else "mobilenet_v3_small"
+    torch.manual_seed(seed)
+    fn, dim = builders[arch]
+    return _TorchvisionTrunk(fn(weights=None)), BackboneInfo(
+        name=name, pretrained=False, feat_dim=dim, weights_sha256=f"random-init:{seed}",
+        source=f"torchvision {arch}, random init (vidcat.models.pretrained unavailable)")
+
+
+class PositionPool(nn.Module):
+    """Feature map (N, D, h, w) → (N, 3D): per channel its mean and the x / y centroid of its positive
+    activation (in [-1, 1]). Global average pooling forgets *where* things are, so the difference of
+    pooled features between frames cannot tell left from right motion; the centroids keep that."""
+
+    def __init__(self, trunk: nn.Module):
+        super().__init__()
+        self.trunk = trunk
+
+    def forward(self, x):
+        a = self.trunk.forward_features(x)
+        n, d, h, w = a.shape
+        wgt = a.clamp_min(0) + 1e-6
+        wgt = wgt / wgt.sum((2, 3), keepdim=True)
+        ys = torch.linspace(-1, 1, h, device=a.device).view(1, 1, h, 1)
+        xs = torch.linspace(-1, 1, w, device=a.device).view(1, 1, 1, w)
+        return torch.cat([a.mean((2, 3)), (wgt * xs).sum((2, 3)), (wgt * ys).sum((2, 3))], 1)
+
+
+def state_sha(module: nn.Module) -> str:
+    """sha256 over a module's parameters and buffers (names, shapes, bytes): identifies its weights."""
+    h = hashlib.sha256()
+    for k, v in sorted(module.state_dict().items()):
+        h.update(k.encode())
+        h.update(str(tuple(v.shape)).encode())
+        h.update(v.detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()
+
+
+def load_backbone(name: str = "efficientnet_lite0", pretrained: bool = True, seed: int = 0,
+                  weights: str | None = None, pooling: str = "avg") -> tuple[nn.Module, BackboneInfo]:
+    """``(module in eval mode, info)``; raises VidcatError when pretrained weights do not resolve.
+
+    ``pooling="avgpos"`` appends per-channel activation centroids (see :class:`PositionPool`)."""
+    if pooling not in ("avg", "avgpos"):
+        raise VidcatError(f"unknown pooling {pooling!r} (avg | avgpos)")
+    try:
+        from vidcat.models.pretrained import frame_backbone
+    except ImportError:
+        frame_backbone = None
+    if frame_backbone is None:
+        if pretrained:
+            raise VidcatError(f"no pretrained weights for {name}: vidcat.models.pretrained is missing")
+        module, info = _fallback(name, seed)
+    else:
+        torch.manual_seed(seed)
+        kw = {"weights": weights} if weights else {}
+        module, cfg = frame_backbone(name=name, pretrained=pretrained, **kw)
+        get = cfg.get if isinstance(cfg, dict) else (lambda k, d=None: getattr(cfg, k, d))
+        sha = get("sha256", None) or get("weights_sha256", None) if pretrained else None
+        size = get("input_size", 224)
+        size = size[-1] if isinstance(size, (tuple, list)) else size
+        info = BackboneInfo(name=name, pretrained=pretrained, feat_dim=int(get("feat_dim")),
+                            mean=tuple(get("mean", IMAGENET_MEAN)), std=tuple(get("std", IMAGENET_STD)),
+                            input_size=int(size), source=str(get("source", "") or ""),
+                            weights_sha256=sha or (state_sha(module) if pretrained else f"random-init:{seed}"))
+    if pooling == "avgpos":
+        if not hasattr(module, "forward_features"):
+            raise VidcatError(f"backbone {name} exposes no feature map (forward_features) for pooling avgpos")
+        module, info.feat_dim = PositionPool(module), 3 * info.feat_dim
+    info.pooling = pooling
+    module.eval()
+    for p in module.parameters():
+        p.requires_grad_(False)
+    return module, info

@@ -44,7 +44,7 @@ RUNS = {
     "ts_flow_late": ("two_stream", "rgb,flow", ["--model-arg", "fusion=late"], "joint, score average 0.5/0.5"),
     "ts_flow_weighted": ("two_stream", "rgb,flow", ["--model-arg", "fusion=weighted"],
                          "joint, learned weights then tuned on val"),
-    "ts_flow_learned": ("two_stream", "rgb,flow", ["--model-arg", "fusion=learned"], "joint, MLP on concatenated features"),
+    "ts_flow_concat": ("two_stream", "rgb,flow", ["--model-arg", "fusion=concat"], "joint, MLP on concatenated features"),
     "ts_flow_conv": ("two_stream", "rgb,flow", ["--model-arg", "fusion=conv"], "joint, 1x1 conv on stacked conv maps"),
     "ts_mv_weighted": ("two_stream", "rgb,mv", ["--model-arg", "fusion=weighted"], "joint, learned weights then tuned on val"),
     "fuse_flow": ("fuse", "rgb+flow", [], "separately trained rgb + flow, `vidcat fuse` (w tuned on val)"),
@@ -111,7 +111,7 @@ def run_one(name: str, a, data: Path, cache: Path, runs: Path) -> dict:
         train_s = time.time() - t0
         cfg = json.loads((out / "config.json").read_text())
         extra_info = {"best_val": cfg["best_score"]}
-        tuned = cfg.get("after_training")
+        tuned = cfg.get("fusion_tuning")  # weighted fusion: weights tuned on val after training
         if tuned:
             extra_info.update(w_rgb=tuned["w_rgb"], val_fused=tuned["score"], val_equal=tuned["score_equal"])
     sh([*VIDCAT, "eval", "--checkpoint", str(out / "best.pt"), "--data", str(data / "test.csv"), "--json",

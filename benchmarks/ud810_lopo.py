@@ -32,25 +32,34 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+import vidcat  # noqa: E402
+from vidcat.config import CVConfig, DataConfig  # noqa: E402
 from vidcat.engine.crossval import cross_validate  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "data" / "ud810-actions"
 LABEL_RX, GROUP_RX = r"PS7(A\d)", r"P(\d)"
 
-# name -> (input, model, cross_validate keywords); input: raw (the AVIs), gray or diff (see prepare()).
+# name -> (input, model, training keywords: TrainConfig / DataConfig fields); input: raw (the AVIs), gray or
+# diff (see prepare()). No inner validation split (val_split=0): each fold is scored with its last epoch.
 # The first is the chosen configuration (run by default). Every tiny3d run: 16 frames, one per TSN
 # segment (the whole 2-3.6 s action), random crops + horizontal flips (one-arm vs two-arm actions do
 # not depend on the side), 40 epochs of 3 steps (18 clips, batch 6), AdamW 2e-3, cosine.
-_T3D = dict(epochs=40, batch_size=6, data_overrides=dict(sampler="tsn", frames=16, size=64, hflip=True))
+_T3D = dict(epochs=40, batch_size=6, sampler="tsn", frames=16, size=64, hflip=True, val_split=0.0)
 CONFIGS = {
     "diff_tiny3d_16x64": ("diff", "tiny3d", _T3D),
     "gray_tiny3d_16x64": ("gray", "tiny3d", _T3D),
     "raw_tiny3d_16x64": ("raw", "tiny3d", _T3D),
-    "raw_tiny3d_16x112": ("raw", "tiny3d", dict(_T3D, data_overrides=dict(_T3D["data_overrides"], size=112))),
-    "diff_tsm_8x64": ("diff", "tsm", dict(epochs=40, batch_size=6, lr=1e-3,
-                                          data_overrides=dict(sampler="tsn", frames=8, size=64, hflip=True))),
+    "raw_tiny3d_16x112": ("raw", "tiny3d", dict(_T3D, size=112)),
+    "diff_tsm_8x64": ("diff", "tsm", dict(epochs=40, batch_size=6, lr=1e-3, sampler="tsn", frames=8, size=64,
+                                          hflip=True, val_split=0.0)),
 }
 INPUTS = {"raw": "original colour AVI", "gray": "grayscale copy", "diff": "motion energy: abs(gray(t) - gray(t-2))"}
+DATA_KEYS = set(DataConfig.__dataclass_fields__)
+
+
+def data_kw(kw: dict) -> dict:
+    """The DataConfig fields among a configuration's keywords."""
+    return {k: v for k, v in kw.items() if k in DATA_KEYS}
 
 
 def prepare(src: Path, dst: Path, mode: str = "gray", short_side: int = 128) -> Path:
@@ -85,20 +94,21 @@ def prepare(src: Path, dst: Path, mode: str = "gray", short_side: int = 128) -> 
 
 
 def cli_line(prep: str, model: str, kw: dict) -> str:
-    d = dict(kw.get("data_overrides", {}))
+    d = data_kw(kw)
     data = "../shared/data/ud810-actions" if prep == "raw" else f"runs/ud810_prep/{prep}"
     parts = [f"vidcat cv --data {data}", f"--label-regex '{LABEL_RX}'", f"--group-regex '{GROUP_RX}'", "--logo",
              f"--model {model}"]
     if d.pop("hflip", False):
         parts.append("--hflip")
-    parts += [f"--{k} {v}" for k, v in d.items()]
-    parts += [f"--{k.replace('_', '-')} {v}" for k, v in kw.items() if k not in ("data_overrides", "model_kwargs")]
+    parts += [f"--{k.replace('_', '-')} {v}" for k, v in d.items()]
+    parts += [f"--{k.replace('_', '-')} {v:g}" if isinstance(v, float) else f"--{k.replace('_', '-')} {v}"
+              for k, v in kw.items() if k not in DATA_KEYS and k != "model_kwargs"]
     parts += [f"--model-arg {k}={v}" for k, v in kw.get("model_kwargs", {}).items()]
     return " ".join(parts + [f"--out runs/ud810_lopo/{prep}_{model}"])
 
 
 def fmt_input(kw: dict) -> str:
-    d = kw.get("data_overrides", {})
+    d = data_kw(kw)
     s = f"{d.get('frames', '?')}x{d.get('size', '?')}²"
     if d.get("sampler") == "tsn":
         return s + ", TSN segments (whole clip)"
@@ -188,9 +198,9 @@ def main(argv=None) -> int:
                 summary = json.loads((run_dir / "cv.json").read_text())
                 seconds = summary["seconds"]
             else:
-                summary = cross_validate(preps[prep], run_dir, model=model, group_regex=GROUP_RX, folds=None,
-                                         label_regex=LABEL_RX, seed=seed, workers=a.workers, threads=a.threads,
-                                         progress=False, **kw)
+                train_cfg = vidcat.train_config(preps[prep], run_dir, model=model, seed=seed, workers=a.workers,
+                                                threads=a.threads, progress=False, **kw)
+                summary = cross_validate(train_cfg, CVConfig(group_regex=GROUP_RX, folds=None, label_regex=LABEL_RX))
                 seconds = time.time() - t0
                 print(f"{name} seed {seed}: top1 {summary['top1_mean']:.3f} ± {summary['top1_std']:.3f} per fold "
                       f"{[round(x, 3) for x in summary['top1_per_fold']]} ({seconds / 60:.1f} min)", flush=True)

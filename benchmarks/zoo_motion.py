@@ -27,10 +27,8 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from vidcat.config import TrainConfig  # noqa: E402
+import vidcat  # noqa: E402
 from vidcat.data.synthetic import SynthConfig, generate  # noqa: E402
-from vidcat.engine.evaluate import evaluate  # noqa: E402
-from vidcat.engine.train import train  # noqa: E402
 from vidcat.models.registry import count_parameters, create_model, get_spec  # noqa: E402
 
 
@@ -115,18 +113,17 @@ def run_entry(e: Entry, data: Path, runs: Path, threads: int) -> dict:
     if e.sampler:
         overrides["sampler"] = e.sampler
     out = runs / e.key.replace(":", "_")
-    cfg = TrainConfig(source=str(data / "train.csv"), val=str(data / "val.csv"), out=str(out), model=e.name,
-                      epochs=e.epochs, batch_size=e.batch, lr=e.lr, workers=1, threads=threads, seed=0,
-                      progress=False, model_kwargs=dict(e.kwargs), data_overrides=overrides)
     t0 = time.time()
-    summary = train(cfg)
+    summary = vidcat.train(data=data / "train.csv", out=out, model=e.name, val=str(data / "val.csv"),
+                           epochs=e.epochs, batch_size=e.batch, lr=e.lr, workers=1, threads=threads, seed=0,
+                           progress=False, model_kwargs=dict(e.kwargs), **overrides)
     row["train_s"] = time.time() - t0
     steps = e.epochs * math.ceil(len(open(data / "train.csv").readlines()[1:]) / e.batch)
     row["budget"] = f"{e.epochs} ep = {steps} steps (batch {e.batch}), {row['train_s']:.0f} s"
     row["val_top1"] = max((h.get("val_top1") or 0) for h in summary["history"])
     row["train_top1"] = summary["history"][-1]["train_top1"]  # last epoch: memorising shows as train >> test
-    res = evaluate(out / "best.pt", data / "test.csv", workers=1, progress=False, threads=threads,
-                   json_out=out / "test_eval.json")
+    res = vidcat.evaluate(out / "best.pt", data / "test.csv", workers=1, progress=False, threads=threads,
+                          json=str(out / "test_eval.json"))
     row.update(test_top1=res["top1"], n_test=res["n"], nonfinite=summary["nonfinite_steps"])
     return row
 

@@ -165,7 +165,8 @@ def test_lrcn_variants(kw):
 @pytest.mark.parametrize("name,dim", [("resnet18", 512), ("resnet50", 2048), ("mobilenet_v3_small", 1024),
                                       ("mobilenet_v3_large", 1280), ("efficientnet_b0", 1280)])
 def test_backbones_and_cross_modality_init(name, dim):
-    from vidcat.models.tsn import _first_conv, build_backbone2d, widen_first_conv
+    from vidcat.models.tsn import build_backbone2d
+    from vidcat.models.weights import _first_conv, widen_first_conv
 
     net, feat_dim = build_backbone2d(name)
     assert feat_dim == dim

@@ -290,7 +290,7 @@ def frame_backbone(name: str = "efficientnet_lite0", pretrained: bool = True, in
         net, src = EfficientNetLite(e.variant, 0), dict(source="random", path=None, sha256=None)
     net._fc, net._dropout = nn.Identity(), nn.Identity()
     if in_channels != 3:
-        from vidcat.models.tsn import widen_first_conv
+        from vidcat.models.weights import widen_first_conv
 
         widen_first_conv(net, in_channels)
     cfg = dict(name=name, feat_dim=net.num_features, mean=e.mean, std=e.std, input_size=(in_channels, *e.input_size[1:]),

@@ -13,31 +13,10 @@ import torch.nn as nn
 
 from vidcat.errors import VidcatError
 from vidcat.models.registry import IMAGENET_MEAN, IMAGENET_STD, register_model
-from vidcat.models.weights import torchvision_pretrained
+from vidcat.models.weights import torchvision_pretrained, widen_first_conv
 
 BACKBONES = ("resnet18", "resnet50", "mobilenet_v3_small", "mobilenet_v3_large", "efficientnet_b0",
              "efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2")
-
-
-def _first_conv(net: nn.Module) -> tuple[nn.Module, str, nn.Conv2d]:
-    for name, m in net.named_modules():
-        if isinstance(m, nn.Conv2d):
-            parent, _, leaf = name.rpartition(".")
-            return (net.get_submodule(parent) if parent else net), leaf, m
-    raise VidcatError(f"{type(net).__name__} has no Conv2d to adapt")
-
-
-def widen_first_conv(net: nn.Module, in_channels: int) -> None:
-    """Rebuild the first Conv2d for ``in_channels`` inputs, each initialised with the mean of the RGB
-    filters (cross-modality init, Wang et al. 2016), so ImageNet weights start a flow/stacked network."""
-    parent, leaf, old = _first_conv(net)
-    new = type(old)(in_channels, old.out_channels, old.kernel_size, old.stride, old.padding,
-                    old.dilation, old.groups, old.bias is not None, old.padding_mode)
-    with torch.no_grad():
-        new.weight.copy_(old.weight.mean(dim=1, keepdim=True).expand_as(new.weight))
-        if old.bias is not None:
-            new.bias.copy_(old.bias)
-    setattr(parent, leaf, new)
 
 
 def build_backbone2d(name: str = "resnet18", pretrained: bool = False, in_channels: int = 3,

@@ -158,3 +158,24 @@ def param_groups(model: nn.Module, lr: float, backbone_lr_mult: float = 0.1) -> 
             groups["head" if is_head(name) else "backbone"].append(p)
     lrs = {"backbone": lr * backbone_lr_mult, "head": lr}
     return [{"name": g, "params": ps, "lr": lrs[g]} for g, ps in groups.items() if ps]
+
+
+def _first_conv(net: nn.Module) -> tuple[nn.Module, str, nn.Conv2d]:
+    for name, m in net.named_modules():
+        if isinstance(m, nn.Conv2d):
+            parent, _, leaf = name.rpartition(".")
+            return (net.get_submodule(parent) if parent else net), leaf, m
+    raise VidcatError(f"{type(net).__name__} has no Conv2d to adapt")
+
+
+def widen_first_conv(net: nn.Module, in_channels: int) -> None:
+    """Rebuild the first Conv2d for ``in_channels`` inputs, each initialised with the mean of the RGB
+    filters (cross-modality init, Wang et al. 2016), so ImageNet weights start a flow/stacked network."""
+    parent, leaf, old = _first_conv(net)
+    new = type(old)(in_channels, old.out_channels, old.kernel_size, old.stride, old.padding,
+                    old.dilation, old.groups, old.bias is not None, old.padding_mode)
+    with torch.no_grad():
+        new.weight.copy_(old.weight.mean(dim=1, keepdim=True).expand_as(new.weight))
+        if old.bias is not None:
+            new.bias.copy_(old.bias)
+    setattr(parent, leaf, new)

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from vidcat.cli.common import command
 from vidcat.config import check_fields, opt, require
+from vidcat.models.pretrained import WeightsConfig, run_weights
 
 BENCHES = ("decode", "loader", "model", "flow", "mv")
 
@@ -73,4 +74,6 @@ def run_bench_command(cfg: BenchConfig) -> int:
 def add_commands(sub) -> None:
     command(sub, "models", "list registered models", ModelsConfig, run_models)
     command(sub, "report", "write RUN/report.md from a run's files", ReportConfig, run_report)
+    command(sub, "weights", "pretrained weights that resolve on this machine, and from where", WeightsConfig,
+            run_weights)
     command(sub, "bench", "speed benchmarks, printed as JSON with ratios to a baseline", BenchConfig, run_bench_command)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import inspect
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import torch
@@ -119,8 +119,17 @@ def build_model(setup: ModelSetup, pretrained: bool = False, weights: str | None
     """The network of ``setup`` (random init, published weights with ``pretrained``, or a local file)."""
     if not setup.classes:
         raise VidcatError("a model needs at least one class")
-    return create_model(setup.name, num_classes=len(setup.classes), pretrained=pretrained, weights=weights,
-                        **setup.kwargs)
+    model = create_model(setup.name, num_classes=len(setup.classes), pretrained=pretrained, weights=weights,
+                         **setup.kwargs)
+    # a backbone's weights fix their own normalisation (EfficientNet-Lite: 0.5/0.5): it replaces the
+    # registry's default, never a mean/std the caller chose
+    spec, data = setup.spec, setup.data
+    if (data.mean, data.std) == (tuple(spec.mean), tuple(spec.std)):
+        from vidcat.models.pretrained import model_normalisation
+
+        mean, std = model_normalisation(model)
+        setup.data = replace(data, mean=tuple(mean), std=tuple(std))
+    return model
 
 
 @dataclass

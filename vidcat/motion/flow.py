@@ -136,21 +136,26 @@ def _raft_pair_fn(method: str, weights=None, num_flow_updates: int = 12, device:
 
 
 # -- whole clips ----------------------------------------------------------------------------
-def iter_video_frames(path, short_side: int | None = None, threads: int = 0) -> Iterator[np.ndarray]:
-    """Every decodable frame of ``path`` in display order, as uint8 (H, W, 3) RGB, one at a time.
+def iter_video_frames(path, short_side: int | None = None, threads: int = 0, gray: bool = False) -> Iterator[np.ndarray]:
+    """Every decodable frame of ``path`` in display order, uint8 (H, W, 3) RGB or (H, W) gray.
 
     Streams: memory and time follow the frames actually in the file, never the header's frame
-    count (a damaged AVI header can claim half a billion frames). Uses the io layer's
-    ``iter_frames`` (with its decode limits) when it has one.
+    count (a damaged AVI header can claim half a billion frames). The io layer's ``iter_frames``
+    (decode limits, and a ``.warning`` naming damage once the stream is consumed) when it exists.
     """
     from vidcat.io import video as vio
 
     if hasattr(vio, "iter_frames"):
-        yield from vio.iter_frames(path, short_side=short_side, threads=threads)
-        return
-    # HOOK: fallback until vidcat.io.video.iter_frames exists; a decode error after the first
-    # frame ends the stream (truncated file), before it raises VideoError.
+        return vio.iter_frames(path, short_side=short_side, gray=gray, threads=threads)
+    return _decode_all(path, short_side, threads, gray)
+
+
+def _decode_all(path, short_side, threads, gray):
+    """Fallback for an io layer without ``iter_frames``: a decode error after the first frame ends
+    the stream (truncated file), before it raises VideoError."""
     import av
+
+    from vidcat.io import video as vio
 
     with vio.VideoReader(path, threads=threads) as r:
         r._seek(0.0)
@@ -158,7 +163,8 @@ def iter_video_frames(path, short_side: int | None = None, threads: int = 0) -> 
         try:
             for frame in r.container.decode(r.stream):
                 n += 1
-                yield r._to_rgb(frame, short_side)
+                img = r._to_rgb(frame, short_side)
+                yield _gray(img) if gray else img
         except av.error.FFmpegError as e:
             if not n:
                 raise VideoError(path, f"decoding failed ({e.strerror or type(e).__name__})") from None
@@ -179,7 +185,7 @@ def flow_of_stream(frames: Iterable[np.ndarray], method: str = "dis_fast", bound
         f = np.asarray(f)
         if f.ndim not in (2, 3):
             raise VidcatError(f"flow needs frames shaped (H, W[, 3]), got {f.shape}")
-        cur = _gray(f) if gray else f
+        cur = np.ascontiguousarray(_gray(f) if gray else f)  # OpenCV needs dense rows
         if prev is not None:
             out.append(quantize(fn(prev, cur), bound))
         prev, n = cur, n + 1

@@ -1,11 +1,11 @@
-"""Run one ``vidcat`` command per input file, each in a forked child with a wall timeout.
+"""Run many ``vidcat`` command lines, each in a forked child with its own wall timeout.
 
-    python -m tests.fuzz.forkrun LIST.json TIMEOUT_S -- timeline --checkpoint C {} --out OUT/{i}
+    python -m tests.fuzz.forkrun JOBS.json      # [{"key": ..., "argv": [...], "timeout": s}, ...]
 
-vidcat (torch, PyAV, OpenCV) is imported once, then every file runs in a fork of this process, so a
-per-file command costs milliseconds instead of an interpreter start. ``{}`` is the file, ``{i}`` its
-index. Prints one JSON line per file: ``{"path", "rc", "signal", "hang", "seconds", "stdout", "stderr"}``.
-The memory limit of this process (``prlimit --as``) holds for every child.
+vidcat (torch, PyAV, OpenCV) is imported once, then every job runs ``vidcat.cli.main(argv)`` in a
+fork of this process: the same code path as the ``vidcat`` command, without an interpreter start
+per job. Prints one JSON line per job: ``{"key", "rc", "signal", "hang", "seconds", "stdout",
+"stderr"}``. A memory limit on this process (``prlimit --as``) holds for every child.
 """
 from __future__ import annotations
 
@@ -67,17 +67,16 @@ def run_one(argv: list[str], timeout: float) -> dict:
 
 def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    if "--" not in argv or argv.index("--") != 2:
-        print("usage: python -m tests.fuzz.forkrun LIST.json TIMEOUT_S -- VIDCAT_ARGS ({} = file)", file=sys.stderr)
+    if len(argv) != 1:
+        print("usage: python -m tests.fuzz.forkrun JOBS.json", file=sys.stderr)
         return 2
-    files = json.loads(open(argv[0]).read())
-    timeout, template = float(argv[1]), argv[3:]
-    import vidcat.cli  # noqa: F401  (warm: everything a command needs is imported before forking)
+    jobs = json.loads(open(argv[0]).read())
+    import vidcat.cli  # noqa: F401  (warm: what the commands need is imported before forking)
+    import vidcat.inference.predictor  # noqa: F401
     import vidcat.inference.timeline  # noqa: F401
 
-    for i, path in enumerate(files):
-        args = [a.replace("{}", path).replace("{i}", str(i)) for a in template]
-        print(json.dumps({"path": path, **run_one(args, timeout)}), flush=True)
+    for job in jobs:
+        print(json.dumps({"key": job["key"], **run_one(job["argv"], float(job["timeout"]))}), flush=True)
     return 0
 
 

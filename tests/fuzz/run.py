@@ -144,11 +144,95 @@ def _manifest(entries: list[Entry], paths: list[str], classes: list[str], out: P
     return out
 
 
+def _jobs(cmd: str, ckpt: Path, paths: list[str], manifest: Path, work: Path, timeout: float,
+          file_timeout: float) -> list[dict]:
+    """The vidcat command lines that exercise ``cmd`` on the corpus (one, or one per file)."""
+    def job(argv, key=cmd, t=timeout):
+        return {"key": key, "argv": argv, "timeout": t}
+
+    if cmd == "predict":
+        return [job(["predict", "--checkpoint", str(ckpt), "--quiet", *paths])]
+    if cmd in ("flow", "mv"):
+        return [job(["flow", *paths, "--method", "dis_fast" if cmd == "flow" else "mv", "--size", "32",
+                     "--cache", str(work / f"cache-{cmd}"), "--quiet"])]
+    if cmd == "eval":
+        return [job(["eval", "--checkpoint", str(ckpt), "--data", str(manifest), "--json", str(work / "eval.json"),
+                     "--workers", "0", "--quiet"])]
+    if cmd == "features":
+        return [job(["features", str(manifest), "--model", str(ckpt), "--out", str(work / "features.npy"),
+                     "--quiet"])]
+    if cmd == "train":
+        return [job(["train", "--data", str(manifest), "--val", str(manifest), "--out", str(work / "train-run"),
+                     "--model", "tiny3d", "--epochs", "1", "--max-steps", "1", "--batch-size", "4", "--frames", "8",
+                     "--size", "32", "--workers", "0", "--quiet"])]
+    if cmd == "timeline":
+        return [job(["timeline", "--checkpoint", str(ckpt), p, "--out", str(work / "timeline" / str(i))],
+                    f"timeline:{i}", file_timeout) for i, p in enumerate(paths)]
+    raise ValueError(f"unknown command {cmd!r}; choose from {', '.join(ALL_COMMANDS)}")
+
+
+def _message(r: dict) -> list[str]:
+    return r["stderr"].strip().splitlines()[-1:] or [""]
+
+
+def _score(cmd: str, runs: list[dict], entries: list[Entry], paths: list[str], work: Path) -> dict:
+    """Counts for one command from its process results."""
+    stats = _new_stats(len(entries))
+    for r in runs:
+        _count(r, stats)
+    if cmd == "timeline":
+        for f, path in zip(runs, paths):
+            ok = f["rc"] == 0 and len(_json_lines(f["stdout"])) == 1
+            err_lines = [ln for ln in f["stderr"].splitlines() if ln.startswith("vidcat: error:")]
+            bad = f["rc"] == 2 and len(err_lines) == 1
+            stats["records"] += ok or bad
+            stats["ok"] += ok
+            stats["errors"] += bad
+            stats["internal"] += bad and "internal error" in err_lines[0]
+            if not (ok or bad) and not f["hang"]:
+                stats.setdefault("unexplained", []).append(path)
+        stats["missing"] = len(entries) - stats["records"]
+        stats["slowest_s"] = max((f["seconds"] for f in runs), default=0.0)
+        return stats
+    r = runs[0]
+    stats["exit"] = r["rc"]
+    if r["rc"] not in (0, None):
+        stats["message"] = _message(r)
+    if cmd == "predict":
+        _check_records(_json_lines(r["stdout"]), entries, paths, stats)
+    elif cmd in ("flow", "mv"):
+        summary = (_json_lines(r["stdout"]) or [{}])[-1]
+        want = sum(max(e.expect, 1) for e in entries)
+        stats["records"] = summary.get("total", 0)
+        stats["ok"], stats["errors"] = summary.get("computed", 0), summary.get("failed", 0)
+        stats["warnings"] = summary.get("warned", 0)
+        if r["rc"] == 0:
+            stats["missing"] = max(0, want - stats["records"])
+            stats["extra"] = max(0, stats["records"] - want)
+        stats["internal"] = len(re.findall(r"skipped .*: [A-Z]\w*(Error|Exception): ", r["stderr"]))
+    elif cmd in ("eval", "features"):
+        out = work / "eval.json"
+        summary = json.loads(out.read_text()) if cmd == "eval" and out.is_file() else \
+            (_json_lines(r["stdout"]) or [{}])[-1]
+        stats["ok"], stats["errors"] = summary.get("n", 0), summary.get("skipped", 0)
+        stats["records"] = stats["ok"] + stats["errors"]
+        stats["missing"] = max(0, len(entries) - stats["records"]) if r["rc"] == 0 else 0
+    elif cmd == "train":
+        stats["errors"] = (_json_lines(r["stdout"]) or [{}])[-1].get("skipped", 0)
+    return stats
+
+
 def run_fuzz(work: Path, limit: int, commands, seed: int = 0, mem: int | None = 6_000_000_000,
-             timeout: float = 900.0, file_timeout: float = 60.0, corpus: Path | None = None) -> dict:
-    """Generate (or reuse) the corpus, run ``commands`` over it, return the counts."""
+             timeout: float = 900.0, file_timeout: float = 60.0, corpus: Path | None = None,
+             ckpt: Path | None = None) -> dict:
+    """Generate (or reuse) the corpus, run ``commands`` over it, return the counts.
+
+    All command lines run in one driver process under the memory limit (``tests.fuzz.forkrun``),
+    each forked with its own timeout. ``ckpt``: a checkpoint to use instead of training one here.
+    """
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT), "PYTHONWARNINGS": "ignore"}
     t0 = time.monotonic()
+    work.mkdir(parents=True, exist_ok=True)
     if corpus is None:
         corpus = work / "corpus"
         entries = make_corpus(corpus, seed, limit)
@@ -156,88 +240,32 @@ def run_fuzz(work: Path, limit: int, commands, seed: int = 0, mem: int | None = 
         from tests.fuzz.generate import load_corpus
         entries = load_corpus(corpus)
     paths = [str(corpus / e.name) for e in entries]
-    ckpt = make_checkpoint(work, env)
+    ckpt = ckpt or make_checkpoint(work, env)
     import torch
 
     classes = torch.load(ckpt, map_location="cpu", weights_only=False)["classes"]
     manifest = _manifest(entries, paths, classes, work / "manifest.csv")
+    jobs = [j for cmd in commands for j in _jobs(cmd, ckpt, paths, manifest, work, timeout, file_timeout)]
+    (work / "jobs.json").write_text(json.dumps(jobs))
+    budget = sum(j["timeout"] for j in jobs) + 120
+    try:
+        d = subprocess.run(limited([*python(), "-m", "tests.fuzz.forkrun", str(work / "jobs.json")], mem),
+                           capture_output=True, text=True, cwd=ROOT, env=env, errors="replace", timeout=budget)
+        driver = {"rc": d.returncode, "stderr": d.stderr[-4000:], "stdout": d.stdout}
+    except subprocess.TimeoutExpired as e:
+        out = e.stdout.decode("utf-8", "replace") if isinstance(e.stdout, bytes) else (e.stdout or "")
+        driver = {"rc": None, "stderr": "driver timed out", "stdout": out}
+    results: dict[str, list[dict]] = {}
+    for r in _json_lines(driver["stdout"]):
+        results.setdefault(r["key"].split(":")[0], []).append(r)
     result: dict = {"inputs": len(entries), "limit_bytes": mem, "commands": {}}
-
     for cmd in commands:
-        stats = _new_stats(len(entries))
-        if cmd == "predict":
-            r = vidcat(["predict", "--checkpoint", str(ckpt), "--quiet", *paths], mem, timeout, env)
-            _count(r, stats)
-            _check_records(_json_lines(r["stdout"]), entries, paths, stats)
-            stats["exit"] = r["rc"]
-            if r["rc"] not in (0, None):
-                stats["message"] = r["stderr"].strip().splitlines()[-1:] or [""]
-        elif cmd in ("flow", "mv"):
-            method = "dis_fast" if cmd == "flow" else "mv"
-            r = vidcat(["flow", *paths, "--method", method, "--size", "32", "--cache", str(work / f"cache-{cmd}"),
-                        "--quiet"], mem, timeout, env)
-            _count(r, stats)
-            summary = (_json_lines(r["stdout"]) or [{}])[-1]
-            want = sum(max(e.expect, 1) for e in entries)
-            stats["records"] = summary.get("total", 0)
-            stats["ok"], stats["errors"] = summary.get("computed", 0), summary.get("failed", 0)
-            stats["missing"] = max(0, want - stats["records"])
-            stats["extra"] = max(0, stats["records"] - want)
-            stats["internal"] = len(re.findall(r"skipped .*: [A-Z]\w*Error: ", r["stderr"]))
-            stats["exit"] = r["rc"]
-        elif cmd in ("eval", "features"):
-            out = work / f"{cmd}.json" if cmd == "eval" else work / "features.npy"
-            args = (["eval", "--checkpoint", str(ckpt), "--data", str(manifest), "--json", str(out), "--workers", "0",
-                     "--quiet"] if cmd == "eval" else
-                    ["features", str(manifest), "--model", str(ckpt), "--out", str(out), "--quiet"])
-            r = vidcat(args, mem, timeout, env)
-            _count(r, stats)
-            summary = json.loads(out.read_text()) if cmd == "eval" and out.is_file() else \
-                (_json_lines(r["stdout"]) or [{}])[-1]
-            stats["ok"], stats["errors"] = summary.get("n", 0), summary.get("skipped", 0)
-            stats["records"] = stats["ok"] + stats["errors"]
-            stats["missing"] = max(0, len(entries) - stats["records"]) if r["rc"] == 0 else 0
-            stats["exit"] = r["rc"]
-            if r["rc"] not in (0, None):
-                stats["message"] = r["stderr"].strip().splitlines()[-1:] or [""]
-        elif cmd == "train":
-            r = vidcat(["train", "--data", str(manifest), "--val", str(manifest), "--out", str(work / "train-run"),
-                        "--model", "tiny3d", "--epochs", "1", "--max-steps", "1", "--batch-size", "4", "--frames", "8",
-                        "--size", "32", "--workers", "0", "--quiet"], mem, timeout, env)
-            _count(r, stats)
-            summary = (_json_lines(r["stdout"]) or [{}])[-1]
-            stats["errors"] = summary.get("skipped", 0)
-            stats["exit"] = r["rc"]
-            if r["rc"] not in (0, None):
-                stats["message"] = r["stderr"].strip().splitlines()[-1:] or [""]
-        elif cmd == "timeline":
-            listing = work / "timeline-files.json"
-            listing.write_text(json.dumps(paths))
-            r = subprocess.run(limited([*python(), "-m", "tests.fuzz.forkrun", str(listing), str(file_timeout), "--",
-                                        "timeline", "--checkpoint", str(ckpt), "{}", "--out",
-                                        str(work / "timeline" / "{i}")], mem),
-                               capture_output=True, text=True, cwd=ROOT, env=env, errors="replace",
-                               timeout=max(timeout, file_timeout * len(paths) + 120))
-            per_file = _json_lines(r.stdout)
-            stats["driver_exit"] = r.returncode
-            if r.returncode != 0:
-                stats["crashes"] += 1
-                stats["tracebacks"] += r.stderr.count(TRACEBACK)
-            for f in per_file:
-                _count(f, stats)
-                ok = f["rc"] == 0 and len(_json_lines(f["stdout"])) == 1
-                err_lines = [ln for ln in f["stderr"].splitlines() if ln.startswith("vidcat: error:")]
-                bad = f["rc"] == 2 and len(err_lines) == 1
-                stats["records"] += ok or bad
-                stats["ok"] += ok
-                stats["errors"] += bad
-                stats["internal"] += bad and "internal error" in err_lines[0]
-                if not (ok or bad) and not f["hang"]:
-                    stats.setdefault("unexplained", []).append(f["path"])
-            stats["missing"] = len(entries) - stats["records"]
-            stats["slowest_s"] = max((f["seconds"] for f in per_file), default=0.0)
+        runs = results.get(cmd, [])
+        if not runs or (cmd == "timeline" and len(runs) < len(paths)):  # the driver died on the way
+            stats = _new_stats(len(entries))
+            stats.update(crashes=1, missing=len(entries), message=[driver["stderr"][-300:]])
         else:
-            raise ValueError(f"unknown command {cmd!r}")
+            stats = _score(cmd, runs, entries, paths, work)
         result["commands"][cmd] = stats
     totals = {k: sum(s.get(k, 0) for s in result["commands"].values()) for k in MUST_BE_ZERO}
     result["totals"] = totals

@@ -83,8 +83,8 @@ class Predictor:
                 if strict:
                     raise
                 yield {"path": str(path), "error": e.reason}
-            except (MemoryError, RuntimeError, ValueError, OSError) as e:  # a pathological file, or a bug:
-                if strict:                                                  # one line, not a dead batch
+            except Exception as e:  # a pathological file or a bug: one record saying so, not a dead batch
+                if strict:
                     raise
                 log.info("predict failed on %s", path, exc_info=True)  # `vidcat -v` shows the traceback
                 yield {"path": str(path), "error": f"internal error ({type(e).__name__}: {e})"}

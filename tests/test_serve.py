@@ -157,7 +157,10 @@ def test_server(tiny, exported, bad_files):
     r = client.post("/predict?topk=1", files={"file": (video.name, video.read_bytes(), "video/mp4")})
     assert len(r.json()["labels"]) == 1
 
-    for name, data in (("empty.mp4", b""), ("notes.mp4", bad_files["text"].read_bytes()),
+    import cv2
+
+    png = cv2.imencode(".png", np.full((40, 60, 3), 90, np.uint8))[1].tobytes()
+    for name, data in (("empty.mp4", b""), ("notes.mp4", bad_files["text"].read_bytes()), ("image.mp4", png),
                        ("garbage.avi", bad_files["garbage"].read_bytes()),
                        ("cut.mp4", bad_files["truncated"].read_bytes())):
         r = client.post("/predict", files={"file": (name, data, "video/mp4")})

@@ -22,7 +22,7 @@ import numpy as np
 from vidcat.data.sampling import clip_indices, tsn_indices
 from vidcat.errors import VidcatError
 from vidcat.io.keyframes import keyframe_indices, snap_to_keyframes
-from vidcat.io.video import VideoReader, default_threads, output_size
+from vidcat.io.video import VideoReader, default_threads, iter_frames, output_size
 
 
 @dataclass
@@ -117,15 +117,19 @@ def decode_only(path: str, threads: int) -> int:
 
 
 def min_decode(path: str, indices, fps: float, start: float) -> None:
-    """Decode-only time floor of a sparse read: from the keyframe before each target to it."""
+    """Decode-only time floor of a read: every frame from the keyframe before a target up to it
+    (seeking only when the next target is over 1 s ahead), no conversion."""
     with av.open(path) as c:
         s = c.streams.video[0]
         s.thread_count = 1
+        pos = None
         for i in sorted(set(int(i) for i in indices)):
             t = start + i / fps
-            c.seek(int(t / s.time_base), stream=s, backward=True)
+            if pos is None or t - pos > 1.0:
+                c.seek(int(t / s.time_base), stream=s, backward=True)
             for f in c.decode(s):
-                if f.time is None or f.time >= t - 0.01 / fps:
+                pos = f.time if f.time is not None else t
+                if pos >= t - 0.01 / fps:
                     break
 
 
@@ -175,7 +179,11 @@ def _optional_readers() -> dict:
 
 
 # -- vidcat ------------------------------------------------------------------------------------
-def vidcat_read(path: str, indices, short_side: int | None, threads: int) -> np.ndarray:
+def vidcat_read(path: str, indices, short_side: int | None, threads: int):
+    """A clip read (a fresh reader, as a data-loader worker does); ``indices=None`` streams the
+    whole file with iter_frames (what whole-video paths use; no stacking into one array)."""
+    if indices is None:
+        return sum(1 for _ in iter_frames(path, short_side=short_side, threads=threads))
     with VideoReader(path, threads=threads) as r:
         return r.frames(indices, short_side=short_side)
 

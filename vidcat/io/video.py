@@ -383,11 +383,13 @@ class VideoReader:
             return cache[1]
 
         k, n = 0, len(targets)
+        self.decoded = 0   # frames the decoder produced for this read (skipped ones are not)
         prev = pos = None  # the last decoded frame at or before the current target, and its time
-        errors, ended = 0, False
+        errors, ended, from_start = 0, False, False
         while k < n and not ended:
             t0 = targets[k]
-            self._seek(t0 if t0 - info.start_time > SEEK_THRESHOLD_S else 0.0)
+            seek_t = t0 if t0 - info.start_time > SEEK_THRESHOLD_S and not from_start else 0.0
+            self._seek(seek_t)
             prev, skipped = None, []   # times of packets fed while non-reference frames were skipped
             ended, far = True, False
             for packet in self.container.demux(self.stream):
@@ -403,6 +405,7 @@ class VideoReader:
                 except av.error.FFmpegError:
                     errors += 1
                     continue
+                self.decoded += len(decoded)
                 for frame in decoded:
                     pos = frame.time if frame.time is not None else (pos or 0.0) + 1 / info.fps
                     assigned = False
@@ -412,7 +415,10 @@ class VideoReader:
                         src = frame if pos <= targets[k] + eps or prev is None else prev
                         if src is prev and skipped and _maybe_skipped(skipped, prev.time, targets[k] + eps):
                             cc.skip_frame = "DEFAULT"   # a frame shown then may have been skipped:
-                            return {**got, **self._decode_targets(targets[k:], short_side, gray, False)}
+                            n_before = self.decoded      # decode the rest without skipping
+                            got.update(self._decode_targets(targets[k:], short_side, gray, False))
+                            self.decoded += n_before
+                            return got
                         got[float(targets[k])] = convert(src)
                         k += 1
                         assigned = True
@@ -423,6 +429,9 @@ class VideoReader:
                 if far:
                     ended = False
                     break
+            if ended and prev is None and seek_t > 0:
+                # the seek landed past the decodable data (a truncated file): find its real end
+                ended, from_start = False, True
         cc.skip_frame = "DEFAULT"
         if errors:
             self._warn(f"undecodable: {errors} damaged packets skipped")

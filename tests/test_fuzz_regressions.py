@@ -151,3 +151,18 @@ def test_flow_every_input_accounted(shared_data, tmp_path):
     assert [f["reason"] for f in s["failures"]] == [f"no videos found in {tmp_path / 'd.mp4'}", "symbolic link loop"]
     with pytest.raises(VidcatError, match="no videos found in"):
         build_cache([tmp_path / "d.mp4"], tmp_path / "C", "dis_fast", size=32, progress=False)
+
+
+def test_mv_on_stream_without_codec(shared_data, tmp_path):
+    """A header flip that leaves the video stream without a known codec: a VideoError, not AttributeError."""
+    from tests.fuzz.generate import damaged_variants
+    from vidcat.motion.motion_vectors import read_motion_vectors
+
+    src = shared_data / "arid-dark" / "Pick_1_1.mp4"
+    variants = damaged_variants(src.read_bytes(), ".mp4", 0, src.name)
+    kind, _, data = variants[1]
+    assert kind == "header_flip"
+    f = tmp_path / "flipped.mp4"
+    f.write_bytes(data)
+    with pytest.raises(VideoError, match="no decodable video stream"):
+        read_motion_vectors(f, size=32)

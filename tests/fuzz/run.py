@@ -32,7 +32,9 @@ FAST_COMMANDS = ("predict", "flow", "timeline")
 ALL_COMMANDS = ("predict", "eval", "train", "flow", "mv", "features", "timeline")
 MUST_BE_ZERO = ("tracebacks", "hangs", "oom", "crashes", "internal", "missing", "extra")
 TRACEBACK = "Traceback (most recent call last)"
-OOM = re.compile(r"MemoryError|std::bad_alloc|Cannot allocate memory|out of memory", re.I)
+# a process that ran out: Python's MemoryError, C++'s bad_alloc, torch's allocator. FFmpeg's clean
+# refusal ("not a readable media file (Cannot allocate memory)") is an error record, not an OOM.
+OOM = re.compile(r"MemoryError|std::bad_alloc|can't allocate memory|out of memory", re.I)
 
 
 def python() -> list[str]:
@@ -255,6 +257,7 @@ def run_fuzz(work: Path, limit: int, commands, seed: int = 0, mem: int | None = 
     except subprocess.TimeoutExpired as e:
         out = e.stdout.decode("utf-8", "replace") if isinstance(e.stdout, bytes) else (e.stdout or "")
         driver = {"rc": None, "stderr": "driver timed out", "stdout": out}
+    (work / "runs.jsonl").write_text(driver["stdout"])  # every job's rc, stdout, stderr: for diagnosis
     results: dict[str, list[dict]] = {}
     for r in _json_lines(driver["stdout"]):
         results.setdefault(r["key"].split(":")[0], []).append(r)

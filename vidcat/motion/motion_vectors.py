@@ -134,6 +134,8 @@ def _decode_mvs(path, stop: int | None):
         if not container.streams.video:
             raise VideoError(path, "no video stream")
         stream = container.streams.video[0]
+        if stream.codec_context is None:  # a damaged header names no codec FFmpeg knows
+            raise VideoError(path, "no decodable video stream (unknown codec; damaged header?)")
         stream.codec_context.options = dict(MV_DECODER_OPTIONS)
         stream.thread_type = "SLICE"  # frame threading exports racy B-frame MVs (PyAV 18 / FFmpeg 7)
         codec = stream.codec_context.name

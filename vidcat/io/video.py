@@ -243,12 +243,15 @@ class VideoReader:
             if len(self._stash) < 2:
                 raise VideoError(self.path, f"not a video: a single still image ({s.codec_context.name})")
         size = Path(self.path).stat().st_size
-        if num * MIN_BYTES_PER_FRAME > size or duration > self.limits.max_duration_s:
+        if num <= 0 or num * MIN_BYTES_PER_FRAME > size or duration > self.limits.max_duration_s:
+            # no count, or one the file is too small to hold: count the packets (demux only)
             counted, last = _count_packets(self.path, deadline, self.limits)
-            if counted < num:
+            if 0 < counted < num:
                 self._warn(f"header claims {num} frames; file holds {counted}")
+            if 0 < counted < num or num <= 0:
                 num = counted
-                duration = min(duration, max(last - start, 0.0) + 1 / fps) if last is not None else num / fps
+                real = max(last - start, 0.0) + 1 / fps if last is not None else counted / fps
+                duration = min(duration, real) if duration > 0 else real
         if duration > self.limits.max_duration_s:
             raise VideoError(self.path, f"video lasts {duration:.0f} s, over DecodeLimits.max_duration_s "
                                         f"({self.limits.max_duration_s:g})")

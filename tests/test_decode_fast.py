@@ -73,6 +73,18 @@ def test_whole_file_equals_reference(bvideo, short_side, fmt):
     assert np.array_equal(streamed, got[::7])
 
 
+def test_abandoned_stream_does_not_leak_into_the_next_read(bvideo):
+    with VideoReader(bvideo) as r:
+        it = r.iter()
+        first = [next(it) for _ in range(5)]
+        it.close()
+        again = list(r.iter(max_frames=5))
+        mid = r.frames([40])
+        assert [np.array_equal(a, b) for a, b in zip(first, again)] == [True] * 5
+        assert len(list(r.iter())) == 90 and np.array_equal(next(r.iter(every=40, max_frames=2)), first[0])
+        assert np.array_equal(list(r.iter(every=40))[1], mid[0])
+
+
 def test_resize_without_rgba_is_exactly_the_reference(bvideo, monkeypatch):
     import vidcat.io.video as V
 

@@ -328,16 +328,18 @@ class VideoReader:
         if every < 1:
             raise ValueError("every must be >= 1")
         deadline = Deadline(self.path, self.limits.timeout_s)
-        if self._demux is None:
+        if self._demux is None:   # not at the start any more: open the file again
             self._reopen()
+            self._demux = self.container.demux(self.stream)
+        # claim the probe's demuxer and frames, so that a later read never resumes mid-file
+        demux, stash, self._demux, self._stash = self._demux, self._stash, None, []
         self.stream.codec_context.skip_frame = "DEFAULT"
         self.decoded = yielded = errors = 0
-        stash, self._stash = self._stash, []
 
         def packets():
             nonlocal errors
             yield from ([f] for f in stash)
-            for packet in self._demux:
+            for packet in demux:
                 deadline.check()
                 try:
                     yield packet.decode()
@@ -355,9 +357,7 @@ class VideoReader:
                 yield self._convert(frame, short_side, gray)
                 yielded += 1
                 if max_frames is not None and yielded >= max_frames:
-                    self._demux = None
                     return
-        self._demux = None
         if errors:
             self._warn(f"undecodable: {errors} damaged packets skipped")
         if self.decoded < self._expected_end():

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 
 import pytest
 
@@ -125,7 +124,9 @@ def _flipped_avi(shared_data, tmp_path):
 def test_flow_streams_damaged_avi_header(shared_data, tmp_path):
     """``vidcat flow`` on an AVI whose header claims 536M frames: finishes, bounded memory."""
     f = _flipped_avi(shared_data, tmp_path)
-    cmd = ["prlimit", "--as=6000000000", "--", sys.executable, "-m", "vidcat.cli", "flow", str(f),
+    from tests.fuzz.run import VIDCAT
+
+    cmd = ["prlimit", "--as=6000000000", "--", *VIDCAT, "flow", str(f),
            "--method", "dis_fast", "--size", "32", "--cache", str(tmp_path / "C"), "--quiet"]
     p = subprocess.run(cmd, capture_output=True, text=True, timeout=120, cwd=ROOT,
                        env={"OMP_NUM_THREADS": "1", "PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT)})

@@ -4,8 +4,9 @@
     python -m tests.fuzz.run --full          # 250 inputs, predict eval train flow mv features timeline
     python -m tests.fuzz.run --full --md benchmarks/results/fuzz.md   # also write the table
 
-Every command runs as ``python -m vidcat.cli ...`` under ``prlimit --as=MEM`` (address space) and a
-timeout. The model is a tiny3d trained for 2 steps on a 32 px synthetic set. Per command it counts:
+Every command line runs ``vidcat.cli.main`` in a process forked from one driver (tests/fuzz/forkrun.py)
+that runs under ``prlimit --as=MEM`` (address space), each with its own wall timeout. The model is
+a tiny3d trained for 2 steps on a 32 px synthetic set. Per command it counts:
 ``tracebacks`` (a Python traceback on stderr), ``hangs`` (timeout), ``oom`` (MemoryError /
 bad_alloc / killed), ``crashes`` (other signals, exit codes other than 0 and 2), ``internal``
 (records saying "internal error"), and checks one record per input (``missing``/``extra``).
@@ -41,6 +42,10 @@ def python() -> list[str]:
     return [sys.executable]
 
 
+# ``vidcat ARGS`` from this checkout, whether vidcat.cli is a module or a package
+VIDCAT = [sys.executable, "-c", "import sys; from vidcat.cli import main; sys.exit(main(sys.argv[1:]))"]
+
+
 def limited(cmd: list[str], mem: int | None) -> list[str]:
     """``cmd`` under an address-space limit (``prlimit --as``) when ``mem`` is set."""
     if mem and shutil.which("prlimit"):
@@ -49,10 +54,10 @@ def limited(cmd: list[str], mem: int | None) -> list[str]:
 
 
 def vidcat(args: list[str], mem: int | None, timeout: float, env: dict) -> dict:
-    """Run ``python -m vidcat.cli args`` limited; returns rc, hang, seconds, stdout, stderr."""
+    """Run ``vidcat args`` limited; returns rc, hang, seconds, stdout, stderr."""
     t0 = time.monotonic()
     try:
-        p = subprocess.run(limited([*python(), "-m", "vidcat.cli", *args], mem), capture_output=True, text=True,
+        p = subprocess.run(limited([*VIDCAT, *args], mem), capture_output=True, text=True,
                            timeout=timeout, cwd=ROOT, env=env, errors="replace")
         rc, out, err, hang = p.returncode, p.stdout, p.stderr, False
     except subprocess.TimeoutExpired as e:

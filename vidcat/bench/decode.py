@@ -123,16 +123,18 @@ def decode_only(path: str, threads: int) -> int:
     return n
 
 
-def min_decode(path: str, indices, fps: float, start: float) -> None:
-    """Decode-only time floor of a read: every frame from the keyframe before a target up to it
-    (seeking only when the next target is over 1 s ahead), no conversion."""
+def min_decode(path: str, indices, fps: float, start: float, keyframes: np.ndarray) -> None:
+    """Decode-only time floor of a read: every frame from the keyframe before each target up to it,
+    each frame once (seeking only when that keyframe is ahead of the decoder), no conversion."""
     with av.open(path) as c:
         s = c.streams.video[0]
         s.thread_count = 1
         pos = None
         for i in sorted(set(int(i) for i in indices)):
             t = start + i / fps
-            if pos is None or t - pos > 1.0:
+            before = keyframes[keyframes <= i]
+            key_t = start + (int(before.max()) if before.size else 0) / fps
+            if pos is None or key_t > pos + 0.5 / fps:
                 c.seek(int(t / s.time_base), stream=s, backward=True)
             for f in c.decode(s):
                 pos = f.time if f.time is not None else t
@@ -233,7 +235,7 @@ def bench_file(path: str, cfg: BenchDecodeConfig) -> dict:
         for size_name, size in (("native", None), ("train", ss)):
             reads[f"{name}_{size_name}_vidcat"] = lambda idx=idx, size=size: vidcat_read(path, idx, size, 1)
             reads[f"{name}_{size_name}_opencv"] = lambda idx=idx, size=size: opencv_read(path, idx, size)
-        reads[f"{name}_min_decode"] = lambda idx=idx: min_decode(path, idx, info.fps, info.start_time)
+        reads[f"{name}_min_decode"] = lambda idx=idx: min_decode(path, idx, info.fps, info.start_time, keys)
     reads["sparse_keyframe_snapped_vidcat"] = lambda: vidcat_read(path, snapped, ss, 1)
     ms = _best_all(reads, rep)
     # the naive reader decodes the whole file: as slow as the whole-file naive run, timed once

@@ -145,6 +145,7 @@ class VideoReader:
         self.warnings: list[str] = []
         self.skip_nonref = True   # decode non-reference frames only where they may be shown
         self._sws = VideoReformatter()
+        self._index = None        # demux-only handle to look where a seek would land
         self.container = open_container(path, self.limits)
         try:
             self._setup_stream()
@@ -161,6 +162,8 @@ class VideoReader:
 
     def close(self):
         self.container.close()
+        if self._index is not None:
+            self._index.close()
 
     @property
     def warning(self) -> str | None:
@@ -291,6 +294,22 @@ class VideoReader:
             if t > 0:
                 return self._seek(0.0)   # decode forward from the start instead
             self._reopen()               # cannot even seek to 0: start over
+
+    def _seek_lands_behind(self, t: float, pos: float) -> bool:
+        """Would seeking to ``t`` land on a keyframe at or before ``pos`` (long GOP)? Then decoding
+        forward is cheaper. Asked of a second, demux-only handle so the decoder keeps its place."""
+        try:
+            if self._index is None:
+                self._index = open_container(self.path, self.limits)
+            c = self._index
+            s = c.streams.video[0]
+            c.seek(int(max(t, 0.0) / s.time_base), stream=s, backward=True, any_frame=False)
+            for packet in c.demux(s):
+                if packet.pts is not None:
+                    return float(packet.pts * s.time_base) <= pos
+        except (av.error.FFmpegError, VideoError):
+            pass
+        return False
 
     def _expected_end(self) -> int:
         n = self.info.num_frames
@@ -435,7 +454,8 @@ class VideoReader:
                         k += 1
                         assigned = True
                     prev = frame
-                    if k >= n or (assigned and targets[k] - pos > SEEK_THRESHOLD_S):
+                    if k >= n or (assigned and targets[k] - pos > SEEK_THRESHOLD_S
+                                  and not self._seek_lands_behind(targets[k], pos + eps)):
                         far = True
                         break
                 if far:

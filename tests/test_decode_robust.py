@@ -95,6 +95,13 @@ def test_pipe_named_like_a_video_is_refused_without_blocking(tmp_path):
         probe(fifo)
 
 
+def test_symlink_loop_named_like_a_video(tmp_path):
+    loop = tmp_path / "loop.mp4"
+    loop.symlink_to(tmp_path / "loop.mp4")
+    with pytest.raises(VideoError, match="broken or looping symlink"):
+        probe(loop)
+
+
 # -- damage is reported ------------------------------------------------------------------------
 def test_clean_file_has_no_warning(tmp_path):
     path = _write_video(tmp_path / "ok.mp4", n=60)

@@ -88,7 +88,7 @@ def open_container(path, limits: DecodeLimits | None = None) -> av.container.Inp
     """Open a local media file, refusing missing, empty, unreadable and non-regular files clearly."""
     p = Path(path)
     if not p.exists():
-        raise VideoError(path, "file not found")
+        raise VideoError(path, "broken or looping symlink" if p.is_symlink() else "file not found")
     if p.is_dir():
         raise VideoError(path, "is a directory, not a video file")
     if not p.is_file():

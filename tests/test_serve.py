@@ -157,7 +157,10 @@ def test_server(tiny, exported, bad_files):
     r = client.post("/predict?topk=1", files={"file": (video.name, video.read_bytes(), "video/mp4")})
     assert len(r.json()["labels"]) == 1
 
-    for name, data in (("empty.mp4", b""), ("notes.mp4", bad_files["text"].read_bytes()),
+    import cv2
+
+    png = cv2.imencode(".png", np.full((40, 60, 3), 90, np.uint8))[1].tobytes()
+    for name, data in (("empty.mp4", b""), ("notes.mp4", bad_files["text"].read_bytes()), ("image.mp4", png),
                        ("garbage.avi", bad_files["garbage"].read_bytes()),
                        ("cut.mp4", bad_files["truncated"].read_bytes())):
         r = client.post("/predict", files={"file": (name, data, "video/mp4")})
@@ -178,3 +181,140 @@ def test_server_torch_checkpoint(tiny):
     client = TestClient(create_app(Predictor(tiny["ckpt"])))
     assert client.get("/health").json()["backend"] == "torch"
     assert client.get("/health").json()["model"] == "tiny3d"
+
+
+# -- limits: streamed uploads, concurrency, no torch (issue 13) ------------------------------------
+class FakePredictor:
+    """Stands in for a model: records calls, optionally blocks until released."""
+
+    backend, ckpt, topk, multilabel = "fake", {"model": "fake"}, 2, False
+    classes = ["a", "b", "c"]
+
+    def __init__(self, gate=None):
+        import threading
+
+        self.gate, self.inside, self.lock = gate, 0, threading.Lock()
+        self.peak = 0
+
+    def __call__(self, path):
+        with self.lock:
+            self.inside += 1
+            self.peak = max(self.peak, self.inside)
+        try:
+            if self.gate is not None:
+                assert self.gate.wait(20), "never released"
+            return {"path": path, "labels": ["b", "a"], "scores": [0.7, 0.2], "warning": "truncated: test"}
+        finally:
+            with self.lock:
+                self.inside -= 1
+
+
+def _asgi_post(app, chunks, headers):
+    """POST /predict straight through ASGI, feeding ``chunks`` one by one (no Content-Length unless
+    given). Returns (status, json body, bytes the app pulled from the client)."""
+    import asyncio
+
+    pulled, out = [0], {"status": None, "body": b""}
+    it = iter(chunks)
+
+    async def receive():
+        chunk = next(it, None)
+        if chunk is None:
+            return {"type": "http.request", "body": b"", "more_body": False}
+        pulled[0] += len(chunk)
+        return {"type": "http.request", "body": chunk, "more_body": True}
+
+    async def send(msg):
+        if msg["type"] == "http.response.start":
+            out["status"] = msg["status"]
+        elif msg["type"] == "http.response.body":
+            out["body"] += msg.get("body", b"")
+
+    scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST",
+             "scheme": "http", "path": "/predict", "raw_path": b"/predict", "query_string": b"",
+             "root_path": "", "headers": [(k.lower().encode(), v.encode()) for k, v in headers.items()],
+             "client": ("127.0.0.1", 1), "server": ("127.0.0.1", 80)}
+    asyncio.run(app(scope, receive, send))
+    return out["status"], json.loads(out["body"]), pulled[0]
+
+
+def _multipart(payload_chunks, name="clip.mp4", boundary="vidcatboundary"):
+    yield (f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{name}\"\r\n"
+           "Content-Type: video/mp4\r\n\r\n").encode()
+    yield from payload_chunks
+    yield f"\r\n--{boundary}--\r\n".encode()
+
+
+def test_chunked_upload_stops_at_limit():
+    """A chunked upload (no Content-Length) is cut off at the limit, not spooled to disk in full."""
+    from vidcat.inference.server import create_app
+
+    app = create_app(FakePredictor(), max_upload_bytes=1 << 20)
+    before = _uploads_left()
+    headers = {"content-type": "multipart/form-data; boundary=vidcatboundary", "transfer-encoding": "chunked"}
+    sent = 20 << 20
+    status, body, pulled = _asgi_post(app, _multipart(b"\0" * 65536 for _ in range(sent // 65536)), headers)
+    assert status == 413 and "larger than 1 MiB" in body["error"], body
+    assert pulled < (1 << 20) + 4 * 65536, f"read {pulled} of {sent} bytes before refusing"
+    assert _uploads_left() == before
+    # within the limit: the file part arrives intact and is predicted; the warning travels along
+    status, body, _ = _asgi_post(app, _multipart([b"x" * 1000, b"y" * 1000], name="a b.mp4"), headers)
+    assert status == 200 and body == {"path": "a b.mp4", "labels": ["b", "a"], "scores": [0.7, 0.2],
+                                      "warning": "truncated: test"}
+    status, body, _ = _asgi_post(app, [b"--x\r\nnot multipart"], {"content-type": "text/plain"})
+    assert status == 400 and "multipart" in body["error"]
+    assert _uploads_left() == before
+
+
+def test_concurrency_limit_503():
+    """N requests infer at the same time (no global lock); request N+1 gets 503 at once."""
+    import threading
+    import time
+
+    from fastapi.testclient import TestClient
+
+    from vidcat.inference.server import create_app
+
+    gate = threading.Event()
+    pred = FakePredictor(gate)
+    results = []
+    with TestClient(create_app(pred, max_concurrent=2)) as client:
+        def post():
+            results.append(client.post("/predict", files={"file": ("v.mp4", b"data", "video/mp4")}).status_code)
+
+        threads = [threading.Thread(target=post) for _ in range(2)]
+        for t in threads:
+            t.start()
+        deadline = time.monotonic() + 20
+        while pred.inside < 2 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert pred.inside == 2, "two requests should be inferring concurrently"
+        r = client.post("/predict", files={"file": ("v.mp4", b"data", "video/mp4")})
+        assert r.status_code == 503 and r.headers["retry-after"] == "1" and "busy" in r.json()["error"]
+        assert client.get("/health").json()["in_flight"] == 2
+        gate.set()
+        for t in threads:
+            t.join(20)
+        assert results == [200, 200] and pred.peak == 2
+        assert client.post("/predict", files={"file": ("v.mp4", b"data", "video/mp4")}).status_code == 200
+    from vidcat.errors import VidcatError as E
+    from vidcat.inference.server import ServeConfig
+
+    with pytest.raises(E, match="--port must be in 1..65535"):
+        ServeConfig(checkpoint="m.onnx", port=99999)
+    with pytest.raises(E, match="--max-concurrent must be >= 0"):
+        ServeConfig(checkpoint="m.onnx", max_concurrent=-1)
+
+
+def test_server_module_imports_no_torch():
+    import subprocess
+    import sys
+
+    code = ("import sys\n"
+            "from fastapi.testclient import TestClient\n"
+            "from vidcat.inference.server import create_app\n"
+            "class P: backend='onnxruntime'; ckpt=None; meta={'model': 'm'}; classes=['a']; multilabel=False; topk=1\n"
+            "TestClient(create_app(P())).get('/health'); print('torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "False"

@@ -13,12 +13,12 @@ def default_files() -> list[str]:
 
 
 def run_bench(what: str, files: list[str], args) -> dict:
+    if what == "decode":  # without files it makes its own 60 s H.264 test files
+        from vidcat.bench.decode import bench_decode
+        return bench_decode(files, repeat=args.repeat)
     files = files or default_files()
     if what in ("decode", "loader", "flow", "mv") and not files:
         raise VidcatError(f"bench {what}: give video files (no ../shared/data/media found)")
-    if what == "decode":
-        from vidcat.bench.decode import bench_decode
-        return bench_decode(files, repeat=args.repeat)
     if what == "loader":
         from vidcat.bench.decode import bench_loader
         return bench_loader(files, model=args.model)

@@ -5,6 +5,7 @@ from dataclasses import dataclass
 
 from vidcat.cli.common import command
 from vidcat.config import check_fields, opt, require
+from vidcat.inference.server import ServeConfig, run_serve
 
 
 @dataclass
@@ -25,33 +26,10 @@ class ExportConfig:
         check_fields(self)
 
 
-@dataclass
-class ServeConfig:
-    """``vidcat serve``: an HTTP service and upload page for a checkpoint or an exported .onnx."""
-
-    checkpoint: str = opt(None, "RUN/best.pt (torch) or model.onnx (ONNX Runtime)", required=True)
-    host: str = opt("127.0.0.1", "bind address (0.0.0.0 exposes it to the network)")
-    port: int = opt(8000, "TCP port", min=1, max=65535)
-    topk: int = opt(5, "labels per answer", min=1)
-    device: str = opt("cpu", "torch checkpoints only")
-    threads: int = opt(0, "ONNX Runtime intra-op threads (0 = default)", min=0)
-    max_upload_mb: int = opt(256, "largest upload accepted (413 beyond)", min=1)
-
-    def __post_init__(self):
-        require(self, "checkpoint")
-        check_fields(self)
-
-
 def run_export(cfg: ExportConfig) -> int:
     from vidcat.inference.export import export_main
 
     return export_main(cfg)
-
-
-def run_serve(cfg: ServeConfig) -> int:
-    from vidcat.inference.server import serve_main
-
-    return serve_main(cfg)
 
 
 def add_commands(sub) -> None:

@@ -5,9 +5,12 @@
 
 Routes: ``GET /`` an upload page (self-contained HTML + JS, top-k bars), ``POST /predict``
 (multipart field ``file``; optional query ``topk`` up to the predictor's) → ``{"path", "labels", "scores"}``,
-``GET /health``, ``GET /classes``. A bad upload (missing, empty, too large, not a readable video)
-is a 400 with ``{"error": "..."}``. Each upload is written to a temp file that is deleted after.
-Inference is serialised by a lock: one clip at a time keeps a small CPU box responsive.
+``GET /health``, ``GET /classes``. A bad upload (missing, empty, not a readable video) is a 400
+with ``{"error": "..."}``; one over the size limit a 413, decided while it streams in (a chunked
+upload without a Content-Length stops at the limit too). The file part is streamed straight into
+a temp file that is always deleted after. At most ``max_concurrent`` requests are handled at once
+(upload + inference); one more gets a 503 with ``Retry-After`` instead of queueing without bound.
+The module never imports torch: serving an ``.onnx`` file needs only ONNX Runtime.
 """
 
 import json
@@ -15,12 +18,14 @@ import logging
 import os
 import re
 import tempfile
-import threading
+from dataclasses import dataclass
 from pathlib import Path
 
+from vidcat.config import check_fields, opt, require
 from vidcat.errors import VidcatError
 
 MAX_UPLOAD_BYTES = 256 * 1024 * 1024
+MULTIPART_SLACK = 65536  # multipart headers and boundaries around the file part
 log = logging.getLogger("vidcat")
 
 PAGE = """<!doctype html>
@@ -108,30 +113,118 @@ def _safe_suffix(name: str | None) -> str:
     return suffix if re.fullmatch(r"\.[a-z0-9]{1,8}", suffix) else ".bin"
 
 
-def create_app(predictor, max_upload_bytes: int = MAX_UPLOAD_BYTES):
-    """A FastAPI app serving ``predictor`` (a :class:`Predictor` or :class:`OnnxPredictor`)."""
+class UploadError(Exception):
+    """A rejected upload: HTTP ``status`` and a one-line message."""
+
+    def __init__(self, status: int, msg: str):
+        super().__init__(msg)
+        self.status, self.msg = status, msg
+
+
+def default_concurrency() -> int:
+    """Concurrent requests by default: the CPU count, at most 4 (a small box stays responsive)."""
+    return max(1, min(4, os.cpu_count() or 1))
+
+
+async def receive_upload(request, dst, max_bytes: int) -> tuple[str, int]:
+    """Stream the multipart field ``file`` of ``request`` into the open binary file ``dst``.
+
+    Counts bytes as they arrive and stops at ``max_bytes`` (413) whatever the headers say; nothing
+    but the file part is kept. Returns ``(filename, size)``; raises :class:`UploadError`.
+    """
+    from python_multipart.multipart import MultipartParseError, MultipartParser, parse_options_header
+
+    ctype, opts = parse_options_header(request.headers.get("content-type", ""))
+    boundary = opts.get(b"boundary")
+    if ctype != b"multipart/form-data" or not boundary:
+        raise UploadError(400, "expected a multipart/form-data upload with a 'file' field")
+    limit_msg = f"upload larger than {max_bytes // 2**20} MiB"
+    length = request.headers.get("content-length", "")
+    if length.isdigit() and int(length) > max_bytes + MULTIPART_SLACK:
+        raise UploadError(413, limit_msg)
+    st = {"headers": {}, "field": b"", "value": b"", "writing": False, "found": False, "name": "upload", "size": 0}
+
+    def on_part_begin():
+        st["headers"] = {}
+
+    def on_header_field(data, start, end):
+        st["field"] += data[start:end]
+
+    def on_header_value(data, start, end):
+        st["value"] += data[start:end]
+
+    def on_header_end():
+        st["headers"][st["field"].lower()] = st["value"]
+        st["field"], st["value"] = b"", b""
+
+    def on_headers_finished():
+        _, disp = parse_options_header(st["headers"].get(b"content-disposition", b""))
+        if disp.get(b"name") == b"file" and not st["found"]:
+            st["writing"] = st["found"] = True
+            st["name"] = disp.get(b"filename", b"upload").decode("utf-8", "replace")
+
+    def on_part_data(data, start, end):
+        if st["writing"]:
+            st["size"] += end - start
+            if st["size"] > max_bytes:
+                raise UploadError(413, limit_msg)
+            dst.write(data[start:end])
+
+    def on_part_end():
+        st["writing"] = False
+
+    parser = MultipartParser(boundary, {
+        "on_part_begin": on_part_begin, "on_part_data": on_part_data, "on_part_end": on_part_end,
+        "on_header_field": on_header_field, "on_header_value": on_header_value,
+        "on_header_end": on_header_end, "on_headers_finished": on_headers_finished})
+    received = 0
+    try:
+        async for chunk in request.stream():
+            received += len(chunk)
+            if received > max_bytes + MULTIPART_SLACK:
+                raise UploadError(413, limit_msg)
+            parser.write(chunk)
+        parser.finalize()
+    except MultipartParseError as e:
+        raise UploadError(400, f"malformed multipart upload ({e})") from None
+    if not st["found"]:
+        raise UploadError(400, "no file: send the video as the multipart field 'file'")
+    return Path(st["name"]).name or "upload", st["size"]
+
+
+def create_app(predictor, max_upload_bytes: int = MAX_UPLOAD_BYTES, max_concurrent: int | None = None):
+    """A FastAPI app serving ``predictor`` (a :class:`Predictor` or :class:`OnnxPredictor`).
+
+    ``max_concurrent`` requests (default :func:`default_concurrency`) upload and infer at once;
+    the next one is answered 503 at once.
+    """
     from fastapi import FastAPI, Request
     from fastapi.responses import HTMLResponse, JSONResponse
     from starlette.concurrency import run_in_threadpool
 
     from vidcat import __version__
 
+    slots = max_concurrent or default_concurrency()
+    if slots < 1:
+        raise VidcatError(f"max_concurrent must be >= 1, not {slots}")
     app = FastAPI(title="vidcat", version=__version__)
-    lock = threading.Lock()
+    busy = {"n": 0}  # requests in flight; only touched on the event loop, so no lock is needed
     backend = getattr(predictor, "backend", "torch")
     model_name = (getattr(predictor, "meta", None) or predictor.ckpt or {}).get("model", "?")
     info = {"model": model_name, "backend": backend, "classes": len(predictor.classes),
-            "multilabel": predictor.multilabel, "version": __version__}
+            "multilabel": predictor.multilabel, "version": __version__, "max_concurrent": slots}
     page = (PAGE.replace("__MODEL__", _html(model_name)).replace("__BACKEND__", _html(backend))
             .replace("__NCLASSES__", str(len(predictor.classes))))
 
-    def error(status: int, msg: str) -> JSONResponse:
-        return JSONResponse({"error": msg}, status_code=status)
+    def error(status: int, msg: str, **headers) -> JSONResponse:
+        return JSONResponse({"error": msg}, status_code=status, headers=headers or None)
 
     def run(path: str, name: str, topk: int) -> dict:
-        with lock:
-            record = predictor(path)
-        return {"path": name, "labels": record["labels"][:topk], "scores": record["scores"][:topk]}
+        record = predictor(path)
+        out = {"path": name, "labels": record["labels"][:topk], "scores": record["scores"][:topk]}
+        if record.get("warning"):
+            out["warning"] = record["warning"]
+        return out
 
     @app.get("/", response_class=HTMLResponse)
     def index():
@@ -139,7 +232,7 @@ def create_app(predictor, max_upload_bytes: int = MAX_UPLOAD_BYTES):
 
     @app.get("/health")
     def health():
-        return {"status": "ok", **info}
+        return {"status": "ok", "in_flight": busy["n"], **info}
 
     @app.get("/classes")
     def classes():
@@ -150,28 +243,23 @@ def create_app(predictor, max_upload_bytes: int = MAX_UPLOAD_BYTES):
         topk = request.query_params.get("topk", str(predictor.topk))
         if not topk.isdigit() or int(topk) < 1:
             return error(400, f"topk must be a positive integer, not {topk!r}")
-        length = request.headers.get("content-length", "")
-        if length.isdigit() and int(length) > max_upload_bytes + 65536:
-            return error(413, f"upload larger than {max_upload_bytes // 2**20} MiB")
+        if busy["n"] >= slots:
+            return error(503, f"server busy ({slots} requests in progress); retry shortly", **{"Retry-After": "1"})
+        busy["n"] += 1
+        tmp = None
         try:
-            form = await request.form()
-        except Exception as e:  # not multipart, malformed body
-            return error(400, f"expected a multipart/form-data upload with a 'file' field ({e})")
-        upload = form.get("file")
-        if upload is None or isinstance(upload, str):
-            return error(400, "no file: send the video as the multipart field 'file'")
-        name = Path(upload.filename or "upload").name
-        fd, tmp = tempfile.mkstemp(prefix="vidcat-upload-", suffix=_safe_suffix(name))
-        try:
-            size = 0
-            with os.fdopen(fd, "wb") as f:
-                while chunk := await upload.read(1 << 20):
-                    size += len(chunk)
-                    if size > max_upload_bytes:
-                        return error(413, f"{name}: upload larger than {max_upload_bytes // 2**20} MiB")
-                    f.write(chunk)
+            fd, tmp = tempfile.mkstemp(prefix="vidcat-upload-")
+            try:
+                with os.fdopen(fd, "wb") as f:
+                    name, size = await receive_upload(request, f, max_upload_bytes)
+            except UploadError as e:
+                return error(e.status, e.msg)
             if size == 0:
                 return error(400, f"{name}: empty upload (0 bytes)")
+            # the decoder may use the extension as a hint: give the temp file the upload's
+            named = f"{tmp}{_safe_suffix(name)}"
+            os.replace(tmp, named)
+            tmp = named
             try:
                 return await run_in_threadpool(run, tmp, name, int(topk))
             except VidcatError as e:
@@ -181,8 +269,9 @@ def create_app(predictor, max_upload_bytes: int = MAX_UPLOAD_BYTES):
                 log.exception("predict failed on %s", name)
                 return error(500, f"{name}: internal error ({type(e).__name__}: {e})")
         finally:
-            await upload.close()
-            Path(tmp).unlink(missing_ok=True)
+            busy["n"] -= 1
+            if tmp:
+                Path(tmp).unlink(missing_ok=True)
 
     return app
 
@@ -194,17 +283,38 @@ def _html(s) -> str:
 
 
 # -- CLI -------------------------------------------------------------------------------------------
-def serve_main(a) -> int:
+@dataclass
+class ServeConfig:
+    """Options of ``vidcat serve``."""
+
+    checkpoint: str = opt(None, "RUN/best.pt (torch) or model.onnx (ONNX Runtime)", required=True)
+    host: str = opt("127.0.0.1", "bind address (0.0.0.0 exposes it to the network)")
+    port: int = opt(8000, "TCP port", min=1, max=65535)
+    topk: int = opt(5, "labels per answer (a request may ask fewer)", min=1)
+    device: str = opt("cpu", "torch checkpoints only")
+    threads: int = opt(0, "ONNX Runtime intra-op threads (0 = default)", min=0)
+    max_upload_mb: int = opt(MAX_UPLOAD_BYTES // 2**20, "largest upload (MiB)", min=1)
+    max_concurrent: int = opt(0, "requests handled at once, the next gets 503 (0 = CPU count, at most 4)", min=0)
+
+    def __post_init__(self):
+        require(self, "checkpoint")
+        check_fields(self)
+
+
+def run_serve(cfg: ServeConfig) -> int:
+    """Load the predictor and serve it with uvicorn until interrupted."""
     try:
         import fastapi  # noqa: F401
+        import python_multipart  # noqa: F401
         import uvicorn
     except ImportError as e:
-        raise VidcatError(f"vidcat serve needs fastapi and uvicorn ({e.name} is missing): "
+        raise VidcatError(f"vidcat serve needs fastapi, python-multipart and uvicorn ({e.name} is missing): "
                           "pip install 'vidcat[serve]'") from None
     from vidcat.inference.onnx_predictor import load_predictor
 
-    predictor = load_predictor(a.checkpoint, device=a.device, topk=a.topk, threads=a.threads)
-    app = create_app(predictor, max_upload_bytes=a.max_upload_mb * 2**20)
-    print(json.dumps({"serving": a.checkpoint, "url": f"http://{a.host}:{a.port}/"}), flush=True)
-    uvicorn.run(app, host=a.host, port=a.port, log_level="warning")
+    predictor = load_predictor(cfg.checkpoint, device=cfg.device, topk=cfg.topk, threads=cfg.threads)
+    app = create_app(predictor, max_upload_bytes=cfg.max_upload_mb * 2**20,
+                     max_concurrent=cfg.max_concurrent or None)
+    print(json.dumps({"serving": cfg.checkpoint, "url": f"http://{cfg.host}:{cfg.port}/"}), flush=True)
+    uvicorn.run(app, host=cfg.host, port=cfg.port, log_level="warning")
     return 0

@@ -24,12 +24,12 @@ from pathlib import Path
 import numpy as np
 
 from vidcat.errors import VidcatError, VideoError
-from vidcat.io.video import find_videos, read_frames
-from vidcat.motion.flow import BOUND, canonical_method, compute_flow
+from vidcat.inputs import expand_inputs
+from vidcat.motion.flow import BOUND, canonical_method, flow_of_stream, iter_video_frames
 from vidcat.motion.motion_vectors import expand_grids, read_motion_vectors, read_mv_grids
 
 log = logging.getLogger("vidcat.motion")
-CACHE_VERSION = 1
+CACHE_VERSION = 2  # 2: flow from every decoded frame (streamed), not from header-count timestamps
 _CHUNK = 64 * 1024
 _TMP = re.compile(r"\.tmp-(\d+)$")
 _KEY_IGNORES = {"device"}  # parameters that never change the result
@@ -44,13 +44,20 @@ def compute_motion(path, method: str = "dis_fast", size: int | None = None, thre
                    **params) -> np.ndarray:
     """File -> uint8 motion: flow (T-1, H, W, 2) or, for ``mv``, codec vectors (T, H, W, 2).
 
-    ``size`` is the short side to resize to (``None`` = native), as in ``read_frames``.
+    ``size`` is the short side to resize to (``None`` = native), as in ``read_frames``. Frames
+    are streamed, so a header that overstates the frame count costs nothing.
     """
     method = canonical(method)
     if method == "mv":
         return read_motion_vectors(path, size=size, bound=params.get("bound", BOUND))
-    frames = read_frames(path, short_side=size, threads=threads)
-    return compute_flow(frames, method, **params)
+    return _flow(path, method, size, threads, params)[0]
+
+
+def _flow(path, method: str, size, threads: int, params: dict) -> tuple[np.ndarray, str | None]:
+    """Whole-video flow from streamed frames, and the io layer's damage warning (or None)."""
+    frames = iter_video_frames(path, short_side=size, threads=threads, gray=not method.startswith("raft"))
+    flow = flow_of_stream(frames, method, **params)
+    return flow, getattr(frames, "warning", None)
 
 
 def fingerprint(path) -> str:
@@ -93,11 +100,14 @@ def entry_path(path, cache_dir, method: str = "dis_fast", size: int | None = Non
     return Path(cache_dir) / f"{stem}-{key}.npz"
 
 
-def _compute_compact(path, method, size, threads, params) -> tuple[np.ndarray, dict | None]:
-    """Like ``compute_motion`` but MVs stay at block resolution (64x less to compress/store)."""
+def _compute_compact(path, method, size, threads, params) -> tuple[np.ndarray, dict | None, str | None]:
+    """Like ``compute_motion`` but MVs stay at block resolution (64x less to compress/store);
+    -> (array, MV grid geometry or None, damage warning or None)."""
     if method == "mv":
-        return read_mv_grids(path, size=size, bound=params.get("bound", BOUND))
-    return compute_motion(path, method, size, threads=threads, **params), None
+        grids, geom = read_mv_grids(path, size=size, bound=params.get("bound", BOUND))
+        return grids, geom, None
+    flow, warning = _flow(path, method, size, threads, params)
+    return flow, None, warning
 
 
 def _save(dst: Path, arr: np.ndarray, meta: dict) -> None:
@@ -168,21 +178,21 @@ def _sweep_tmp(cache_dir: Path) -> int:
 
 
 def _build_one(path: str, entry: str, method: str, size, params: dict, threads: int):
-    """Worker: compute and store one video -> (path, error or None, seconds)."""
+    """Worker: compute and store one video -> (path, error or None, seconds, damage warning or None)."""
     t0 = time.perf_counter()
     try:
-        arr, grid = _compute_compact(path, method, size, threads, params)
+        arr, grid, warning = _compute_compact(path, method, size, threads, params)
         meta = {"source": str(path), "shape": list(arr.shape), **_settings(method, size, params),
-                "kind": "flow" if grid is None else "mv", "grid": grid}
+                "kind": "flow" if grid is None else "mv", "grid": grid, "warning": warning}
         _save(Path(entry), arr, meta)
-        return path, None, time.perf_counter() - t0
+        return path, None, time.perf_counter() - t0, warning
     except (KeyboardInterrupt, SystemExit):
         raise
     except VidcatError as e:
         reason = e.reason if isinstance(e, VideoError) else str(e)
     except Exception as e:  # a bad file must not stop a long batch
         reason = f"{type(e).__name__}: {e}"
-    return path, reason, time.perf_counter() - t0
+    return path, reason, time.perf_counter() - t0, None
 
 
 def _init_worker():
@@ -195,8 +205,10 @@ def build_cache(paths, cache_dir, method: str = "dis_fast", size: int | None = N
     """Compute and store motion for every video in ``paths`` (files or folders); returns a summary.
 
     Already-cached entries are skipped (``cached`` count); bad videos are logged as one line each
-    and counted in ``failed`` (``strict=True`` raises ``VideoError`` instead). ``workers`` > 1 runs
-    that many processes, each single-threaded.
+    and counted in ``failed`` (``strict=True`` raises ``VideoError`` instead); so is every input
+    that gives no video (a missing path, a link loop, a folder without videos), and ``warned``
+    counts stored videos the decoder found damaged (truncated): their entry's meta has ``warning``.
+    ``workers`` > 1 runs that many processes, each single-threaded.
     """
     from tqdm import tqdm
     from tqdm.contrib.logging import logging_redirect_tqdm
@@ -209,15 +221,14 @@ def build_cache(paths, cache_dir, method: str = "dis_fast", size: int | None = N
     if method == "tvl1":
         from vidcat.motion.flow import _tvl1_factory
         _tvl1_factory()
-    files: list[Path] = []
-    for p in [paths] if isinstance(paths, (str, Path)) else paths:
-        files += find_videos(p) if Path(p).is_dir() else [Path(p)]
+    inputs = expand_inputs(paths)  # every input path gives one entry: a file or a reason
+    files = [f for f, _ in inputs]
     cache_dir = Path(cache_dir)
     cache_dir.mkdir(parents=True, exist_ok=True)
     _sweep_tmp(cache_dir)
 
     summary = {"method": method, "cache_dir": str(cache_dir), "total": len(files), "computed": 0,
-               "cached": 0, "failed": 0, "failures": []}
+               "cached": 0, "failed": 0, "warned": 0, "failures": []}
     todo = []
     bar = tqdm(total=len(files), desc=f"motion[{method}]", unit="video", disable=not progress, file=sys.stderr)
 
@@ -229,7 +240,11 @@ def build_cache(paths, cache_dir, method: str = "dis_fast", size: int | None = N
         summary["failures"].append({"path": str(path), "reason": reason})
 
     with logging_redirect_tqdm(), bar:  # log lines above the bar, not through it
-        for f in files:
+        for f, problem in inputs:
+            if problem is not None:
+                fail(f, problem)
+                bar.update()
+                continue
             try:
                 entry = entry_path(f, cache_dir, method, size, **params)
             except VideoError as e:
@@ -245,9 +260,12 @@ def build_cache(paths, cache_dir, method: str = "dis_fast", size: int | None = N
         jobs = [(f, e, method, size, params, threads) for f, e in todo]
 
         def done(res):
-            path, reason, _ = res
+            path, reason, _, warning = res
             if reason is None:
                 summary["computed"] += 1
+                if warning:  # stored anyway (what the file holds), but said
+                    log.warning("%s: %s", path, warning)
+                    summary["warned"] += 1
             else:
                 fail(path, reason)
             bar.update()

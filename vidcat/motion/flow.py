@@ -9,12 +9,12 @@ from __future__ import annotations
 import functools
 import os
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable, Iterable, Iterator, Sequence
 
 import cv2
 import numpy as np
 
-from vidcat.errors import VidcatError
+from vidcat.errors import VidcatError, VideoError
 
 BOUND = 20.0
 DIS_PRESETS = {
@@ -136,17 +136,70 @@ def _raft_pair_fn(method: str, weights=None, num_flow_updates: int = 12, device:
 
 
 # -- whole clips ----------------------------------------------------------------------------
+def iter_video_frames(path, short_side: int | None = None, threads: int = 0, gray: bool = False) -> Iterator[np.ndarray]:
+    """Every decodable frame of ``path`` in display order, uint8 (H, W, 3) RGB or (H, W) gray.
+
+    Streams: memory and time follow the frames actually in the file, never the header's frame
+    count (a damaged AVI header can claim half a billion frames). The io layer's ``iter_frames``
+    (decode limits, and a ``.warning`` naming damage once the stream is consumed) when it exists.
+    """
+    from vidcat.io import video as vio
+
+    if hasattr(vio, "iter_frames"):
+        return vio.iter_frames(path, short_side=short_side, gray=gray, threads=threads)
+    return _decode_all(path, short_side, threads, gray)
+
+
+def _decode_all(path, short_side, threads, gray):
+    """Fallback for an io layer without ``iter_frames``: a decode error after the first frame ends
+    the stream (truncated file), before it raises VideoError."""
+    import av
+
+    from vidcat.io import video as vio
+
+    with vio.VideoReader(path, threads=threads) as r:
+        r._seek(0.0)
+        n = 0
+        try:
+            for frame in r.container.decode(r.stream):
+                n += 1
+                img = r._to_rgb(frame, short_side)
+                yield _gray(img) if gray else img
+        except av.error.FFmpegError as e:
+            if not n:
+                raise VideoError(path, f"decoding failed ({e.strerror or type(e).__name__})") from None
+        if not n:
+            raise VideoError(path, "no decodable video frames (truncated or corrupt)")
+
+
+def flow_of_stream(frames: Iterable[np.ndarray], method: str = "dis_fast", bound: float = BOUND,
+                   **params) -> np.ndarray:
+    """Quantized flow (T-1, H, W, 2) of a stream of frames, holding two frames at a time.
+
+    The output grows with the frames that really arrive; nothing is sized in advance.
+    """
+    fn = flow_pair_fn(method, **params)
+    gray = "raft" not in canonical_method(method)
+    out, prev, n = [], None, 0
+    for f in frames:
+        f = np.asarray(f)
+        if f.ndim not in (2, 3):
+            raise VidcatError(f"flow needs frames shaped (H, W[, 3]), got {f.shape}")
+        cur = np.ascontiguousarray(_gray(f) if gray else f)  # OpenCV needs dense rows
+        if prev is not None:
+            out.append(quantize(fn(prev, cur), bound))
+        prev, n = cur, n + 1
+    if n < 2:
+        raise VidcatError(f"optical flow needs at least 2 frames, got {n}")
+    return np.stack(out)
+
+
 def compute_flow(frames: np.ndarray, method: str = "dis_fast", bound: float = BOUND, **params) -> np.ndarray:
     """uint8 frames (T, H, W, 3) -> quantized flow uint8 (T-1, H, W, 2), field t = motion t -> t+1."""
     frames = np.asarray(frames)
     if frames.ndim not in (3, 4) or len(frames) < 2:
         raise VidcatError(f"compute_flow needs at least 2 frames shaped (T, H, W[, 3]), got {frames.shape}")
-    fn = flow_pair_fn(method, **params)
-    grays = [_gray(f) for f in frames] if frames.ndim == 4 and "raft" not in canonical_method(method) else frames
-    out = np.empty((len(frames) - 1, *frames.shape[1:3], 2), np.uint8)
-    for t in range(len(frames) - 1):
-        out[t] = quantize(fn(grays[t], grays[t + 1]), bound)
-    return out
+    return flow_of_stream(frames, method, bound, **params)
 
 
 def stack_flow(flow: np.ndarray, starts: int | Sequence[int], length: int = 10) -> np.ndarray:

@@ -21,8 +21,8 @@ import cv2
 import numpy as np
 
 from vidcat.errors import VideoError
-from vidcat.io.video import open_container, read_frames
-from vidcat.motion.flow import BOUND, compute_flow, quantize
+from vidcat.io.video import open_container
+from vidcat.motion.flow import BOUND, compute_flow, iter_video_frames, quantize
 
 log = logging.getLogger("vidcat.motion")
 
@@ -134,6 +134,8 @@ def _decode_mvs(path, stop: int | None):
         if not container.streams.video:
             raise VideoError(path, "no video stream")
         stream = container.streams.video[0]
+        if stream.codec_context is None:  # a damaged header names no codec FFmpeg knows
+            raise VideoError(path, "no decodable video stream (unknown codec; damaged header?)")
         stream.codec_context.options = dict(MV_DECODER_OPTIONS)
         stream.thread_type = "SLICE"  # frame threading exports racy B-frame MVs (PyAV 18 / FFmpeg 7)
         codec = stream.codec_context.name
@@ -163,7 +165,7 @@ def _decode_mvs(path, stop: int | None):
 def _flow_fallback(path, indices, size, reason: str, method: str = "dis_fast") -> np.ndarray:
     log.warning("%s: %s; using %s optical flow instead of motion vectors", path, reason, method)
     short = size if isinstance(size, int) else None
-    frames = read_frames(path, short_side=short)
+    frames = np.stack(list(iter_video_frames(path, short_side=short)))  # real frames, not the header's count
     if isinstance(size, (tuple, list)):
         frames = np.stack([cv2.resize(f, (int(size[1]), int(size[0])), interpolation=cv2.INTER_AREA)
                            for f in frames])

@@ -103,9 +103,11 @@ class VideoClips(torch.utils.data.Dataset):
                 ctx = ClipContext(item, info, start=float(idx.min() / info.fps), end=float((idx.max() + 1) / info.fps),
                                   indices=idx.tolist(), cfg=cfg, train=self.train, rng=rng, frames=frames, flip=flip)
                 views += self.load_views(ctx, boxes)
-        if len(views) == 1:
-            return views[0]
-        return {k: _stack([v[k] for v in views]) for k in views[0]}
+            warning = reader.warning  # e.g. "truncated: decodable frames end at 47 of 100 expected"
+        sample = views[0] if len(views) == 1 else {k: _stack([v[k] for v in views]) for k in views[0]}
+        if warning:
+            sample["warning"] = warning
+        return sample
 
 
 def _stack(values):
@@ -117,12 +119,15 @@ def _stack(values):
 
 
 def collate(samples: list[dict]) -> dict:
-    """Stack good samples; list unreadable ones under ``"skipped"`` as (path, reason)."""
+    """Stack good samples; list unreadable ones under ``"skipped"`` as (path, reason) and damaged but
+    usable ones (truncated, partly undecodable) under ``"warnings"`` as (path, warning)."""
     good = [s for s in samples if "error" not in s]
-    batch: dict = {"skipped": [(s["path"], s["error"]) for s in samples if "error" in s]}
+    batch: dict = {"skipped": [(s["path"], s["error"]) for s in samples if "error" in s],
+                   "warnings": [(s["path"], s["warning"]) for s in good if s.get("warning")]}
     if good:
         for key in good[0]:
-            batch[key] = _stack([s[key] for s in good])
+            if key != "warning":
+                batch[key] = _stack([s[key] for s in good])
     batch["size"] = len(good)
     return batch
 

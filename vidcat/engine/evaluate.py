@@ -42,7 +42,7 @@ def evaluate(cfg: EvalConfig) -> dict:
     result = compute_metrics(scores, labels, ck.classes, ck.multilabel)
     result.update(loss=loss, views={"clips": cfg.clips, "crops": cfg.crops}, model=ck.setup.name,
                   checkpoint=str(cfg.checkpoint), data=str(cfg.source), skipped=len(skips),
-                  skipped_files=dict(skips.seen))
+                  skipped_files=dict(skips.seen), damaged=len(skips.warned), damaged_files=dict(skips.warned))
     if streams:
         result["streams"] = {name: compute_metrics(s, labels, ck.classes, ck.multilabel)["top1"]
                              for name, s in streams.items()}

@@ -12,7 +12,7 @@ from vidcat.errors import VidcatError
 log = logging.getLogger("vidcat")
 
 # Keys of a batch that are model inputs (tensors or lists of strings) rather than targets/info.
-NON_INPUT_KEYS = {"label", "path", "skipped", "size", "meta"}
+NON_INPUT_KEYS = {"label", "path", "skipped", "warnings", "size", "meta"}
 
 
 def to_device(batch: dict, device) -> dict:
@@ -95,12 +95,20 @@ def echo(msg: str) -> None:
 
 
 class SkipReport:
-    """Reports each unreadable file once (path + reason), counts them, fails fast under ``strict``."""
+    """Reports each unreadable file once (path + reason), counts them, fails fast under ``strict``;
+    damaged but readable files (``warned``) are reported once and counted too."""
 
     def __init__(self, strict: bool = False, write=None):
         self.strict = strict
         self.seen: dict[str, str] = {}
+        self.warned: dict[str, str] = {}
         self.write = write or echo
+
+    def warn(self, warnings) -> None:
+        for path, warning in warnings:
+            if path not in self.warned:
+                self.warned[path] = warning
+                self.write(f"damaged {path}: {warning}")
 
     def __call__(self, skipped) -> None:
         for path, reason in skipped:

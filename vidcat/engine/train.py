@@ -125,6 +125,7 @@ def evaluate_loader(model, loader, views: int, multilabel: bool, device, amp: st
     scores, labels, paths, streams = [], [], [], {}
     for batch in tqdm(loader, desc=desc, disable=not show_bars(progress), leave=False, unit="batch"):
         skips(batch["skipped"])
+        skips.warn(batch.get("warnings", ()))
         if not batch["size"]:
             continue
         p, per_stream = predict_scores(model, batch, views, multilabel, device, amp, drop=drop)
@@ -170,6 +171,7 @@ def _train_epoch(model, loader, optimizer, scheduler, cfg: TrainConfig, state: d
     bar = tqdm(loader, desc=desc, disable=not show_bars(cfg.progress), unit="batch")
     for batch in bar:
         skips(batch["skipped"])
+        skips.warn(batch.get("warnings", ()))
         if not batch["size"]:
             continue
         batch = to_device(batch, device)
@@ -279,7 +281,7 @@ def train(cfg: TrainConfig) -> dict:
                "train": {k: v for k, v in asdict(cfg).items() if k != "data"},
                "classes": setup.classes, "multilabel": multilabel, "epochs_done": state["epoch"],
                "best_score": state["best"], "nonfinite_steps": state["nonfinite_steps"],
-               "skipped_files": dict(skips.seen), "history": state["history"]}
+               "skipped_files": dict(skips.seen), "damaged_files": dict(skips.warned), "history": state["history"]}
     if getattr(model, "fusion", None) == "weighted" and val_loader is not None and (out / "best.pt").exists():
         from vidcat.engine.fuse import tune_checkpoint
 

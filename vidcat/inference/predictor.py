@@ -105,10 +105,7 @@ def make_record(path, probs, classes: list[str], topk: int, warning: str | None 
 def damage_warning(batch: dict) -> str | None:
     """The io layer's damage report (truncated, partly undecodable) for the one video in ``batch``.
 
-    HOOK (issue 13): reads a ``"warning"`` entry of the sample (collated into a one-item list);
-    the io/dataset layer fills it (decoded vs expected frames). ``None`` for an intact file.
+    :func:`vidcat.data.dataset.collate` lists them as ``(path, warning)`` under ``"warnings"``;
+    ``None`` for an intact file.
     """
-    w = batch.get("warning", batch.get("warnings"))
-    if isinstance(w, (list, tuple)):
-        w = next((x for x in w if x), None)
-    return str(w) if w else None
+    return next((w for _, w in batch.get("warnings") or () if w), None)

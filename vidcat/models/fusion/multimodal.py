@@ -19,7 +19,7 @@ from vidcat.models.registry import get_spec, register_model
 # hashed bigrams of a clip's filler words identify each training video, and the text stream memorised the
 # `avt` training labels (0.975 train vs 0.25 possible, 4 epochs), leaving the other streams no signal to learn.
 DEFAULT_STREAMS = {
-    "video": "tiny3d",
+    "video": ("tiny3d", {"frame_diff": True}),
     "audio": "audio_cnn",
     "text": ("text_hash", {"ngram": (1, 1)}),
     "flow": ("tiny3d", {"in_channels": 2}),
@@ -62,9 +62,9 @@ def resolve_streams(modalities, streams: dict | None = None, pretrained: bool = 
 
 @register_model("fusion", family="fusion", modality="multi", frames=16, size=64, temporal=True,
                 defaults={"modalities": ("video", "audio")},
-                description="one stream per modality (tiny3d / audio_cnn / text_hash ...) fused (gated by default)",
+                description="one stream per modality (tiny3d / audio_cnn / text_hash ...) fused (late by default)",
                 paper="Arevalo et al., Gated Multimodal Units, 2017; Neverova et al., ModDrop, TPAMI 2016")
-def fusion(num_classes: int, modalities=("video", "audio"), fusion: str = "gated", streams: dict | None = None,
+def fusion(num_classes: int, modalities=("video", "audio"), fusion: str = "late", streams: dict | None = None,
            modality_dropout: float = 0.2, pretrained: bool = False, flow_length: int = 1, hidden: int = 256,
            proj_dim: int = 128, dropout: float = 0.2) -> nn.Module:
     """``hidden``, ``proj_dim``, ``dropout``: sizes of the concat/gated fusion heads (:class:`FusionModel`)."""

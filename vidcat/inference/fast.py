@@ -142,10 +142,11 @@ class FastModel:
 
 
 # -- measuring ----------------------------------------------------------------------------------------
-def time_ms_per_clip(fn: Callable, x: torch.Tensor, repeat: int = 3) -> float:
-    """Best of ``repeat`` timed runs (after one warm-up run), in ms per clip: the best run is the one
-    least disturbed by other processes on a shared machine."""
-    fn(x)
+def time_ms_per_clip(fn: Callable, x: torch.Tensor, repeat: int = 3, warm: bool = True) -> float:
+    """Best of ``repeat`` timed runs (after one warm-up run unless ``warm`` is False), in ms per clip: the
+    best run is the one least disturbed by other processes on a shared machine."""
+    if warm:
+        fn(x)
     best = float("inf")
     for _ in range(max(repeat, 1)):
         t = time.perf_counter()
@@ -185,42 +186,53 @@ class VariantResult:
 
 
 def measure_variants(model, clips: torch.Tensor, labels=None, variants=DEFAULT_VARIANTS, batches=(1, 8),
-                     calib=None, repeat: int = 3, threads: int = 0, log=None, built: dict | None = None) -> list:
-    """Time every variant at each batch size and score it on ``clips`` (top-1 with ``labels``, and
-    agreement with eager). A variant that fails to build or run gets ``error`` instead of numbers.
-    ``built``: already-built callables by name (e.g. a torch.compile run elsewhere); ``log``: progress lines."""
+                     calib=None, repeat: int = 3, threads: int = 0, log=None) -> list:
+    """Score every variant on ``clips`` (top-1 with ``labels``, agreement with eager) and time it at each
+    batch size. A variant that fails to build or run gets ``error`` instead of numbers.
+
+    Timing is interleaved: ``repeat`` rounds, each timing every variant once per batch size, best kept,
+    so a burst of load from other processes hits all variants alike rather than one of them.
+    """
     model = model.eval()
     names = ["eager"] + [v for v in variants if v != "eager"]
     y = torch.as_tensor(labels) if labels is not None else None
-    results, ref = [], None
+    results, fns, ref = [], [], None
+    inputs = {b: _batch_of(clips, b) for b in batches}
     for name in names:
         res = VariantResult(name)
         try:
             t0 = time.perf_counter()
-            fn = (built or {}).get(name) or build_variant(model, name, clips[:max(batches)], calib, threads)
+            fn = build_variant(model, name, clips[:max(batches)], calib, threads)
             out = run_all(fn, clips)  # also the first (compiling) call of a compiled variant
+            for x in inputs.values():
+                fn(x)  # warm-up (and compile) at every timed shape
             res.build_s = time.perf_counter() - t0
             if not torch.isfinite(out).all():
                 raise VidcatError("non-finite logits")
-            for b in batches:
-                res.ms_per_clip[b] = time_ms_per_clip(fn, _batch_of(clips, b), repeat)
         except Exception as e:  # noqa: BLE001 - an exporter/compiler failure is a result, not a crash
-            res.error = f"{type(e).__name__}: {(str(e).strip().splitlines() or [''])[0][:200]}"
-            results.append(res)
             if name == "eager":
                 raise
+            res.error = f"{type(e).__name__}: {(str(e).strip().splitlines() or [''])[0][:200]}"
+            results.append(res)
+            if log:
+                log(f"{name}: skipped ({res.error})")
             continue
-        if ref is None:
-            ref = out
+        ref = out if ref is None else ref
         res.agreement = float((out.argmax(1) == ref.argmax(1)).float().mean())
         res.max_abs_diff = float((out - ref).abs().max())
         if y is not None:
             res.top1 = float((out.argmax(1) == y).float().mean())
-        eager = results[0].ms_per_clip if results else res.ms_per_clip
-        res.speedup = {b: eager[b] / res.ms_per_clip[b] for b in batches}
         results.append(res)
+        fns.append((res, fn))
+    for _ in range(max(repeat, 1)):
+        for res, fn in fns:
+            for b, x in inputs.items():
+                res.ms_per_clip[b] = min(res.ms_per_clip.get(b, float("inf")), time_ms_per_clip(fn, x, 1, warm=False))
+    eager = results[0].ms_per_clip
+    for res, _ in fns:
+        res.speedup = {b: eager[b] / res.ms_per_clip[b] for b in batches}
         if log:
-            log(f"{name}: " + ", ".join(f"b{b} {res.ms_per_clip[b]:.2f} ms/clip" for b in batches)
+            log(f"{res.name}: " + ", ".join(f"b{b} {res.ms_per_clip[b]:.2f} ms/clip" for b in batches)
                 + f", agreement {res.agreement:.3f}" + (f", top1 {res.top1:.3f}" if res.top1 is not None else ""))
     return results
 

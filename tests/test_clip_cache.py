@@ -111,3 +111,22 @@ def test_unreadable_file_is_a_video_error(tmp_path):
         ClipCache(tmp_path / "c").get_or_decode(bad, [0], 64)
     with pytest.raises(VideoError, match="file not found"):
         ClipCache(tmp_path / "c").get_or_decode(tmp_path / "missing.mp4", [0], 64)
+
+
+def test_dataset_through_the_cache_gives_the_same_samples(demo, tmp_path):
+    """The dataset wiring (VideoReader -> open_clips) changes no sample: test views are identical."""
+    import torch
+
+    from vidcat.bench.loader import cached_clips
+    from vidcat.bench.train import model_data_config
+    from vidcat.data.dataset import VideoClips
+    from vidcat.data.manifest import Dataset, Item
+
+    cfg = model_data_config("tiny3d")
+    ds = Dataset([Item(str(demo), ["x"])], ["x"])
+    plain = VideoClips(ds, cfg, clips=2)[0]["video"]
+    with cached_clips(cfg, tmp_path / "c"):
+        cached = VideoClips(ds, cfg, clips=2)[0]["video"]
+        assert (demo, cfg.decode_short_side) in ClipCache(tmp_path / "c")
+    assert plain.shape == cached.shape == (2, 3, 16, 64, 64)
+    assert torch.equal(plain, cached)

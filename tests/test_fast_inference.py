@@ -108,3 +108,20 @@ def test_accelerate_predictor_keeps_predictions(trained, motion_data, tmp_path):
 def test_unknown_variant_is_a_clear_error():
     with pytest.raises(VidcatError, match="unknown inference variant 'fp8'"):
         build_variant(torch.nn.Linear(2, 2), "fp8", torch.zeros(1, 2))
+
+
+def test_accelerate_without_videos_uses_random_clips(trained, tmp_path):
+    from vidcat.engine import checkpoint
+    from vidcat.inference.fast import accelerate
+    from vidcat.inference.predictor import Predictor
+
+    model, _, _, _, _, cfg, classes = trained
+    ckpt = tmp_path / "best.pt"
+    checkpoint.save(ckpt, {"model": "tiny3d", "model_kwargs": {}, "classes": classes, "multilabel": False,
+                           "data": cfg.as_dict(), "state_dict": model.state_dict()})
+    pred = Predictor(ckpt)
+    report = accelerate(pred, variants=("eager", "ort_fp32", "ort_int8"))
+    assert "random clips" in report["note"]
+    assert {v["name"] for v in report["variants"]} == {"eager", "ort_fp32"}
+    with pytest.raises(VidcatError, match="needs example videos"):
+        accelerate(Predictor(ckpt), variant="ort_int8")

@@ -58,7 +58,8 @@ def _cl_input(x: torch.Tensor) -> torch.Tensor:
 
 
 class TorchVariant:
-    """``model`` run under ``no_grad`` with an optional layout change, bf16 autocast and torch.compile."""
+    """``model`` run under ``torch.inference_mode`` with an optional layout change, bf16 autocast and
+    torch.compile (inductor with ``freezing``, which needs grad mode off)."""
 
     def __init__(self, model: torch.nn.Module, channels_last: bool = False, bf16: bool = False,
                  compiled: bool = False):
@@ -71,7 +72,7 @@ class TorchVariant:
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         if self.channels_last:
             x = _cl_input(x)
-        with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.bf16):
+        with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.bf16):
             if self.compiled:
                 import torch._inductor.config as inductor
 
@@ -273,14 +274,16 @@ def fastest_variant(model, example_batch: torch.Tensor, labels=None, variants=DE
                      threads=threads, report=report)
 
 
-def accelerate(predictor, videos, variant: str = "auto", batch: int | None = None, limit: int = 4,
+def accelerate(predictor, videos=(), variant: str = "auto", batch: int | None = None, limit: int = 4,
                variants=DEFAULT_VARIANTS) -> dict:
     """Swap ``predictor.model`` (a :class:`vidcat.inference.predictor.Predictor`) for a :class:`FastModel`.
 
     ``variant="auto"`` measures ``variants`` on up to ``limit`` clips read from ``videos`` (the files
     about to be predicted, or a few of a validation set) and keeps the fastest that agrees with eager;
-    a variant name forces it. ``batch``: the batch size the caller runs (default: the predictor's views).
-    Returns the choice report. Unreadable videos are skipped; none readable -> :class:`VidcatError`.
+    a variant name forces it. Without ``videos`` (``serve``) the choice is made on random clips of the
+    model's input shape and int8 (which needs real clips to calibrate) is not tried. ``batch``: the
+    batch size the caller runs (default: the predictor's views). Returns the choice report.
+    Unreadable videos are skipped; none readable -> :class:`VidcatError`.
     """
     from vidcat.errors import VideoError
     from vidcat.inference.predictor import video_batch
@@ -299,13 +302,24 @@ def accelerate(predictor, videos, variant: str = "auto", batch: int | None = Non
         except VideoError:
             continue
         clips.append(b[key])
-    if not clips:
+    note = None
+    if not clips and files:
         raise VidcatError(f"--fast: none of {len(files)} video(s) could be read to choose a variant")
+    if not clips:
+        cfg = predictor.data_cfg
+        channels = getattr(predictor.ckpt, "get", lambda *_: {})("model_kwargs", {}).get("in_channels", 3)
+        clips = [torch.randn(limit, channels, cfg.frames, cfg.size, cfg.size, generator=torch.Generator().manual_seed(0))]
+        variants = tuple(v for v in variants if v != "ort_int8")
+        if variant == "ort_int8":
+            raise VidcatError("--fast ort_int8 needs example videos to calibrate on")
+        note = "no example videos: chosen on random clips (agreement with eager), int8 not tried"
     x = torch.cat(clips)
     batch = batch or predictor.clips * predictor.crops
     if variant == "auto":
         fast = fastest_variant(predictor.model, x, variants=variants, batch=batch)
     else:
         fast = FastModel(predictor.model, variant, example=x, calib=x)
+    if note:
+        fast.report["note"] = note
     predictor.model = fast
     return fast.report

@@ -42,6 +42,8 @@ class BenchModelConfig:
     compile: bool = field(default=True, metadata={"help": "also torch.compile (seconds to compile)",
                                                   "invert": True, "flag": "--no-compile"})
     threads: int = field(default=0, metadata={"help": "torch / ONNX Runtime threads (0 = as set)"})
+    clock: str = field(default="auto", metadata={"help": "auto (thread CPU time at 1 thread, else wall) | cpu | wall",
+                                                 "choices": ("auto", "cpu", "wall")})
 
     def __post_init__(self):
         from vidcat.inference.fast import VARIANTS  # noqa: F401  (import check: onnx optional)
@@ -57,6 +59,8 @@ class BenchModelConfig:
                 raise VidcatError(f"--{name} must be >= 1, not {getattr(self, name)}")
         if self.train_epochs < 0 or self.threads < 0:
             raise VidcatError("--train-epochs and --threads must be >= 0")
+        if self.clock not in ("auto", "cpu", "wall"):
+            raise VidcatError(f"--clock must be auto, cpu or wall, not {self.clock!r}")
         if self.train not in ("auto", "yes", "no"):
             raise VidcatError(f"--train must be auto, yes or no, not {self.train!r}")
         if self.checkpoint and not Path(self.checkpoint).is_file():
@@ -147,7 +151,7 @@ def _setup(cfg: BenchModelConfig, tmp: str, log) -> tuple:
 
 def bench_variants(cfg: BenchModelConfig, log=None) -> dict:
     """Every variant's ms/clip at ``cfg.batches`` and its accuracy; the best one at batch 1."""
-    from vidcat.inference.fast import DEFAULT_VARIANTS, measure_variants, pick_best
+    from vidcat.inference.fast import DEFAULT_VARIANTS, measure_variants, pick_best, resolve_clock
 
     before = torch.get_num_threads()
     if cfg.threads:
@@ -156,13 +160,14 @@ def bench_variants(cfg: BenchModelConfig, log=None) -> dict:
         with tempfile.TemporaryDirectory(prefix="vidcat-bench-model-") as tmp:
             model, data_cfg, x, y, calib, weights = _setup(cfg, tmp, log)
         variants = DEFAULT_VARIANTS + (("compile", "compile_bf16") if cfg.compile else ())
+        clock = resolve_clock(cfg.clock)
         results = measure_variants(model, x, y, variants, cfg.batches, calib=list(calib), repeat=cfg.repeat,
-                                   log=log)
+                                   log=log, clock=clock)
     finally:
         torch.set_num_threads(before)
     eager, b1 = results[0], min(cfg.batches)
     out = {"model": cfg.model, "weights": weights, "input": [data_cfg.frames, data_cfg.size, data_cfg.size],
-           "params": count_parameters(model), "threads": cfg.threads or before, "test_clips": len(x),
+           "params": count_parameters(model), "threads": cfg.threads or before, "clock": clock, "test_clips": len(x),
            "accuracy_on": "top1 on the motion test split" if y is not None else "top-1 agreement with eager fp32",
            "eager_top1": None if y is None else round(eager.top1, 4),
            "variants": [r.as_dict() for r in results]}

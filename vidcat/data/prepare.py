@@ -169,7 +169,7 @@ def reencode(src, dst, short_side: int = 128, gop: int = 16, crf: int = 20, pres
 # -- data sets --------------------------------------------------------------------------------------
 def _plan(cfg: PrepareConfig) -> tuple[list[tuple[Path, Path]], list[tuple[Path, list]]]:
     """(source, destination) per video, and the manifests to rewrite as (manifest, items)."""
-    from vidcat.data.manifest import load_dataset, read_csv, read_jsonl
+    from vidcat.data.manifest import read_csv, read_jsonl
     from vidcat.io.video import find_videos
 
     src, out = Path(cfg.data), Path(cfg.out)
@@ -178,8 +178,7 @@ def _plan(cfg: PrepareConfig) -> tuple[list[tuple[Path, Path]], list[tuple[Path,
         manifests = [(src / f"{s}.csv", read_csv(src / f"{s}.csv")) for s in ("train", "val", "test")
                      if (src / f"{s}.csv").is_file()]
         base = src
-    elif src.is_dir():
-        load_dataset(src)  # validates: a folder-per-class tree with videos
+    elif src.is_dir():  # a folder-per-class tree (or a flat folder labelled by file name): mirrored
         return [(p, out / p.relative_to(src).with_suffix(".mp4")) for p in find_videos(src)], []
     else:
         items = read_csv(src) if src.suffix.lower() == ".csv" else read_jsonl(src) \

@@ -143,16 +143,30 @@ class FastModel:
 
 
 # -- measuring ----------------------------------------------------------------------------------------
-def time_ms_per_clip(fn: Callable, x: torch.Tensor, repeat: int = 3, warm: bool = True) -> float:
+def resolve_clock(clock: str = "auto") -> str:
+    """``auto``: ``cpu`` (this thread's CPU time) when torch runs on one thread, else ``wall``.
+
+    With one intra-op thread, torch, inductor's code and ONNX Runtime (``intra_op_num_threads=1``) all
+    compute on the calling thread, so its CPU time is the run's cost without the time other processes
+    took the core away: stable figures on a shared, overloaded machine. With several threads only
+    wall time counts what the user waits for."""
+    if clock not in ("auto", "cpu", "wall"):
+        raise VidcatError(f"clock must be auto, cpu or wall, not {clock!r}")
+    return ("cpu" if torch.get_num_threads() == 1 else "wall") if clock == "auto" else clock
+
+
+def time_ms_per_clip(fn: Callable, x: torch.Tensor, repeat: int = 3, warm: bool = True, clock: str = "wall") -> float:
     """Best of ``repeat`` timed runs (after one warm-up run unless ``warm`` is False), in ms per clip: the
-    best run is the one least disturbed by other processes on a shared machine."""
+    best run is the one least disturbed by other processes on a shared machine. ``clock``: ``wall``
+    or ``cpu`` (this thread's CPU time, see :func:`resolve_clock`)."""
+    now = time.thread_time if clock == "cpu" else time.perf_counter
     if warm:
         fn(x)
     best = float("inf")
     for _ in range(max(repeat, 1)):
-        t = time.perf_counter()
+        t = now()
         fn(x)
-        best = min(best, time.perf_counter() - t)
+        best = min(best, now() - t)
     return best * 1e3 / len(x)
 
 
@@ -187,13 +201,15 @@ class VariantResult:
 
 
 def measure_variants(model, clips: torch.Tensor, labels=None, variants=DEFAULT_VARIANTS, batches=(1, 8),
-                     calib=None, repeat: int = 3, threads: int = 0, log=None) -> list:
+                     calib=None, repeat: int = 3, threads: int = 0, log=None, clock: str = "auto") -> list:
     """Score every variant on ``clips`` (top-1 with ``labels``, agreement with eager) and time it at each
     batch size. A variant that fails to build or run gets ``error`` instead of numbers.
 
     Timing is interleaved: ``repeat`` rounds, each timing every variant once per batch size, best kept,
-    so a burst of load from other processes hits all variants alike rather than one of them.
+    so a burst of load from other processes hits all variants alike rather than one of them;
+    ``clock``: see :func:`resolve_clock`.
     """
+    clock = resolve_clock(clock)
     model = model.eval()
     names = ["eager"] + [v for v in variants if v != "eager"]
     y = torch.as_tensor(labels) if labels is not None else None
@@ -228,7 +244,7 @@ def measure_variants(model, clips: torch.Tensor, labels=None, variants=DEFAULT_V
     for _ in range(max(repeat, 1)):
         for res, fn in fns:
             for b, x in inputs.items():
-                res.ms_per_clip[b] = min(res.ms_per_clip.get(b, float("inf")), time_ms_per_clip(fn, x, 1, warm=False))
+                res.ms_per_clip[b] = min(res.ms_per_clip.get(b, float("inf")), time_ms_per_clip(fn, x, 1, warm=False, clock=clock))
     eager = results[0].ms_per_clip
     for res, _ in fns:
         res.speedup = {b: eager[b] / res.ms_per_clip[b] for b in batches}

@@ -33,7 +33,8 @@ class BenchModelConfig:
                                                                    "briefly / random weights for other models)"})
     data: str | None = field(default=None, metadata={
         "help": "folder with train.csv/val.csv/test.csv (vidcat synth --kind motion); default: synthesize one"})
-    train_epochs: int = field(default=6, metadata={"help": "epochs of the quick training (no checkpoint; tiny3d)"})
+    train_epochs: int = field(default=20, metadata={"help": "epochs of the quick training (no checkpoint; tiny3d); "
+                                                            "clips come from a clip cache after the first"})
     train: str = field(default="auto", metadata={"help": "train before timing: auto (tiny3d only) | yes | no",
                                                  "choices": ("auto", "yes", "no")})
     batches: tuple = field(default=(1, 8), metadata={"help": "batch sizes to time"})
@@ -142,7 +143,7 @@ def _setup(cfg: BenchModelConfig, tmp: str, log) -> tuple:
         weights = "random"
         if cfg.train == "yes" or (cfg.train == "auto" and cfg.model == "tiny3d"):
             losses = quick_train(model, load_dataset(root / "train.csv", classes=test.classes), data_cfg,
-                                 epochs=cfg.train_epochs, log=log)
+                                 epochs=cfg.train_epochs, log=log, cache=Path(tmp) / "clip_cache")
             weights = f"quick_train {cfg.train_epochs} epochs (loss {losses[0]:.3f} -> {losses[-1]:.3f})"
     x, y = _clips(test, data_cfg, cfg.clips)
     calib, _ = _clips(val, data_cfg, 8)

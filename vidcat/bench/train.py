@@ -93,19 +93,32 @@ class Stepper:
 
 
 def quick_train(model, dataset, data_cfg, epochs: int = 4, batch_size: int = 8, workers: int = 0,
-                lr: float = 3e-3, seed: int = 0, log=None) -> list[float]:
-    """Train ``model`` for ``epochs`` on ``dataset`` with the real loader; returns the mean loss per epoch."""
+                lr: float = 3e-3, seed: int = 0, log=None, cache=None) -> list[float]:
+    """Train ``model`` for ``epochs`` on ``dataset`` with the real loader (random clip positions and
+    crops; cosine learning rate); returns the mean loss per epoch. ``cache``: a clip-cache folder, so
+    epochs after the first decode nothing (:mod:`vidcat.data.clip_cache`)."""
     from vidcat.data.dataset import VideoClips, make_loader
 
     torch.manual_seed(seed)
     step = Stepper(model, lr=lr)
-    loader = make_loader(VideoClips(dataset, data_cfg, train=True), batch_size, True, workers)
+    total = epochs * max(1, math.ceil(len(dataset.items) / batch_size))
+    sched = torch.optim.lr_scheduler.LambdaLR(step.opt, lambda i: 0.5 * (1 + math.cos(math.pi * min(i / total, 1))))
     losses = []
-    for epoch in range(epochs):
-        vals = [step(b) for b in loader if b["size"]]
-        losses.append(sum(v for v in vals if math.isfinite(v)) / max(len(vals), 1))
-        if log:
-            log(f"quick_train epoch {epoch + 1}/{epochs}: loss {losses[-1]:.3f}")
+    with contextlib.ExitStack() as stack:
+        if cache:
+            from vidcat.bench.loader import cached_clips
+
+            stack.enter_context(cached_clips(data_cfg, cache))
+        loader = make_loader(VideoClips(dataset, data_cfg, train=True), batch_size, True, workers)
+        for epoch in range(epochs):
+            vals = []
+            for b in loader:
+                if b["size"]:
+                    vals.append(step(b))
+                    sched.step()
+            losses.append(sum(v for v in vals if math.isfinite(v)) / max(len(vals), 1))
+            if log:
+                log(f"quick_train epoch {epoch + 1}/{epochs}: loss {losses[-1]:.3f}")
     return losses
 
 

@@ -171,41 +171,47 @@ def time_setting(model_name: str, dataset, data_cfg, threads: int, workers: int,
             "nonfinite_steps": step.nonfinite}
 
 
+def _fill(cache_dir, dataset, short_side: int) -> None:
+    """Decode every video of ``dataset`` into the clip cache (unreadable ones are left to the loader)."""
+    from vidcat.data.clip_cache import ClipCache
+    from vidcat.errors import VideoError
+
+    cache = ClipCache(cache_dir)
+    for it in dataset.items:
+        with contextlib.suppress(VideoError):
+            cache.entry(it.path, short_side)
+
+
 def bench_train(cfg: BenchTrainConfig, log=None) -> dict:
-    """Every threads x workers setting's clips/s, the best one and its ratio to the first setting."""
+    """Every threads x workers (x clip cache off/on, with ``clip_cache``) setting's clips/s, the best one
+    and its ratio to the first setting (1st threads, 1st workers, no cache)."""
+    from vidcat.bench.loader import cached_clips
     from vidcat.data.manifest import load_dataset
 
     with tempfile.TemporaryDirectory(prefix="vidcat-bench-train-") as tmp:
         source = cfg.data or str(synth_motion(tmp)["train"])
         dataset = load_dataset(source)
-        if not dataset.items:
-            raise VidcatError(f"{source}: no videos")
         data_cfg = model_data_config(cfg.model)
+        if cfg.clip_cache:
+            _fill(cfg.clip_cache, dataset, data_cfg.decode_short_side)  # timed steps = epochs after the first
         before = torch.get_num_threads()
-        rows, stack = [], contextlib.ExitStack()
+        rows = []
         try:
-            if cfg.clip_cache:
-                from vidcat.bench.loader import cached_clips
-                from vidcat.data.clip_cache import ClipCache
-                from vidcat.errors import VideoError
-
-                cache = ClipCache(cfg.clip_cache)
-                for it in dataset.items:  # fill it first: the timed steps measure later epochs
-                    with contextlib.suppress(VideoError):
-                        cache.entry(it.path, data_cfg.decode_short_side)
-                stack.enter_context(cached_clips(data_cfg, cfg.clip_cache))
-            for threads in cfg.threads:
-                for workers in cfg.workers:
-                    rows.append(time_setting(cfg.model, dataset, data_cfg, threads, workers, cfg))
-                    if log:
-                        log(json.dumps(rows[-1]))
+            for cached in (False, True) if cfg.clip_cache else (False,):
+                with cached_clips(data_cfg, cfg.clip_cache) if cached else contextlib.nullcontext():
+                    for threads in cfg.threads:
+                        for workers in cfg.workers:
+                            row = time_setting(cfg.model, dataset, data_cfg, threads, workers, cfg)
+                            rows.append({**row, "clip_cache": cached})
+                            if log:
+                                log(json.dumps(rows[-1]))
         finally:
-            stack.close()
             torch.set_num_threads(before)
     base, best = rows[0], max(rows, key=lambda r: r["clips_per_s"])
+    pick = ("threads", "workers", "clip_cache")
     return {"model": cfg.model, "data": cfg.data or "synthetic motion (20 per class)", "batch_size": cfg.batch_size,
-            "amp": cfg.amp, "clip_cache": cfg.clip_cache, "settings": rows, "baseline": {"threads": base["threads"], "workers": base["workers"]},
-            "best": {"threads": best["threads"], "workers": best["workers"], "clips_per_s": best["clips_per_s"]},
+            "amp": cfg.amp, "settings": rows, "baseline": {k: base[k] for k in pick},
+            "best": {**{k: best[k] for k in pick}, "clips_per_s": best["clips_per_s"]},
             "best_speedup_vs_baseline": round(best["clips_per_s"] / base["clips_per_s"], 2),
             "cpu_count": _cpu_count()}
 

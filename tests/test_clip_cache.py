@@ -130,3 +130,23 @@ def test_dataset_through_the_cache_gives_the_same_samples(demo, tmp_path):
         assert (demo, cfg.decode_short_side) in ClipCache(tmp_path / "c")
     assert plain.shape == cached.shape == (2, 3, 16, 64, 64)
     assert torch.equal(plain, cached)
+
+
+def test_bench_loader_and_train_smoke(demo, motion_data, tmp_path):
+    """`vidcat bench loader|train` on a tiny input: the JSON they print (no timing asserted)."""
+    from vidcat.bench.loader import BenchLoaderConfig, bench_loader
+    from vidcat.bench.train import BenchTrainConfig, bench_train
+    from vidcat.errors import VidcatError
+
+    r = bench_loader(BenchLoaderConfig(files=(str(demo),), epochs=2, repeat_items=1, batch_size=1, long_seconds=2))
+    assert len(r["cache_clips_per_s_by_epoch"]) == 2 and r["clips_per_epoch"] == 1 and r["cache_mb"] > 0
+    assert r["long_video"]["video_frames"] == 50 and isinstance(r["long_video"]["rss_flat"], bool)
+    rows = (motion_data / "train.csv").read_text().splitlines()
+    small = tmp_path / "small.csv"
+    small.write_text("\n".join([rows[0]] + [f"{motion_data}/{r}" for r in rows[1::24]]) + "\n")  # 4 clips
+    t = bench_train(BenchTrainConfig(data=str(small), threads=(1,), workers=(0,), steps=1,
+                                     warmup=0, batch_size=2, clip_cache=str(tmp_path / "cc")))
+    assert [s["clip_cache"] for s in t["settings"]] == [False, True]
+    assert all(s["clips_per_s"] > 0 and s["nonfinite_steps"] == 0 for s in t["settings"])
+    with pytest.raises(VidcatError, match="--workers must list counts >= 0"):
+        BenchTrainConfig(workers="0,-1")

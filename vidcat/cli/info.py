@@ -8,7 +8,7 @@ from vidcat.cli.common import command
 from vidcat.config import check_fields, opt, require
 from vidcat.models.pretrained import WeightsConfig, run_weights
 
-BENCHES = ("decode", "loader", "model", "flow", "mv")
+BENCHES = ("decode", "loader", "model", "train", "flow", "mv")
 
 
 @dataclass

@@ -10,6 +10,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from vidcat.data.views import center_box, random_box, three_boxes  # noqa: F401  (shared geometry)
+
 
 def to_tensor(frames: np.ndarray) -> torch.Tensor:
     """uint8 (T, H, W, C) numpy → uint8 (C, T, H, W) tensor (no copy of pixel values to float yet)."""
@@ -21,22 +23,6 @@ def _resize(x: torch.Tensor, size: int) -> torch.Tensor:
         return x
     return F.interpolate(x.float(), size=(size, size), mode="bilinear", align_corners=False,
                          antialias=True)
-
-
-def random_box(h: int, w: int, rng: np.random.Generator,
-               scale: tuple[float, float] = (0.7, 1.0)) -> tuple[int, int, int]:
-    """``(top, left, side)`` of a random square of side ``scale`` x the short side."""
-    side = int(round(min(h, w) * rng.uniform(*scale)))
-    side = max(min(side, h, w), 1)
-    top = int(rng.integers(0, h - side + 1))
-    left = int(rng.integers(0, w - side + 1))
-    return top, left, side
-
-
-def center_box(h: int, w: int) -> tuple[int, int, int]:
-    """``(top, left, side)`` of the centred square of side the short side."""
-    side = min(h, w)
-    return (h - side) // 2, (w - side) // 2, side
 
 
 def crop_resize(x: torch.Tensor, box: tuple[int, int, int], size: int) -> torch.Tensor:
@@ -57,13 +43,7 @@ def center_crop(x: torch.Tensor, size: int) -> torch.Tensor:
 
 def three_crops(x: torch.Tensor, size: int) -> list[torch.Tensor]:
     """Start, centre and end squares along the long side (the usual 3-crop test protocol)."""
-    h, w = x.shape[-2:]
-    side = min(h, w)
-    if w >= h:
-        offs = [(0, 0), (0, (w - side) // 2), (0, w - side)]
-    else:
-        offs = [(0, 0), ((h - side) // 2, 0), (h - side, 0)]
-    return [_resize(x[..., t:t + side, l:l + side], size) for t, l in offs]
+    return [crop_resize(x, box, size) for box in three_boxes(*x.shape[-2:])]
 
 
 def normalize(x: torch.Tensor, mean, std) -> torch.Tensor:

@@ -1,8 +1,6 @@
 """Predict the categories of single videos with a trained checkpoint (CLI ``predict`` and API)."""
 from __future__ import annotations
 
-from pathlib import Path
-
 import torch
 
 from vidcat.config import DataConfig
@@ -11,7 +9,7 @@ from vidcat.data.manifest import Dataset, Item
 from vidcat.engine import checkpoint
 from vidcat.engine.step import predict_scores
 from vidcat.errors import VideoError
-from vidcat.io.video import find_videos
+from vidcat.inference.base import BasePredictor
 
 
 def video_batch(path, data_cfg: DataConfig, classes: list[str], multilabel: bool = False, clips: int = 1,
@@ -29,11 +27,12 @@ def video_batch(path, data_cfg: DataConfig, classes: list[str], multilabel: bool
     return collate([sample]), views.num_views
 
 
-class Predictor:
+class Predictor(BasePredictor):
     """``Predictor("runs/demo/best.pt")("video.mp4")`` → ``{"path", "labels", "scores"}``.
 
     Uses the checkpoint's own input pipeline; ``clips`` × ``crops`` views are averaged.
     Raises :class:`VideoError` for an unreadable file (``predict_many`` turns it into a record).
+    ``__call__`` / ``predict_many`` come from :class:`BasePredictor`.
     """
 
     def __init__(self, ckpt_path, device: str = "cpu", clips: int = 1, crops: int = 1, topk: int = 5):
@@ -50,22 +49,3 @@ class Predictor:
         batch, views = video_batch(path, self.data_cfg, self.classes, self.multilabel, self.clips, self.crops, text)
         p, _ = predict_scores(self.model, batch, views, self.multilabel, self.device)
         return p[0].cpu()
-
-    def __call__(self, path, text: str | None = None) -> dict:
-        p = self.scores(path, text)
-        k = min(self.topk, len(self.classes))
-        top = torch.topk(p, k)
-        return {"path": str(path), "labels": [self.classes[i] for i in top.indices.tolist()],
-                "scores": [round(float(s), 6) for s in top.values]}
-
-    def predict_many(self, paths, strict: bool = False):
-        """Yield one record per video under ``paths`` (folders recurse); bad files yield ``error``."""
-        for root in paths:
-            files = find_videos(root) if Path(root).is_dir() else [Path(root)]
-            for f in files:
-                try:
-                    yield self(f)
-                except VideoError as e:
-                    if strict:
-                        raise
-                    yield {"path": str(f), "error": e.reason}

@@ -7,8 +7,10 @@
 The graph takes one input named after the model's stream (``video``: float (B, C, T, H, W), the
 batch axis dynamic) and returns ``logits`` (B, K). A multi-stream model (``two_stream``, ``fusion``
 over video + audio, ...) takes one input per stream (``video``, ``flow``/``mv``, ``audio``) plus
-its presence mask (``video_mask``, ``audio_mask``: float (B,), 1 present / 0 missing); text
-streams (strings) cannot be exported. The class names and the data config (frames,
+its presence mask (``video_mask``, ``audio_mask``: float (B,), 1 present / 0 missing), with a
+fixed batch of 1 (the fusion code sizes its masks with ``len(x)``, which the tracer freezes;
+:func:`vidcat.inference.onnx_predictor.run_logits` runs such a graph clip by clip); text streams
+(strings) cannot be exported. The class names and the data config (frames,
 size, mean, std, sampler, ...) travel in the file's ``metadata_props``, so
 :class:`vidcat.inference.onnx_predictor.OnnxPredictor` needs nothing else. The file is checked
 with ONNX Runtime against torch before it is renamed into place (temp file + rename): an export
@@ -105,7 +107,7 @@ def _logits_module(model, keys: list[str]):
     return Logits(model).eval()
 
 
-def _torch_to_onnx(model, example: dict, path: Path, opset: int) -> None:
+def _torch_to_onnx(model, example: dict, path: Path, opset: int, dynamic: bool = True) -> None:
     """The TorchScript exporter: no onnxscript needed, one self-contained file, BN folded into Conv."""
     import inspect
     import warnings
@@ -119,7 +121,8 @@ def _torch_to_onnx(model, example: dict, path: Path, opset: int) -> None:
         warnings.simplefilter("ignore")  # the legacy exporter's deprecation notices
         torch.onnx.export(model, tuple(torch.from_numpy(v) for v in example.values()), str(path),
                           input_names=list(example), output_names=["logits"],
-                          dynamic_axes={**{k: {0: "batch"} for k in example}, "logits": {0: "batch"}},
+                          dynamic_axes={**{k: {0: "batch"} for k in example}, "logits": {0: "batch"}}
+                          if dynamic else None,
                           opset_version=opset, do_constant_folding=True, **kwargs)
 
 
@@ -169,6 +172,7 @@ def _dataset_clips(source, ckpt: dict, keys: list[str], limit: int) -> tuple[lis
     from vidcat.config import DataConfig
     from vidcat.data.manifest import load_dataset
     from vidcat.errors import VideoError
+    from vidcat.inference.onnx_predictor import batch_feeds
     from vidcat.inference.predictor import video_batch
     from vidcat.io.video import VIDEO_EXTENSIONS
 
@@ -187,7 +191,7 @@ def _dataset_clips(source, ckpt: dict, keys: list[str], limit: int) -> tuple[lis
             batch, _ = video_batch(path, cfg, ckpt["classes"], ckpt["multilabel"])
         except VideoError:
             continue  # unreadable: use the others
-        feeds.append({k: np.asarray(batch[k], np.float32) for k in keys})
+        feeds.append(batch_feeds(batch, keys))
         labels.append(label)
     if not feeds:
         raise VidcatError(f"{source}: none of the {len(picks)} videos tried could be read")
@@ -262,6 +266,7 @@ def export_onnx(checkpoint_path, out, opset: int = 17, int8: bool = False, calib
 
     from vidcat import __version__
     from vidcat.engine import checkpoint
+    from vidcat.inference.onnx_predictor import run_logits
 
     out = Path(out)
     ckpt = checkpoint.load(checkpoint_path)
@@ -291,7 +296,7 @@ def export_onnx(checkpoint_path, out, opset: int = 17, int8: bool = False, calib
 
     try:
         try:
-            _torch_to_onnx(net, random_feeds(1, 1), tmp, opset)
+            _torch_to_onnx(net, random_feeds(1, 1), tmp, opset, dynamic=input_key != "multi")
             _set_metadata(tmp, meta)  # also runs the ONNX checker
         except Exception as e:  # an op the exporter cannot translate, an unusable opset, ...
             first = (str(e).strip().splitlines() or [""])[0][:300]
@@ -307,7 +312,7 @@ def export_onnx(checkpoint_path, out, opset: int = 17, int8: bool = False, calib
         with torch.no_grad():
             for feeds in checks:
                 ref = net(*(torch.from_numpy(feeds[k]) for k in keys)).numpy()
-                got = sess.run(None, feeds)[0]
+                got = run_logits(sess, feeds)
                 diff = max(diff, float(np.abs(ref - got).max()))
                 scale = max(scale, float(np.abs(ref).max()))
         report["max_abs_diff"] = diff

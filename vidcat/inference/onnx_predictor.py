@@ -39,6 +39,29 @@ def ort_session(path, threads: int = 0):
         raise VidcatError(f"{path}: not a readable ONNX file ({type(e).__name__}: {e})") from None
 
 
+def run_logits(session, feeds: dict) -> np.ndarray:
+    """``logits`` for a batch of feeds; a graph exported with a fixed batch of 1 (multi-stream models)
+    is run one row at a time."""
+    n = len(next(iter(feeds.values())))
+    if n > 1 and session.get_inputs()[0].shape[0] == 1:
+        return np.concatenate([session.run(["logits"], {k: v[i:i + 1] for k, v in feeds.items()})[0]
+                               for i in range(n)])
+    return session.run(["logits"], feeds)[0]
+
+
+def batch_feeds(batch: dict, names: list[str], views: int = 1) -> dict:
+    """Graph inputs ``names`` from a collated batch of one video: views folded onto the batch axis,
+    a stream's missing ``<key>_mask`` (the stream is always there, e.g. video) filled with ones."""
+    feeds = {}
+    for name in names:
+        if name not in batch and name.endswith("_mask"):
+            feeds[name] = np.ones(views, np.float32)
+            continue
+        x = np.asarray(batch[name], np.float32)
+        feeds[name] = x.reshape((-1,) + x.shape[2:]) if views > 1 else x  # (1, V, ...) -> (V, ...)
+    return feeds
+
+
 class OnnxPredictor(BasePredictor):
     """The :class:`Predictor` interface (``__call__`` / ``scores`` / ``predict_many``) over an ``.onnx`` file."""
 
@@ -66,14 +89,10 @@ class OnnxPredictor(BasePredictor):
         from vidcat.inference.predictor import video_batch  # extra streams: the torch dataset pipeline
 
         batch, views = video_batch(path, self.data_cfg, self.classes, self.multilabel, self.clips, self.crops, text)
-        feeds = {}
-        for name in self.input_names:
-            x = np.asarray(batch[name], np.float32)
-            feeds[name] = x.reshape((-1,) + x.shape[2:]) if views > 1 else x  # (1, V, ...) -> (V, ...)
-        return feeds, views
+        return batch_feeds(batch, self.input_names, views), views
 
     def logits(self, feeds: dict) -> np.ndarray:
-        return self.session.run(["logits"], feeds)[0]
+        return run_logits(self.session, feeds)
 
     def scores(self, path, text: str | None = None) -> np.ndarray:
         """Class probabilities (K,) for one video, averaged over its test views."""

@@ -24,11 +24,16 @@ import time
 from fractions import Fraction
 from pathlib import Path
 
-import numpy as np
+os.environ.setdefault("OMP_NUM_THREADS", "1")  # before numpy/torch: see THREADS_NOTE
+
+import numpy as np  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 DATA = ROOT / "data" / "bench_timeline"
+THREADS_NOTE = ("One thread everywhere (torch, ONNX Runtime, FFmpeg's decoder may use more): on this shared, "
+                "busy 2-core box two OpenMP threads made small torch ops ~30x slower (normalising one clip: "
+                "4.5 ms with 1 thread, 134 ms with 2) because the other core is taken.")
 RESULTS = ROOT / "benchmarks" / "results"
 
 
@@ -127,8 +132,8 @@ def speed(ckpt: Path, video: Path) -> dict:
     rows = {}
     t, n = timed(seek_per_window, ckpt, video)
     rows["seek per window (previous), torch"] = (t, n)
-    for name, model in (("streaming, torch", ckpt), ("streaming, ONNX fp32", OnnxPredictor(fp32)),
-                        ("streaming, ONNX int8 (static QDQ)", OnnxPredictor(int8))):
+    for name, model in (("streaming, torch", ckpt), ("streaming, ONNX fp32", OnnxPredictor(fp32, threads=1)),
+                        ("streaming, ONNX int8 (static QDQ)", OnnxPredictor(int8, threads=1))):
         t, res = timed(timeline, model, video, window=2.0, stride=1.0)
         rows[name] = (t, res["windows"])
     base = rows["seek per window (previous), torch"][0]
@@ -164,6 +169,7 @@ def report(result: dict) -> str:
     s = result["speed"]
     lines = ["# Timeline: real-time factor and memory", "",
              f"Machine: shared 2-core CPU (other jobs running), torch threads = {result['threads']}. "
+             f"{THREADS_NOTE} "
              "Model: `tiny3d` at its native input (16 frames, 64 px, decoded at short side 73), 2 s windows "
              "every 1 s, batch 8. Produced by `benchmarks/timeline_speed.py`.", "",
              f"## Speed: {s['video']['seconds']:.0f} s, {s['video']['size']}, {s['video']['fps']} fps, "

@@ -40,7 +40,8 @@ class DistInfo:
 
 
 def init_from_env(device: str = "cpu", backend: str | None = None, timeout_s: float = 600) -> DistInfo:
-    """Join the process group torchrun describes in the environment (``WORLD_SIZE`` > 1), else do nothing.
+    """Join the process group torchrun describes in the environment (``WORLD_SIZE`` and ``MASTER_ADDR``
+    set, even for one process), else do nothing: a plain ``python`` run stays single-process.
 
     ``device`` "cuda" picks ``cuda:LOCAL_RANK`` and nccl; anything else gloo.
     """
@@ -52,13 +53,15 @@ def init_from_env(device: str = "cpu", backend: str | None = None, timeout_s: fl
     if cuda:
         torch.cuda.set_device(local)
         device = f"cuda:{local}"
-    if world > 1 and not dist.is_initialized():
+    launched = "WORLD_SIZE" in os.environ and "MASTER_ADDR" in os.environ
+    if launched and not dist.is_initialized():
         dist.init_process_group(backend or ("nccl" if cuda else "gloo"), timeout=timedelta(seconds=timeout_s))
     return DistInfo(rank, world, local, str(device))
 
 
 def is_distributed() -> bool:
-    return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
+    """A process group is up (torchrun, any world size)."""
+    return dist.is_available() and dist.is_initialized()
 
 
 def rank() -> int:

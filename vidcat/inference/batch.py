@@ -91,11 +91,12 @@ def _is_onnx(path) -> bool:
 def model_spec(checkpoint) -> dict:
     """What a decode task needs to build model input: data config, classes, graph inputs (no weights)."""
     if _is_onnx(checkpoint):
-        from vidcat.inference.export import read_metadata
+        from vidcat.inference.export import metadata_of
         from vidcat.inference.onnx_predictor import ort_session
 
-        meta = read_metadata(checkpoint)
-        inputs = [i.name for i in ort_session(checkpoint).get_inputs()]
+        session = ort_session(checkpoint)
+        meta = metadata_of(session, checkpoint)
+        inputs = [i.name for i in session.get_inputs()]
         return {"onnx": True, "data": meta["data"], "classes": meta["classes"], "multilabel": meta["multilabel"],
                 "inputs": inputs}
     from vidcat.engine import checkpoint as ck

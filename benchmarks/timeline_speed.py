@@ -6,8 +6,9 @@
    2 s windows every 1 s by ``tiny3d`` (random weights: speed does not depend on them) through
    torch, the fp32 ONNX export and the static int8 ONNX export. Baseline, timed in the same
    process: the previous implementation (one seek + decode per window through ``VideoReader.frames``).
-2. Memory: files of several lengths (160x120, 25 fps, a scene cut every 20 s), each timed in a fresh
-   subprocess that reports its peak RSS (``ru_maxrss``): flat peak RSS = memory independent of length.
+2. Memory: files of several lengths (160x120, 25 fps, a scene cut every 20 s), each run in a fresh
+   subprocess that loads the model, resets the kernel's peak-RSS mark (``/proc/self/clear_refs``)
+   and reports the peak RSS during the timeline (``VmHWM``): flat = memory independent of length.
 
 Writes ``benchmarks/results/timeline.md`` (+ ``.json``). Videos are generated under ``data/bench_timeline``
 (streamed to the encoder frame by frame, so a 30-minute file never sits in memory).
@@ -17,7 +18,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import subprocess
 import sys
 import time
@@ -145,19 +145,26 @@ def speed(ckpt: Path, video: Path) -> dict:
                       "speedup_vs_previous": round(base / t, 2)} for k, (t, n) in rows.items()]}
 
 
+def _status_mb(field: str) -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return round(int(line.split()[1]) / 1024, 1)
+    return float("nan")
+
+
 def rss_child(ckpt: str, video: str) -> None:
-    """Subprocess body: one timeline, then print wall time and peak RSS as JSON."""
+    """Subprocess body: load the model, reset the peak-RSS counter (Linux ``clear_refs``), run one timeline,
+    print wall time, RSS before and the timeline's peak RSS as JSON."""
     from vidcat.inference.predictor import Predictor
     from vidcat.inference.timeline import timeline
 
-    def rss() -> float:
-        return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
-
     pred = Predictor(ckpt)
-    before = rss()  # torch, vidcat and the model loaded
+    before = _status_mb("VmRSS")  # torch, vidcat and the model loaded
+    Path("/proc/self/clear_refs").write_text("5")  # VmHWM := VmRSS, so the peak below is the timeline's own
     t, res = timed(timeline, pred, video, window=2.0, stride=1.0)
+    peak = _status_mb("VmHWM")
     print(json.dumps({"wall_s": round(t, 1), "windows": res["windows"], "cuts": len(res["cuts"]),
-                      "rss_before_mb": before, "peak_rss_mb": rss(), "timeline_mb": round(rss() - before, 1)}))
+                      "rss_before_mb": before, "peak_rss_mb": peak, "timeline_mb": round(peak - before, 1)}))
 
 
 def memory(ckpt: Path, minutes: list[float]) -> list[dict]:

@@ -100,7 +100,6 @@ class WindowScorer:
             from vidcat.data.manifest import Dataset
 
             self.clips = VideoClips(Dataset([self.item], predictor.classes, predictor.multilabel), cfg)
-        self.pending: list = []
 
     def sample(self, info, win: Window, frames: np.ndarray, indices: list[int]):
         if self.onnx:
@@ -126,7 +125,7 @@ class WindowScorer:
         from vidcat.engine.step import predict_scores
 
         p, _ = predict_scores(self.pred.model, collate(samples), 1, self.pred.multilabel, self.pred.device)
-        return p.cpu().numpy()
+        return p.cpu().numpy().copy()
 
 
 def score_windows(predictor, video, window: float = 2.0, stride: float = 1.0, batch_size: int = 8,
@@ -157,7 +156,7 @@ def _score(scorer: WindowScorer, pending: list, out: list) -> None:
     if pending:
         probs = scorer.score([s for _, s in pending])
         for (w, _), p in zip(pending, probs):
-            w.scores = np.asarray(p, np.float32)
+            w.scores = np.array(p, np.float32)  # a copy: a view would keep the whole batch tensor alive
             out.append(w)
         pending.clear()
 

@@ -115,10 +115,10 @@ def run_model(name: str, data: Path, a) -> dict:
 
     # model alone: train steps on one in-memory batch
     x, y = first_batch["video"], first_batch["label"]
-    for _ in range(2):
+    for _ in range(1 if a.max_steps else 3):  # warm-up (cuDNN autotuning on CUDA)
         step(x, y)
     _sync(device)
-    reps = max(2, min(a.bench_steps, 20))
+    reps = max(1, min(a.bench_steps, 50))
     t = time.perf_counter()
     for _ in range(reps):
         step(x, y)

@@ -13,8 +13,8 @@ ROOT = Path(__file__).resolve().parents[1]
 def test_gpu_check_on_cpu(tmp_path):
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHON": os.environ.get("PYTHON", __import__("sys").executable)}
     r = subprocess.run(["bash", str(ROOT / "benchmarks" / "gpu_check.sh"), "--device", "cpu", "--max-steps", "2",
-                        "--size", "32", "--frames", "4", "--per-class", "2", "--batch-size", "4", "--workers", "0",
-                        "--bench-steps", "2", "--data", str(tmp_path)],
+                        "--size", "32", "--frames", "4", "--per-class", "2", "--batch-size", "2", "--workers", "0",
+                        "--bench-steps", "1", "--data", str(tmp_path)],
                        capture_output=True, text=True, timeout=240, env=env, cwd=ROOT)
     assert r.returncode == 0, r.stderr[-2000:]
     lines = r.stdout.strip().splitlines()

@@ -112,8 +112,8 @@ def test_batch_onnx_manifest_parquet_resume(local_ray, videos, ckpt):
     shutil.rmtree(out.parent)
 
 
-def test_batch_config_errors(tmp_path, ckpt):
-    from vidcat.inference.batch import BatchConfig
+def test_batch_config_errors(tmp_path, ckpt, videos, monkeypatch):
+    from vidcat.inference.batch import BatchConfig, batch_predict
 
     with pytest.raises(VidcatError, match=r"\.parquet or \.jsonl"):
         BatchConfig(checkpoint=str(ckpt), data=str(tmp_path), out=str(tmp_path / "r.csv"))
@@ -121,3 +121,9 @@ def test_batch_config_errors(tmp_path, ckpt):
         BatchConfig(checkpoint=str(tmp_path / "nope.pt"), data=str(tmp_path), out=str(tmp_path / "r.jsonl"))
     with pytest.raises(VidcatError, match="crops must be 1 or 3"):
         BatchConfig(checkpoint=str(ckpt), data=str(tmp_path), out=str(tmp_path / "r.jsonl"), crops=2)
+    # a local Ray whose actors would take every CPU and starve the decode tasks: refused before it starts
+    monkeypatch.setattr(ray, "is_initialized", lambda: False)
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    with pytest.raises(VidcatError, match="must leave one for decoding"):
+        batch_predict(BatchConfig(checkpoint=str(ckpt), data=str(videos / "videos"), out=str(tmp_path / "r.jsonl"),
+                                  num_cpus=2))

@@ -263,6 +263,9 @@ def batch_predict(cfg: BatchConfig) -> dict:
         import ray
 
         started_here = not ray.is_initialized()
+        if started_here and not address and cfg.actors * cfg.num_cpus > LOCAL_CPUS - 1:
+            raise VidcatError(f"the local Ray has {LOCAL_CPUS} CPUs: --actors x --num-cpus must leave one for "
+                              f"decoding (got {cfg.actors} x {cfg.num_cpus:g}); pass --address for a bigger cluster")
         if started_here:
             _init_ray(address)
         try:

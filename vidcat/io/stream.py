@@ -5,9 +5,11 @@
             ...
 
 Indices count decoded frames from 0 (constant-frame-rate files: index i is shown at
-``start + i / fps``, as in :class:`vidcat.io.video.VideoReader`). Probing, rotation and the
-decode-time resize are :class:`VideoReader`'s own; a stream that breaks off (truncated file) ends
-the iteration after the last good frame instead of raising.
+``start + i / fps``, as in :class:`vidcat.io.video.VideoReader`). Probing and rotation are
+:class:`VideoReader`'s; the RGB conversion gives the same pixels as ``VideoReader.frames`` but
+through one persistent ``VideoReformatter``: ``frame.to_ndarray(width=..., height=...)`` builds a
+new swscale context for every frame, which made it ~3x slower (1.35 vs 0.5 ms a 320x240 frame).
+A stream that breaks off (truncated file) ends the iteration after the last good frame.
 """
 from __future__ import annotations
 
@@ -15,9 +17,10 @@ from typing import Iterator
 
 import av
 import numpy as np
+from av.video.reformatter import VideoReformatter
 
 from vidcat.errors import VideoError
-from vidcat.io.video import VideoReader
+from vidcat.io.video import VideoReader, _rotate
 
 
 class FrameStream:
@@ -26,6 +29,7 @@ class FrameStream:
     def __init__(self, path, short_side: int | None = None, threads: int = 0):
         self.reader = VideoReader(path, threads=threads)
         self.info, self.short_side = self.reader.info, short_side
+        self._reformatter = VideoReformatter()
 
     def __enter__(self):
         return self
@@ -36,6 +40,15 @@ class FrameStream:
     def close(self) -> None:
         self.reader.close()
 
+    def rgb(self, frame) -> np.ndarray:
+        """uint8 (H, W, 3), resized so the short side is ``short_side`` (VideoReader's rounding), upright."""
+        w, h = frame.width, frame.height
+        if self.short_side:
+            scale = self.short_side / min(w, h)
+            w, h = max(2, round(w * scale / 2) * 2), max(2, round(h * scale / 2) * 2)
+        img = self._reformatter.reformat(frame, width=w, height=h, format="rgb24").to_ndarray()
+        return _rotate(img, int(frame.rotation or 0))
+
     def __iter__(self) -> Iterator[tuple[int, float, np.ndarray]]:
         r = self.reader
         r.container.seek(0, stream=r.stream, backward=True, any_frame=False)  # probing read the first frame
@@ -43,7 +56,7 @@ class FrameStream:
         try:
             for frame in r.container.decode(r.stream):
                 t = frame.time if frame.time is not None else index / self.info.fps
-                yield index, float(t), r._to_rgb(frame, self.short_side)
+                yield index, float(t), self.rgb(frame)
                 index += 1
         except av.error.FFmpegError as e:
             if index == 0:

@@ -212,7 +212,7 @@ def report(result: dict) -> str:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--long-minutes", default="2,10,30")
-    ap.add_argument("--skip-long", action="store_true")
+    ap.add_argument("--skip-long", action="store_true", help="keep the memory figures of the last results JSON")
     ap.add_argument("--skip-speed", action="store_true", help="keep the speed figures of the last results JSON")
     ap.add_argument("--rss-child", nargs=2, metavar=("CKPT", "VIDEO"), help=argparse.SUPPRESS)
     a = ap.parse_args()
@@ -230,6 +230,8 @@ def main() -> None:
     print(json.dumps(result["speed"], indent=1), flush=True)
     if not a.skip_long:
         result["memory"] = memory(ckpt, [float(x) for x in a.long_minutes.split(",")])
+    elif old.exists() and "memory" in json.loads(old.read_text()):
+        result["memory"] = json.loads(old.read_text())["memory"]
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "timeline.json").write_text(json.dumps(result, indent=1))
     (RESULTS / "timeline.md").write_text(report(result))

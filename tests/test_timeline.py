@@ -65,6 +65,20 @@ def test_windows_stream_once_stay_in_shots_and_match_seeking(three_shots):
     assert plain == list(range(0, 90 - 24 + 1, 6))
 
 
+def test_stream_equals_seeking_on_real_files(media_files):
+    """FrameStream index i = VideoReader.frames([i]) on real files, incl. an AVI whose first frame starts at
+    0.04 s with out-of-order timestamps (frames are matched by time, not counted)."""
+    from vidcat.io.stream import FrameStream
+    from vidcat.io.video import VideoReader
+
+    for clip in [p for p in media_files if p.name in ("mmaction2_test.avi", "torchcodec_h264_10bits.mp4")]:
+        with FrameStream(clip, short_side=40) as s:
+            got = [rgb for i, _, rgb in s if i < 60]
+        with VideoReader(clip) as r:
+            ref = r.frames(range(len(got)), short_side=40)
+        assert len(got) >= 30 and all(np.array_equal(a, b) for a, b in zip(got, ref)), clip.name
+
+
 def test_short_shot_gets_one_window(three_shots):
     from vidcat.data.sampling import SamplerConfig
     from vidcat.inference.shots import ShotDetector

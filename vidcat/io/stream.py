@@ -4,8 +4,9 @@
         for index, time, rgb in s:      # uint8 (H, W, 3), resized while converting to RGB
             ...
 
-Indices count decoded frames from 0 (constant-frame-rate files: index i is shown at
-``start + i / fps``, as in :class:`vidcat.io.video.VideoReader`). Probing and rotation are
+Index ``i`` is the frame on screen at ``start + i / fps``, exactly as in
+:class:`vidcat.io.video.VideoReader` (frames are matched by timestamp, so variable-frame-rate files
+and files whose first frame starts late give the same frames as seeking would). Probing and rotation are
 :class:`VideoReader`'s; the RGB conversion gives the same pixels as ``VideoReader.frames`` but
 through one persistent ``VideoReformatter``: ``frame.to_ndarray(width=..., height=...)`` builds a
 new swscale context for every frame, which made it ~3x slower (1.35 vs 0.5 ms a 320x240 frame).
@@ -50,14 +51,32 @@ class FrameStream:
         return _rotate(img, int(frame.rotation or 0))
 
     def __iter__(self) -> Iterator[tuple[int, float, np.ndarray]]:
-        r = self.reader
+        """``(index, time, rgb)`` for index 0, 1, ...: the frame on screen at ``start + index / fps`` (the last
+        one whose timestamp is <= that time, as in ``VideoReader.frames``), up to the last decoded frame."""
+        r, info = self.reader, self.info
         r.container.seek(0, stream=r.stream, backward=True, any_frame=False)  # probing read the first frame
-        index = 0
+        eps = 0.01 / info.fps
+        index, prev, pos = 0, None, None
+        cache: list = [None, None]  # (frame, its RGB): a frame shown at several indices is converted once
+
+        def emit(frame):
+            if cache[0] is not frame:
+                cache[0], cache[1] = frame, self.rgb(frame)
+            return cache[1]
+
         try:
             for frame in r.container.decode(r.stream):
-                t = frame.time if frame.time is not None else index / self.info.fps
-                yield index, float(t), self.rgb(frame)
-                index += 1
+                pos = frame.time if frame.time is not None else (pos or 0.0) + 1 / info.fps
+                while pos > info.start_time + index / info.fps + eps:  # frame starts after target `index`
+                    t = info.start_time + index / info.fps
+                    yield index, t, emit(prev if prev is not None else frame)
+                    index += 1
+                prev = frame
         except av.error.FFmpegError as e:
-            if index == 0:
+            if prev is None:
                 raise VideoError(r.path, f"decoding failed ({e.strerror or type(e).__name__})") from None
+        if prev is None:
+            raise VideoError(r.path, "no decodable video frames (truncated or corrupt)")
+        while info.start_time + index / info.fps <= pos + eps:  # the last frame's own slot(s)
+            yield index, info.start_time + index / info.fps, emit(prev)
+            index += 1

@@ -98,14 +98,14 @@ def test_fastest_variant_returns_a_working_model(trained):
 
 
 def test_accelerate_predictor_keeps_predictions(trained, motion_data, tmp_path):
-    from vidcat.engine import checkpoint
+    from vidcat.models.build import Checkpoint
     from vidcat.inference.fast import accelerate
     from vidcat.inference.predictor import Predictor
 
     model, _, _, _, cfg, classes = trained
     ckpt = tmp_path / "best.pt"
-    checkpoint.save(ckpt, {"model": "tiny3d", "model_kwargs": {}, "classes": classes, "multilabel": False,
-                           "data": cfg.as_dict(), "state_dict": model.state_dict()})
+    Checkpoint.from_dict({"model": "tiny3d", "model_kwargs": {}, "classes": classes, "multilabel": False,
+                           "data": cfg.as_dict(), "state_dict": model.state_dict()}).save(ckpt)
     videos = sorted((motion_data / "test").rglob("*.mp4"))[:3]
     eager, fast = Predictor(ckpt), Predictor(ckpt)
     report = accelerate(fast, videos, variant="channels_last")
@@ -125,14 +125,14 @@ def test_unknown_variant_is_a_clear_error():
 
 
 def test_accelerate_without_videos_uses_random_clips(trained, tmp_path):
-    from vidcat.engine import checkpoint
+    from vidcat.models.build import Checkpoint
     from vidcat.inference.fast import accelerate
     from vidcat.inference.predictor import Predictor
 
     model, _, _, _, cfg, classes = trained
     ckpt = tmp_path / "best.pt"
-    checkpoint.save(ckpt, {"model": "tiny3d", "model_kwargs": {}, "classes": classes, "multilabel": False,
-                           "data": cfg.as_dict(), "state_dict": model.state_dict()})
+    Checkpoint.from_dict({"model": "tiny3d", "model_kwargs": {}, "classes": classes, "multilabel": False,
+                           "data": cfg.as_dict(), "state_dict": model.state_dict()}).save(ckpt)
     pred = Predictor(ckpt)
     report = accelerate(pred, variants=("eager", "ort_fp32", "ort_int8"))
     assert "random clips" in report["note"]

@@ -90,7 +90,7 @@ def test_export_int8(tiny):
     assert dyn["int8"]["top1_agreement"] is None
 
 
-def test_export_refuses_multi_stream(tiny, monkeypatch, capsys):
+def test_export_refuses_text_stream(tiny, monkeypatch, capsys):
     from vidcat.cli import main
     from vidcat.models.build import Checkpoint
 
@@ -98,14 +98,14 @@ def test_export_refuses_multi_stream(tiny, monkeypatch, capsys):
 
     def multi(ck, device="cpu"):
         m = real(ck, device)
-        m.input_key = "multi"
+        m.input_key, m.names = "multi", ["video", "text"]  # a text stream takes strings: no ONNX input
         return m
 
     monkeypatch.setattr(Checkpoint, "build", multi)
     out = tiny["root"] / "multi.onnx"
     assert main(["export", "--checkpoint", str(tiny["ckpt"]), "--out", str(out)]) == 2
     err = capsys.readouterr().err.strip()
-    assert "single-stream" in err and len(err.splitlines()) == 1
+    assert "not text (text streams take strings)" in err and len(err.splitlines()) == 1
     assert not out.exists()
 
 

@@ -285,7 +285,7 @@ def bench_loader(files: list[str], model: str = "tiny3d", batches: int = 6) -> d
     from vidcat.data.manifest import Dataset, Item
     from vidcat.models.registry import get_spec
 
-    cfg = DataConfig.for_model(get_spec(model))
+    cfg = DataConfig().resolved(get_spec(model))
     ds = Dataset([Item(f, ["x"]) for f in files] * 8, ["x"])
     result = {}
     for workers in (0, 2):

@@ -130,10 +130,10 @@ def _setup(cfg: BenchModelConfig, tmp: str, log) -> tuple:
     test = load_dataset(root / "test.csv")
     val = load_dataset(root / "val.csv", classes=test.classes) if (root / "val.csv").is_file() else test
     if cfg.checkpoint:
-        from vidcat.engine import checkpoint
+        from vidcat.models.build import Checkpoint
 
-        ckpt = checkpoint.load(cfg.checkpoint)
-        model, data_cfg, weights = checkpoint.build_model(ckpt), DataConfig.from_dict(ckpt["data"]), "checkpoint"
+        ckpt = Checkpoint.load(cfg.checkpoint).to_dict()
+        model, data_cfg, weights = Checkpoint.from_dict(ckpt).build(), DataConfig.from_dict(ckpt["data"]), "checkpoint"
         if ckpt["classes"] != test.classes:
             raise VidcatError(f"{cfg.checkpoint}: trained on classes {ckpt['classes']}, the data has {test.classes}")
     else:

@@ -10,6 +10,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from vidcat.data.views import center_box, random_box, three_boxes  # noqa: F401  (shared geometry)
+
 
 def to_tensor(frames: np.ndarray) -> torch.Tensor:
     """uint8 (T, H, W, C) numpy → uint8 (C, T, H, W) tensor (no copy of pixel values to float yet)."""
@@ -23,22 +25,6 @@ def _resize(x: torch.Tensor, size: int) -> torch.Tensor:
                          antialias=True)
 
 
-def random_box(h: int, w: int, rng: np.random.Generator,
-               scale: tuple[float, float] = (0.7, 1.0)) -> tuple[int, int, int]:
-    """``(top, left, side)`` of a random square of side ``scale`` x the short side."""
-    side = int(round(min(h, w) * rng.uniform(*scale)))
-    side = max(min(side, h, w), 1)
-    top = int(rng.integers(0, h - side + 1))
-    left = int(rng.integers(0, w - side + 1))
-    return top, left, side
-
-
-def center_box(h: int, w: int) -> tuple[int, int, int]:
-    """``(top, left, side)`` of the centred square of side the short side."""
-    side = min(h, w)
-    return (h - side) // 2, (w - side) // 2, side
-
-
 def crop_resize(x: torch.Tensor, box: tuple[int, int, int], size: int) -> torch.Tensor:
     """Cut ``box`` = (top, left, side) out of every frame and resize it to ``size``."""
     top, left, side = box
@@ -48,12 +34,7 @@ def crop_resize(x: torch.Tensor, box: tuple[int, int, int], size: int) -> torch.
 def test_boxes(h: int, w: int, crops: int) -> list[tuple[int, int, int]]:
     """Test-view squares: the centre one (``crops=1``), or start, centre and end along the long side
     (``crops=3``, the usual 3-crop protocol). Every spatial stream of a view uses the same box."""
-    if crops == 1:
-        return [center_box(h, w)]
-    side = min(h, w)
-    if w >= h:
-        return [(0, left, side) for left in (0, (w - side) // 2, w - side)]
-    return [(top, 0, side) for top in (0, (h - side) // 2, h - side)]
+    return [center_box(h, w)] if crops == 1 else three_boxes(h, w)
 
 
 def normalize(x: torch.Tensor, mean, std) -> torch.Tensor:

@@ -54,18 +54,45 @@ def plot_confusion(confusion, classes: list[str], path, title: str = "") -> Path
     return _save(fig, path)
 
 
-def plot_timeline(times: np.ndarray, scores: np.ndarray, classes: list[str], path, top: int = 5) -> Path:
-    """Per-window class scores over a long video (the ``top`` classes by peak score)."""
-    keep = np.argsort(-scores.max(axis=0))[:top]
-    fig, (ax, band) = plt.subplots(2, 1, figsize=(10, 4), sharex=True, gridspec_kw={"height_ratios": [4, 1]})
+def class_colours(n: int) -> list:
+    """One distinct colour per class index (tab10, tab20, then evenly spaced hues)."""
+    if n <= 10:
+        return [plt.cm.tab10(i) for i in range(n)]
+    if n <= 20:
+        return [plt.cm.tab20(i) for i in range(n)]
+    return [plt.cm.hsv(i / n) for i in range(n)]
+
+
+def plot_timeline(times: np.ndarray, scores: np.ndarray, classes: list[str], path, top: int = 5,
+                  cuts=()) -> Path:
+    """Per-window class scores over a long video: score lines (the ``top`` classes by peak score, plus
+    every class that is top-1 somewhere) above a band of the top-1 class, both in the same per-class
+    colour, one legend; shot cuts as dashed lines."""
+    from matplotlib.colors import BoundaryNorm, ListedColormap
+    from matplotlib.patches import Patch
+
+    colours = class_colours(len(classes))
+    winners = scores.argmax(1)
+    keep = list(dict.fromkeys([*np.argsort(-scores.max(axis=0))[:top].tolist(), *np.unique(winners).tolist()]))
+    fig, (ax, band) = plt.subplots(2, 1, figsize=(10, 4.4), sharex=True, gridspec_kw={"height_ratios": [4, 1]})
     for k in keep:
-        ax.plot(times, scores[:, k], label=classes[k])
+        ax.plot(times, scores[:, k], color=colours[k], lw=1.6, label=classes[k])
     ax.set_ylabel("score")
     ax.set_ylim(0, 1.02)
-    ax.legend(loc="upper right", fontsize=8)
     ax.grid(alpha=0.3)
-    band.imshow(scores.argmax(1)[None], aspect="auto", cmap="tab20",
-                extent=(times[0], times[-1], 0, 1), interpolation="nearest")
+    half = (times[1] - times[0]) / 2 if len(times) > 1 else 0.5
+    band.imshow(winners[None], aspect="auto", cmap=ListedColormap(colours),
+                norm=BoundaryNorm(np.arange(len(classes) + 1) - 0.5, len(classes)),
+                extent=(times[0] - half, times[-1] + half, 0, 1), interpolation="nearest")
+    for c in cuts:
+        for a in (ax, band):
+            a.axvline(c, color="0.35", ls="--", lw=0.9)
     band.set_yticks([])
+    band.set_ylabel("top-1", rotation=0, ha="right", va="center")
     band.set_xlabel("time (s)")
+    handles = [Patch(color=colours[k], label=classes[k]) for k in keep]
+    if len(cuts):
+        handles.append(plt.Line2D([], [], color="0.35", ls="--", lw=0.9, label="shot cut"))
+    fig.legend(handles=handles, loc="upper center", ncol=min(len(handles), 6), fontsize=8, frameon=False)
+    fig.tight_layout(rect=(0, 0, 1, 0.92))
     return _save(fig, path)

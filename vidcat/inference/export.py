@@ -5,7 +5,12 @@
                          calib="data/motion/val.csv")                              # static int8 (QDQ)
 
 The graph takes one input named after the model's stream (``video``: float (B, C, T, H, W), the
-batch axis dynamic) and returns ``logits`` (B, K). The class names and the data config (frames,
+batch axis dynamic) and returns ``logits`` (B, K). A multi-stream model (``two_stream``, ``fusion``
+over video + audio, ...) takes one input per stream (``video``, ``flow``/``mv``, ``audio``) plus
+its presence mask (``video_mask``, ``audio_mask``: float (B,), 1 present / 0 missing), with a
+fixed batch of 1 (the fusion code sizes its masks with ``len(x)``, which the tracer freezes;
+:func:`vidcat.inference.onnx_predictor.run_logits` runs such a graph clip by clip); text streams
+(strings) cannot be exported. The class names and the data config (frames,
 size, mean, std, sampler, ...) travel in the file's ``metadata_props``, so
 :class:`vidcat.inference.onnx_predictor.OnnxPredictor` needs nothing else. The file is checked
 with ONNX Runtime against torch before it is renamed into place (temp file + rename): an export
@@ -38,7 +43,7 @@ META_INPUT = "vidcat.input"
 META_QUANT = "vidcat.quantization"
 META_VERSION = "vidcat.version"
 
-EXPORTABLE_INPUTS = ("video", "flow", "mv")
+EXPORTABLE_INPUTS = ("video", "flow", "mv", "audio")
 PARITY_TOL = 1e-3  # max |logit difference| (scaled by the logit range) that an fp32 export may show
 
 
@@ -51,17 +56,41 @@ def _require_onnx():
                           "pip install 'vidcat[serve]'") from None
 
 
-def _example_shape(ckpt: dict, input_key: str) -> tuple:
+def _input_shape(ckpt: dict, key: str) -> tuple:
+    """Per-sample shape of the batch entry ``key`` for this checkpoint's data config."""
     from vidcat.config import DataConfig
 
     cfg = DataConfig.from_dict(ckpt["data"])
-    kwargs = ckpt.get("model_kwargs", {})
-    channels = kwargs.get("in_channels", 3 if input_key == "video" else 2 * cfg.flow_length)
-    return (1, channels, cfg.frames, cfg.size, cfg.size)
+    single_channels = ckpt.get("model_kwargs", {}).get("in_channels") if ckpt["model"] != "two_stream" else None
+    if key.endswith("_mask"):
+        return ()
+    if key == "audio":
+        from vidcat.io.audio import mel_frames
+
+        return (1, cfg.n_mels, mel_frames(cfg.audio_seconds or 1.0))
+    default = 3 if key == "video" else 2 * cfg.flow_length  # flow / mv: (2L, T, S, S)
+    return (single_channels or default, cfg.frames, cfg.size, cfg.size)
 
 
-def _logits_module(model):
-    """``model`` wrapped so that the exported graph returns plain logits (B, K)."""
+def graph_inputs(model, ckpt: dict) -> list[str]:
+    """The batch entries the exported graph takes: the model's stream, or every stream then every mask."""
+    from vidcat.models.fusion import batch_key, mask_key
+
+    key = getattr(model, "input_key", "video")
+    if key != "multi":
+        if key not in EXPORTABLE_INPUTS:
+            raise VidcatError(f"{ckpt['model']} reads '{key}': export supports {', '.join(EXPORTABLE_INPUTS)}")
+        return [key]
+    names = list(getattr(model, "names", []))
+    bad = [batch_key(n) for n in names if batch_key(n) not in EXPORTABLE_INPUTS]
+    if not names or bad:
+        raise VidcatError(f"{ckpt['model']}: export supports video / flow / mv / audio streams, not "
+                          f"{', '.join(bad) or 'an unnamed stream set'} (text streams take strings)")
+    return [batch_key(n) for n in names] + [mask_key(n) for n in names]
+
+
+def _logits_module(model, keys: list[str]):
+    """``model`` wrapped so that the exported graph takes ``keys`` as positional inputs and returns logits."""
     import torch.nn as nn
 
     from vidcat.engine.step import split_output
@@ -69,15 +98,16 @@ def _logits_module(model):
     class Logits(nn.Module):
         def __init__(self, m):
             super().__init__()
-            self.m = m
+            self.m, self.keys = m, list(keys)
+            self.multi = getattr(m, "input_key", "video") == "multi"
 
-        def forward(self, x):
-            return split_output(self.m(x))[0]
+        def forward(self, *xs):
+            return split_output(self.m(dict(zip(self.keys, xs)) if self.multi else xs[0]))[0]
 
     return Logits(model).eval()
 
 
-def _torch_to_onnx(model, example, path: Path, input_name: str, opset: int) -> None:
+def _torch_to_onnx(model, example: dict, path: Path, opset: int, dynamic: bool = True) -> None:
     """The TorchScript exporter: no onnxscript needed, one self-contained file, BN folded into Conv."""
     import inspect
     import warnings
@@ -89,8 +119,10 @@ def _torch_to_onnx(model, example, path: Path, input_name: str, opset: int) -> N
         kwargs["dynamo"] = False  # torch >= 2.9 defaults to the torch.export-based exporter (needs onnxscript)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the legacy exporter's deprecation notices
-        torch.onnx.export(model, (example,), str(path), input_names=[input_name], output_names=["logits"],
-                          dynamic_axes={input_name: {0: "batch"}, "logits": {0: "batch"}},
+        torch.onnx.export(model, tuple(torch.from_numpy(v) for v in example.values()), str(path),
+                          input_names=list(example), output_names=["logits"],
+                          dynamic_axes={**{k: {0: "batch"} for k in example}, "logits": {0: "batch"}}
+                          if dynamic else None,
                           opset_version=opset, do_constant_folding=True, **kwargs)
 
 
@@ -127,22 +159,20 @@ def metadata_of(session, path="model.onnx") -> dict:
 
 
 def _session(path: Path, threads: int = 0):
-    import onnxruntime as ort
+    from vidcat.inference.onnx_predictor import ort_session
 
-    opts = ort.SessionOptions()
-    if threads:
-        opts.intra_op_num_threads = threads
-    opts.log_severity_level = 3
-    return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+    return ort_session(path, threads)
 
 
-def _dataset_clips(source, ckpt: dict, limit: int) -> tuple[list, list]:
-    """Up to ``limit`` model-ready clips (1, C, T, H, W) spread evenly over ``source``, and their labels."""
+def _dataset_clips(source, ckpt: dict, keys: list[str], limit: int) -> tuple[list, list]:
+    """Up to ``limit`` model-ready clips spread evenly over ``source`` as graph feeds {key: (1, ...)},
+    and their labels."""
     import numpy as np
 
     from vidcat.config import DataConfig
     from vidcat.data.manifest import load_dataset
     from vidcat.errors import VideoError
+    from vidcat.inference.onnx_predictor import batch_feeds
     from vidcat.inference.predictor import video_batch
     from vidcat.io.video import VIDEO_EXTENSIONS
 
@@ -154,40 +184,44 @@ def _dataset_clips(source, ckpt: dict, limit: int) -> tuple[list, list]:
         items = [(it.path, it.labels[0] if len(it.labels) == 1 else None) for it in ds.items]
     picks = sorted({int(round(i)) for i in np.linspace(0, len(items) - 1, min(limit, len(items)))})
     cfg = DataConfig.from_dict(ckpt["data"])
-    key = cfg.modalities[0] if len(cfg.modalities) == 1 else "video"
-    arrays, labels = [], []
+    feeds, labels = [], []
     for i in picks:
         path, label = items[i]
         try:
             batch, _ = video_batch(path, cfg, ckpt["classes"], ckpt["multilabel"])
         except VideoError:
             continue  # unreadable: use the others
-        arrays.append(batch[key].numpy())
+        feeds.append(batch_feeds(batch, keys))
         labels.append(label)
-    if not arrays:
+    if not feeds:
         raise VidcatError(f"{source}: none of the {len(picks)} videos tried could be read")
-    return arrays, labels
+    return feeds, labels
 
 
-def _calibration_reader(name: str, arrays: list):
-    """An onnxruntime ``CalibrationDataReader`` over in-memory clips."""
+def _concat(feeds: list[dict]) -> dict:
+    import numpy as np
+
+    return {k: np.concatenate([f[k] for f in feeds]) for k in feeds[0]}
+
+
+def _calibration_reader(feeds: list):
+    """An onnxruntime ``CalibrationDataReader`` over in-memory clips (graph feeds)."""
     from onnxruntime.quantization import CalibrationDataReader
 
     class Reader(CalibrationDataReader):
         def __init__(self):
-            self.it = iter(arrays)
+            self.it = iter(feeds)
 
         def get_next(self):
-            x = next(self.it, None)
-            return None if x is None else {name: x}
+            return next(self.it, None)
 
         def rewind(self):
-            self.it = iter(arrays)
+            self.it = iter(feeds)
 
     return Reader()
 
 
-def _quantize(src: Path, dst: Path, input_name: str, calib_arrays: list | None) -> str:
+def _quantize(src: Path, dst: Path, calib_feeds: list | None) -> str:
     import logging
 
     from onnxruntime.quantization import QuantFormat, QuantType, quantize_dynamic, quantize_static
@@ -196,8 +230,8 @@ def _quantize(src: Path, dst: Path, input_name: str, calib_arrays: list | None) 
     level = root.level
     root.setLevel(logging.ERROR)  # "consider pre-processing" notices on the root logger
     try:
-        if calib_arrays:
-            quantize_static(str(src), str(dst), _calibration_reader(input_name, calib_arrays),
+        if calib_feeds:
+            quantize_static(str(src), str(dst), _calibration_reader(calib_feeds),
                             quant_format=QuantFormat.QDQ, per_channel=True, weight_type=QuantType.QInt8,
                             activation_type=QuantType.QUInt8)
             return "static-int8-qdq"
@@ -207,13 +241,13 @@ def _quantize(src: Path, dst: Path, input_name: str, calib_arrays: list | None) 
         root.setLevel(level)
 
 
-def _latency_ms(sess, name: str, x, repeat: int = 5) -> float:
-    """Median wall time of one run on ``x`` (after a warm-up run)."""
-    sess.run(None, {name: x})
+def _latency_ms(sess, feeds: dict, repeat: int = 5) -> float:
+    """Median wall time of one run on ``feeds`` (after a warm-up run)."""
+    sess.run(None, feeds)
     times = []
     for _ in range(repeat):
         t = time.perf_counter()
-        sess.run(None, {name: x})
+        sess.run(None, feeds)
         times.append(time.perf_counter() - t)
     return round(sorted(times)[len(times) // 2] * 1000, 2)
 
@@ -231,35 +265,38 @@ def export_onnx(checkpoint_path, out, opset: int = 17, int8: bool = False, calib
     import torch
 
     from vidcat import __version__
+    from vidcat.inference.onnx_predictor import run_logits
     from vidcat.models.build import Checkpoint
 
     out = Path(out)
     ck = Checkpoint.load(checkpoint_path)
     ckpt, model = ck.to_dict(), ck.build()
-    input_key = getattr(model, "input_key", "video")
-    if input_key == "multi":
-        raise VidcatError(f"{checkpoint_path}: export supports single-stream models for now "
-                          f"({ckpt['model']} is multi-stream)")
-    if input_key not in EXPORTABLE_INPUTS:
-        raise VidcatError(f"{checkpoint_path}: export supports video / flow / mv models for now "
-                          f"({ckpt['model']} reads '{input_key}')")
-    net = _logits_module(model)
-    calib_arrays, calib_labels = _dataset_clips(calib, ckpt, clips) if calib else (None, None)
-    eval_arrays, eval_labels = _dataset_clips(eval_data, ckpt, clips) if eval_data else (calib_arrays, calib_labels)
+    try:
+        keys = graph_inputs(model, ckpt)
+    except VidcatError as e:
+        raise VidcatError(f"{checkpoint_path}: {e}") from None
+    net = _logits_module(model, keys)
+    calib_feeds, calib_labels = _dataset_clips(calib, ckpt, keys, clips) if calib else (None, None)
+    eval_feeds, eval_labels = _dataset_clips(eval_data, ckpt, keys, clips) if eval_data else (calib_feeds, calib_labels)
 
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
     tmp_q = out.with_name(f".{out.name}.int8-tmp-{os.getpid()}")
+    input_key = getattr(model, "input_key", "video")
     meta = {META_CLASSES: json.dumps(ckpt["classes"]), META_MULTILABEL: json.dumps(bool(ckpt["multilabel"])),
             META_DATA: json.dumps(ckpt["data"], default=list), META_MODEL: ckpt["model"],
             META_INPUT: input_key, META_QUANT: "none", META_VERSION: __version__}
     report: dict = {"checkpoint": str(checkpoint_path), "out": str(out), "model": ckpt["model"], "opset": opset,
-                    "input": input_key}
+                    "input": input_key, "inputs": keys}
+
+    def random_feeds(batch: int, seed: int) -> dict:
+        g = np.random.default_rng(seed)
+        return {k: (np.ones(batch, np.float32) if k.endswith("_mask")
+                    else g.standard_normal((batch, *_input_shape(ckpt, k))).astype(np.float32)) for k in keys}
+
     try:
-        shape = _example_shape(ckpt, input_key)
-        example = torch.zeros(shape)
         try:
-            _torch_to_onnx(net, example, tmp, input_key, opset)
+            _torch_to_onnx(net, random_feeds(1, 1), tmp, opset, dynamic=input_key != "multi")
             _set_metadata(tmp, meta)  # also runs the ONNX checker
         except Exception as e:  # an op the exporter cannot translate, an unusable opset, ...
             first = (str(e).strip().splitlines() or [""])[0][:300]
@@ -267,16 +304,15 @@ def export_onnx(checkpoint_path, out, opset: int = 17, int8: bool = False, calib
                               f"({type(e).__name__}: {first})") from None
 
         # parity: a random batch of 2 (exercises the dynamic batch axis) plus the real clips if any
-        g = torch.Generator().manual_seed(0)
-        checks = [torch.randn((2,) + shape[1:], generator=g).numpy()]
-        if eval_arrays:
-            checks.append(np.concatenate(eval_arrays[:8]))
+        checks = [random_feeds(2, 0)]
+        if eval_feeds:
+            checks.append(_concat(eval_feeds[:8]))
         sess = _session(tmp, threads)
         diff, scale = 0.0, 1.0
         with torch.no_grad():
-            for x in checks:
-                ref = net(torch.from_numpy(x)).numpy()
-                got = sess.run(None, {input_key: x})[0]
+            for feeds in checks:
+                ref = net(*(torch.from_numpy(feeds[k]) for k in keys)).numpy()
+                got = run_logits(sess, feeds)
                 diff = max(diff, float(np.abs(ref - got).max()))
                 scale = max(scale, float(np.abs(ref).max()))
         report["max_abs_diff"] = diff
@@ -287,21 +323,20 @@ def export_onnx(checkpoint_path, out, opset: int = 17, int8: bool = False, calib
         report["fp32_bytes"] = fp32_bytes
         final = tmp
         if int8:
-            method = _quantize(tmp, tmp_q, input_key, calib_arrays)
+            method = _quantize(tmp, tmp_q, calib_feeds)
             _set_metadata(tmp_q, {**meta, META_QUANT: method})
             qsess = _session(tmp_q, threads)
-            one = checks[0][:1]
+            one = {k: v[:1] for k, v in checks[0].items()}
             report["int8"] = {"method": method, "bytes": tmp_q.stat().st_size,
                               "size_ratio": round(tmp_q.stat().st_size / fp32_bytes, 4),
-                              "calibration_clips": len(calib_arrays or [])}
+                              "calibration_clips": len(calib_feeds or [])}
             if latency:
-                report["int8"]["latency_ms"] = {"fp32": _latency_ms(sess, input_key, one),
-                                                "int8": _latency_ms(qsess, input_key, one)}
-            if eval_arrays:
-                a = np.concatenate([sess.run(None, {input_key: x})[0] for x in eval_arrays])
-                b = np.concatenate([qsess.run(None, {input_key: x})[0] for x in eval_arrays])
+                report["int8"]["latency_ms"] = {"fp32": _latency_ms(sess, one), "int8": _latency_ms(qsess, one)}
+            if eval_feeds:
+                a = np.concatenate([sess.run(None, f)[0] for f in eval_feeds])
+                b = np.concatenate([qsess.run(None, f)[0] for f in eval_feeds])
                 agree = float((a.argmax(1) == b.argmax(1)).mean())
-                report["int8"].update(top1_agreement=round(agree, 4), agreement_clips=len(eval_arrays),
+                report["int8"].update(top1_agreement=round(agree, 4), agreement_clips=len(eval_feeds),
                                       agreement_on="eval" if eval_data else "calibration",
                                       max_abs_logit_diff=round(float(np.abs(a - b).max()), 5))
                 if eval_labels and all(lab in ckpt["classes"] for lab in eval_labels):

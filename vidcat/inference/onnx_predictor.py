@@ -2,71 +2,110 @@
 
     OnnxPredictor("model.onnx")("clip.mp4")  # -> {"path", "labels", "scores"}, exactly like Predictor
 
-The class names and the input pipeline come from the file's metadata; decoding, sampling and
-transforms are the dataset pipeline's (:func:`vidcat.inference.predictor.video_batch`), and view
-averaging is :func:`vidcat.engine.step.predict_scores`: only the forward pass differs.
+Torch-free for video models: this module, PyAV decoding and the numpy test views
+(:func:`vidcat.data.views.clip_views`, the same frames and pixels as the dataset pipeline) import
+only onnxruntime, av and numpy. The class names and the input pipeline come from the file's
+metadata. Multi-stream exports (video + audio fusion, two_stream with flow / motion vectors) read
+their extra streams through the dataset pipeline (:func:`vidcat.inference.predictor.video_batch`),
+which needs torch.
 """
 from __future__ import annotations
 
 from pathlib import Path
 
-import torch
+import numpy as np
 
 from vidcat.config import DataConfig
 from vidcat.errors import VidcatError
-from vidcat.inference.predictor import Predictor
+from vidcat.inference.base import BasePredictor, probabilities
 
 
-class OrtModel:
-    """An ONNX Runtime session that behaves like a vidcat model in :func:`predict_scores`:
-    called with the input tensor, returns a logits tensor; ``input_key`` names its batch entry."""
+def ort_session(path, threads: int = 0):
+    """A CPU ONNX Runtime session for ``path``; VidcatError when onnxruntime or the file is missing/bad."""
+    try:
+        import onnxruntime as ort
+    except ImportError:
+        raise VidcatError("ONNX inference needs onnxruntime: pip install 'vidcat[serve]'") from None
+    path = Path(path)
+    if not path.is_file():
+        raise VidcatError(f"{path}: ONNX file not found")
+    opts = ort.SessionOptions()
+    if threads:
+        opts.intra_op_num_threads = threads
+    opts.log_severity_level = 3
+    try:
+        return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+    except Exception as e:  # onnxruntime raises its own exception types for damaged files
+        raise VidcatError(f"{path}: not a readable ONNX file ({type(e).__name__}: {e})") from None
 
-    def __init__(self, session, input_key: str):
-        self.session, self.input_key = session, input_key
-        self.input_name = session.get_inputs()[0].name
 
-    def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        x = x.detach().to("cpu", torch.float32).contiguous().numpy()
-        return torch.from_numpy(self.session.run(None, {self.input_name: x})[0])
+def run_logits(session, feeds: dict) -> np.ndarray:
+    """``logits`` for a batch of feeds; a graph exported with a fixed batch of 1 (multi-stream models)
+    is run one row at a time."""
+    n = len(next(iter(feeds.values())))
+    if n > 1 and session.get_inputs()[0].shape[0] == 1:
+        return np.concatenate([session.run(["logits"], {k: v[i:i + 1] for k, v in feeds.items()})[0]
+                               for i in range(n)])
+    return session.run(["logits"], feeds)[0]
 
 
-class OnnxPredictor(Predictor):
-    """:class:`Predictor` over an exported ``.onnx`` file: same ``__call__`` / ``scores`` / ``predict_many``."""
+def batch_feeds(batch: dict, names: list[str], views: int = 1) -> dict:
+    """Graph inputs ``names`` from a collated batch of one video: views folded onto the batch axis,
+    a stream's missing ``<key>_mask`` (the stream is always there, e.g. video) filled with ones."""
+    feeds = {}
+    for name in names:
+        if name not in batch and name.endswith("_mask"):
+            feeds[name] = np.ones(views, np.float32)
+            continue
+        x = np.asarray(batch[name], np.float32)
+        feeds[name] = x.reshape((-1,) + x.shape[2:]) if views > 1 else x  # (1, V, ...) -> (V, ...)
+    return feeds
+
+
+class OnnxPredictor(BasePredictor):
+    """The :class:`Predictor` interface (``__call__`` / ``scores`` / ``predict_many``) over an ``.onnx`` file."""
 
     backend = "onnxruntime"
 
     def __init__(self, onnx_path, clips: int = 1, crops: int = 1, topk: int = 5, threads: int = 0):
-        try:
-            import onnxruntime as ort
-        except ImportError:
-            raise VidcatError("ONNX inference needs onnxruntime: pip install 'vidcat[serve]'") from None
         from vidcat.inference.export import metadata_of
 
-        path = Path(onnx_path)
-        if not path.is_file():
-            raise VidcatError(f"{path}: ONNX file not found")
-        opts = ort.SessionOptions()
-        if threads:
-            opts.intra_op_num_threads = threads
-        opts.log_severity_level = 3
-        try:
-            session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
-        except Exception as e:  # onnxruntime raises its own exception types for damaged files
-            raise VidcatError(f"{path}: not a readable ONNX file ({type(e).__name__}: {e})") from None
-        self.meta = metadata_of(session, path)
+        self.session = ort_session(onnx_path, threads)
+        self.meta = metadata_of(self.session, onnx_path)
         self.ckpt = None
-        self.device = torch.device("cpu")
-        self.model = OrtModel(session, self.meta["input"])
+        self.input_names = [i.name for i in self.session.get_inputs()]
         self.classes = self.meta["classes"]
         self.multilabel = self.meta["multilabel"]
         self.data_cfg = DataConfig.from_dict(self.meta["data"])
         self.clips, self.crops, self.topk = clips, crops, topk
 
+    def inputs(self, path, text: str | None = None) -> tuple[dict, int]:
+        """The session's inputs for one video (all test views on the batch axis), and the view count."""
+        if self.input_names == ["video"]:
+            from vidcat.data.views import clip_views
 
-def load_predictor(path, **kw) -> Predictor:
-    """A :class:`Predictor` for a checkpoint, or an :class:`OnnxPredictor` for a ``.onnx`` file."""
+            x = clip_views(path, self.data_cfg, self.clips, self.crops)
+            return {"video": x}, len(x)
+        from vidcat.inference.predictor import video_batch  # extra streams: the torch dataset pipeline
+
+        batch, views = video_batch(path, self.data_cfg, self.classes, self.multilabel, self.clips, self.crops, text)
+        return batch_feeds(batch, self.input_names, views), views
+
+    def logits(self, feeds: dict) -> np.ndarray:
+        return run_logits(self.session, feeds)
+
+    def scores(self, path, text: str | None = None) -> np.ndarray:
+        """Class probabilities (K,) for one video, averaged over its test views."""
+        feeds, views = self.inputs(path, text)
+        return probabilities(self.logits(feeds), self.multilabel, views)[0]
+
+
+def load_predictor(path, **kw) -> BasePredictor:
+    """A :class:`Predictor` for a checkpoint, or an :class:`OnnxPredictor` for a ``.onnx`` file (no torch)."""
     if Path(path).suffix.lower() == ".onnx":
         kw.pop("device", None)
         return OnnxPredictor(path, **kw)
+    from vidcat.inference.predictor import Predictor
+
     kw.pop("threads", None)
     return Predictor(path, **kw)

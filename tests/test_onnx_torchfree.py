@@ -1,0 +1,122 @@
+"""Torch-free ONNX inference and multi-stream export, on real clips from ../shared/data/media.
+
+Checkpoints are built straight from the registry (random weights, saved like ``vidcat train`` does):
+export parity and predictor agreement do not depend on what the weights learned.
+"""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("onnxruntime")
+pytest.importorskip("onnx")
+
+import torch  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+CLASSES = ["a", "b", "c", "d", "e"]
+
+
+def make_checkpoint(path: Path, model: str, seed: int = 0, **data) -> Path:
+    """A checkpoint of ``model`` (random init) with the model's own data config plus ``data`` overrides."""
+    from vidcat.config import DataConfig
+    from vidcat.models.build import Checkpoint
+    from vidcat.models.registry import create_model, get_spec
+
+    kwargs = data.pop("model_kwargs", {})
+    cfg = DataConfig(**data).resolved(get_spec(model))
+    torch.manual_seed(seed)
+    net = create_model(model, num_classes=len(CLASSES), **kwargs).eval()
+    Checkpoint.from_dict({"model": model, "model_kwargs": kwargs, "classes": CLASSES, "multilabel": False,
+                           "data": cfg.as_dict(), "state_dict": net.state_dict()}).save(path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def clip(media_files) -> Path:
+    return next(p for p in media_files if p.name == "mmaction2_test.avi")  # mpeg4 video + mp3 audio
+
+
+def test_numpy_views_equal_dataset_views(clip):
+    """The numpy decode/sample/crop/resize/normalise path gives the dataset's tensors (3 clips x 3 crops)."""
+    from vidcat.config import DataConfig
+    from vidcat.data.views import clip_views
+    from vidcat.inference.predictor import video_batch
+
+    cfg = DataConfig(frames=4, size=40, sampler="tsn")
+    batch, views = video_batch(clip, cfg, CLASSES, clips=3, crops=3)
+    ref = batch["video"][0].numpy()
+    got = clip_views(clip, cfg, clips=3, crops=3)
+    assert views == 9 and got.shape == ref.shape == (9, 3, 4, 40, 40)
+    assert np.abs(got - ref).max() < 1e-4
+
+
+def test_onnx_predictor_without_torch(tmp_path, clip):
+    """A process where ``import torch`` fails predicts a real clip, equal to the torch Predictor."""
+    from vidcat.inference.export import export_onnx
+    from vidcat.inference.predictor import Predictor
+
+    ckpt = make_checkpoint(tmp_path / "tiny.pt", "tiny3d", frames=8, size=48)
+    onnx_path = tmp_path / "tiny.onnx"
+    export_onnx(ckpt, onnx_path, latency=False)
+    code = f"""
+import json, sys
+sys.modules["torch"] = None  # any "import torch" now raises ImportError
+from vidcat.inference.onnx_predictor import load_predictor
+from vidcat.inference.server import create_app
+p = load_predictor({str(onnx_path)!r}, topk=3, clips=2, crops=3)
+create_app(p)
+record = p({str(clip)!r})
+heavy = sorted(m for m in sys.modules if m.split(".")[0] in ("torch", "torchvision", "cv2", "librosa", "sklearn")
+               and sys.modules[m] is not None)
+print(json.dumps({{"record": record, "heavy": heavy}}))
+"""
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    run = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr[-2000:]
+    out = json.loads(run.stdout.strip().splitlines()[-1])
+    assert out["heavy"] == []
+    ref = Predictor(ckpt, topk=3, clips=2, crops=3)(clip)
+    assert out["record"]["labels"] == ref["labels"] and out["record"]["path"] == str(clip)
+    assert np.allclose(out["record"]["scores"], ref["scores"], atol=1e-4)
+
+
+MULTI = {
+    "two_stream_late": ("two_stream", dict(modalities=("video", "mv"), frames=4, size=32, sampler="clip",
+                                           model_kwargs=dict(rgb="tiny3d", temporal="tiny3d", fusion="late",
+                                                             motion="mv"))),
+    "two_stream_conv": ("two_stream", dict(modalities=("video", "mv"), frames=4, size=32, sampler="clip",
+                                           model_kwargs=dict(rgb="tiny3d", temporal="tiny3d", fusion="conv",
+                                                             motion="mv"))),
+    "fusion_video_audio": ("fusion", dict(frames=4, size=32, model_kwargs=dict(modalities=["video", "audio"],
+                                                                                fusion="gated"))),
+}
+
+
+@pytest.mark.parametrize("name", list(MULTI))
+def test_multi_stream_export_parity(tmp_path, clip, name):
+    """two_stream (RGB + motion vectors, late and conv fusion) and video+audio fusion export: ONNX Runtime
+    equals torch within 1e-4 on random and real inputs, and OnnxPredictor equals Predictor on a real clip."""
+    from vidcat.inference.export import export_onnx, read_metadata
+    from vidcat.inference.onnx_predictor import OnnxPredictor
+    from vidcat.inference.predictor import Predictor
+
+    model, data = MULTI[name]
+    ckpt = make_checkpoint(tmp_path / f"{name}.pt", model, seed=1, **data)
+    out = tmp_path / f"{name}.onnx"
+    report = export_onnx(ckpt, out, eval_data=clip, latency=False)
+    streams = ["video", "mv"] if model == "two_stream" else ["video", "audio"]
+    assert report["inputs"] == streams + [f"{s}_mask" for s in streams]
+    assert report["max_abs_diff"] < 1e-4, report
+    assert read_metadata(out)["input"] == "multi"
+    ref = Predictor(ckpt, topk=5, clips=2)
+    got = OnnxPredictor(out, topk=5, clips=2)
+    a, b = ref.scores(clip).numpy(), got.scores(clip)
+    assert np.abs(a - b).max() < 1e-4
+    assert got(clip)["labels"] == ref(clip)["labels"]

@@ -1,0 +1,88 @@
+"""What every predictor shares, torch-free: class probabilities → the ``vidcat predict`` record.
+
+:class:`Predictor` (torch), :class:`OnnxPredictor` (ONNX Runtime) and the Ray batch job all build
+their records with :func:`make_record`, so they write the same ``{"path", "labels", "scores"}``
+(or ``{"path", "error"}`` for a file that cannot be read).
+"""
+from __future__ import annotations
+
+import logging
+from typing import Iterable, Iterator
+
+import numpy as np
+
+from vidcat.errors import VideoError
+from vidcat.inputs import expand_inputs
+
+log = logging.getLogger("vidcat")
+
+
+def make_record(path, probs, classes: list[str], topk: int, warning: str | None = None) -> dict:
+    """``{"path", "labels", "scores"[, "warning"]}``: the ``topk`` most probable classes, best first;
+    ``warning`` says when the file is damaged (truncated, partly undecodable) yet was predicted."""
+    p = np.asarray(probs, dtype=np.float64).reshape(-1)
+    order = np.argsort(-p, kind="stable")[: max(0, min(topk, len(classes)))]
+    record = {"path": str(path), "labels": [classes[i] for i in order],
+              "scores": [round(float(p[i]), 6) for i in order]}
+    if warning:
+        record["warning"] = warning
+    return record
+
+
+def error_record(path, reason: str) -> dict:
+    return {"path": str(path), "error": reason}
+
+
+def probabilities(logits: np.ndarray, multilabel: bool, views: int = 1) -> np.ndarray:
+    """(B*V, K) logits → (B, K) probabilities (sigmoid or softmax) averaged over ``views``."""
+    x = np.asarray(logits, np.float32)
+    if multilabel:
+        p = 1.0 / (1.0 + np.exp(-x))
+    else:
+        e = np.exp(x - x.max(-1, keepdims=True))
+        p = e / e.sum(-1, keepdims=True)
+    return p.reshape(-1, views, p.shape[-1]).mean(1)
+
+
+class BasePredictor:
+    """``__call__`` and ``predict_many`` over a subclass's ``scores(path, text)`` -> (K,) probabilities,
+    or ``scores_and_warning`` when it can also tell that a file is damaged."""
+
+    classes: list[str]
+    multilabel: bool
+    topk: int = 5
+
+    def scores(self, path, text: str | None = None):
+        raise NotImplementedError
+
+    def scores_and_warning(self, path, text: str | None = None):
+        return self.scores(path, text), None
+
+    def __call__(self, path, text: str | None = None) -> dict:
+        p, warning = self.scores_and_warning(path, text)
+        return make_record(path, p, self.classes, self.topk, warning)
+
+    def predict_many(self, paths: Iterable, strict: bool = False) -> Iterator[dict]:
+        """One record per video under ``paths`` (folders recurse), in order.
+
+        Every input yields at least one record: a prediction, or ``{"path", "error"}`` for a file that
+        cannot be used, a missing path, a symlink loop or a folder without videos. Raises
+        :class:`VidcatError` when the inputs hold no video at all; ``strict`` raises at the first error.
+        """
+        for path, reason in expand_inputs(paths):
+            if reason is not None:
+                if strict:
+                    raise VideoError(path, reason)
+                yield error_record(path, reason)
+                continue
+            try:
+                yield self(path)
+            except VideoError as e:
+                if strict:
+                    raise
+                yield error_record(path, e.reason)
+            except Exception as e:  # a pathological file or a bug: one record saying so, not a dead batch
+                if strict:
+                    raise
+                log.info("predict failed on %s", path, exc_info=True)  # `vidcat -v` shows the traceback
+                yield error_record(path, f"internal error ({type(e).__name__}: {e})")

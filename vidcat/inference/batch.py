@@ -1,0 +1,300 @@
+"""Batch inference on Ray: ``vidcat batch --checkpoint C DATA --out results.parquet [--address ADDR]``.
+
+    run_batch(BatchConfig(checkpoint="runs/demo/best.pt", data="videos/", out="results.parquet"))
+
+Ray Data reads the list of videos (a folder, a CSV/JSONL manifest or one file), decodes each in a
+task (CPU), and runs the model in actors (``map_batches`` with :class:`ModelActor`, holding a torch
+checkpoint or an ONNX file; ``num_cpus`` / ``num_gpus`` per actor). Every input gives one record,
+the same as ``vidcat predict`` (:func:`vidcat.inference.base.make_record`): ``path``, ``labels``,
+``scores``, or ``error`` for a file that cannot be read (never a failed job).
+
+Output: ``.jsonl`` (the predict records, one per line) or ``.parquet`` (columns path, labels,
+scores, error). Rows stream into a journal (``.<out>.partial.jsonl``, flushed per row) and the
+output is written at the end to a temp name and renamed, so a killed job never leaves a half file;
+``resume`` skips every path already in the output or the journal. Without ``address`` (or
+``RAY_ADDRESS``) a local Ray with 2 CPUs is started; with one, the job joins that cluster (vidcat
+is shipped to the workers as a ``py_modules`` package).
+"""
+from __future__ import annotations
+
+import json
+import os
+import pickle
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from vidcat.errors import VidcatError, VideoError
+
+OUT_FORMATS = (".parquet", ".jsonl")
+LOCAL_CPUS = 2
+
+
+@dataclass
+class BatchConfig:
+    """Options of ``vidcat batch``."""
+
+    checkpoint: str = field(metadata={"help": "RUN/best.pt (torch) or model.onnx (ONNX Runtime)"})
+    data: str = field(metadata={"help": "videos: a folder (recursive), a CSV/JSONL manifest or one file"})
+    out: str = field(metadata={"help": "results file: .parquet or .jsonl (one record per input)"})
+    address: str | None = field(default=None, metadata={
+        "help": "Ray cluster to join (default: $RAY_ADDRESS, else a local Ray with 2 CPUs)"})
+    num_cpus: float = field(default=1.0, metadata={"help": "CPUs per model actor"})
+    num_gpus: float = field(default=0.0, metadata={"help": "GPUs per model actor (torch checkpoints)"})
+    actors: int = field(default=1, metadata={"help": "model actors running at once"})
+    batch_size: int = field(default=4, metadata={"help": "videos per model call"})
+    topk: int = field(default=5, metadata={"help": "labels per record"})
+    clips: int = field(default=1, metadata={"help": "test clips per video (averaged)"})
+    crops: int = field(default=1, metadata={"help": "test crops per clip: 1 or 3"})
+    resume: bool = field(default=False, metadata={"help": "skip inputs already in --out (and its journal)"})
+
+    def __post_init__(self):
+        if Path(self.out).suffix.lower() not in OUT_FORMATS:
+            raise VidcatError(f"--out must end in .parquet or .jsonl, not {Path(self.out).name!r}")
+        if not Path(self.checkpoint).is_file():
+            raise VidcatError(f"{self.checkpoint}: checkpoint not found")
+        if not Path(self.data).exists():
+            raise VidcatError(f"{self.data}: no such file or folder")
+        for name in ("batch_size", "topk", "clips", "actors"):
+            if getattr(self, name) < 1:
+                raise VidcatError(f"--{name.replace('_', '-')} must be at least 1, not {getattr(self, name)}")
+        if self.crops not in (1, 3):
+            raise VidcatError(f"--crops must be 1 or 3, not {self.crops}")
+        if self.num_cpus <= 0 or self.num_gpus < 0:
+            raise VidcatError("--num-cpus must be > 0 and --num-gpus >= 0")
+        if Path(self.out).exists() and not self.resume:
+            raise VidcatError(f"{self.out} exists: pass --resume to skip the videos it holds, or delete it")
+
+
+# -- inputs ----------------------------------------------------------------------------------------
+def list_inputs(data) -> list[tuple[str, str | None]]:
+    """``(path, text)`` of every video in ``data``: a folder (recursive), a .csv/.jsonl manifest, one file."""
+    from vidcat.data.manifest import read_csv, read_jsonl
+    from vidcat.io.video import find_videos
+
+    src = Path(data)
+    if src.is_dir():
+        return [(str(p), None) for p in find_videos(src)]
+    suffix = src.suffix.lower()
+    if suffix == ".csv":
+        return [(it.path, it.text) for it in read_csv(src)]
+    if suffix in (".jsonl", ".json"):
+        return [(it.path, it.text) for it in read_jsonl(src)]
+    return [(str(src), None)]
+
+
+def _is_onnx(path) -> bool:
+    return Path(path).suffix.lower() == ".onnx"
+
+
+def model_spec(checkpoint) -> dict:
+    """What a decode task needs to build model input: data config, classes, graph inputs (no weights)."""
+    if _is_onnx(checkpoint):
+        from vidcat.inference.export import metadata_of
+        from vidcat.inference.onnx_predictor import ort_session
+
+        session = ort_session(checkpoint)
+        meta = metadata_of(session, checkpoint)
+        inputs = [i.name for i in session.get_inputs()]
+        return {"onnx": True, "data": meta["data"], "classes": meta["classes"], "multilabel": meta["multilabel"],
+                "inputs": inputs}
+    from vidcat.models.build import Checkpoint
+
+    c = Checkpoint.load(checkpoint).to_dict()
+    return {"onnx": False, "data": c["data"], "classes": c["classes"], "multilabel": c["multilabel"], "inputs": None}
+
+
+def decode(row: dict, spec: dict, clips: int, crops: int) -> dict:
+    """A Ray task: one video → its model input (pickled numpy arrays, views on axis 0) or an error."""
+    from vidcat.config import DataConfig
+
+    cfg = DataConfig.from_dict(spec["data"])
+    try:
+        if spec["inputs"] == ["video"]:  # torch-free numpy views
+            from vidcat.data.views import clip_views
+
+            x = clip_views(row["path"], cfg, clips, crops)
+            inputs, views = {"video": x}, len(x)
+        else:
+            from vidcat.engine.step import NON_INPUT_KEYS
+            from vidcat.inference.predictor import video_batch
+
+            batch, views = video_batch(row["path"], cfg, spec["classes"], spec["multilabel"], clips, crops,
+                                       row.get("text"))
+            if spec["inputs"]:  # ONNX graph inputs
+                from vidcat.inference.onnx_predictor import batch_feeds
+
+                inputs = batch_feeds(batch, spec["inputs"], views)
+            else:  # torch: the collated entries (1, [V,] ...) the model reads
+                inputs = {k: (v.numpy() if hasattr(v, "numpy") else v) for k, v in batch.items()
+                          if k not in NON_INPUT_KEYS}
+        return {**row, "inputs": pickle.dumps(inputs), "views": views, "error": ""}
+    except VideoError as e:
+        return {**row, "inputs": b"", "views": 0, "error": e.reason}
+
+
+def _concat(values: list):
+    if isinstance(values[0], np.ndarray):
+        return np.concatenate(values)
+    return [x for v in values for x in v]  # lists (text)
+
+
+class ModelActor:
+    """A Ray actor holding the model: a batch of decoded rows → records (``make_record``), errors kept."""
+
+    def __init__(self, checkpoint: str, topk: int, device: str = "cpu"):
+        from vidcat.inference.onnx_predictor import load_predictor
+
+        self.pred = load_predictor(checkpoint, topk=topk, device=device, threads=0)
+        self.onnx = _is_onnx(checkpoint)
+
+    def probabilities(self, inputs: list[dict], views: int) -> np.ndarray:
+        """(B, K) class probabilities of B videos' inputs (each with ``views`` test views)."""
+        merged = {k: _concat([x[k] for x in inputs]) for k in inputs[0]}
+        if self.onnx:
+            from vidcat.inference.base import probabilities
+            from vidcat.inference.onnx_predictor import run_logits
+
+            return probabilities(run_logits(self.pred.session, merged), self.pred.multilabel, views)
+        import torch
+
+        from vidcat.engine.step import predict_scores
+
+        batch = {k: (torch.from_numpy(v) if isinstance(v, np.ndarray) else v) for k, v in merged.items()}
+        p, _ = predict_scores(self.pred.model, batch, views, self.pred.multilabel, self.pred.device)
+        return p.cpu().numpy()
+
+    def __call__(self, batch: dict) -> dict:
+        from vidcat.inference.base import make_record
+
+        n = len(batch["path"])
+        records: list = [None] * n
+        good = [i for i in range(n) if not batch["error"][i]]
+        for views in sorted({int(batch["views"][i]) for i in good}):  # same view count → one forward
+            rows = [i for i in good if int(batch["views"][i]) == views]
+            probs = self.probabilities([pickle.loads(batch["inputs"][i]) for i in rows], views)
+            for i, p in zip(rows, probs):
+                records[i] = make_record(batch["path"][i], p, self.pred.classes, self.pred.topk)
+        for i in range(n):
+            if records[i] is None:
+                records[i] = {"path": str(batch["path"][i]), "error": str(batch["error"][i])}
+        return {"index": np.asarray(batch["index"]), "record": [json.dumps(r) for r in records]}
+
+
+# -- output ----------------------------------------------------------------------------------------
+def journal_path(out) -> Path:
+    out = Path(out)
+    return out.with_name(f".{out.name}.partial.jsonl")
+
+
+def read_records(path) -> list[dict]:
+    """Records of a .jsonl or .parquet results file (a torn last JSON line, from a kill, is ignored)."""
+    path = Path(path)
+    if not path.is_file():
+        return []
+    if path.suffix.lower() == ".parquet":
+        import pyarrow.parquet as pq
+
+        rows = pq.read_table(path).to_pylist()
+        return [{k: v for k, v in r.items() if v is not None and not (k == "error" and v == "")} for r in rows]
+    records = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue
+    return records
+
+
+def write_records(path, records: list[dict]) -> None:
+    """``records`` to ``path`` (.jsonl lines or .parquet table) via a temp file and rename."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        if path.suffix.lower() == ".parquet":
+            import pyarrow as pa
+            import pyarrow.parquet as pq
+
+            schema = pa.schema([("path", pa.string()), ("labels", pa.list_(pa.string())),
+                                ("scores", pa.list_(pa.float64())), ("error", pa.string())])
+            cols = {name: [r.get(name) for r in records] for name in schema.names}
+            pq.write_table(pa.table(cols, schema=schema), tmp)
+        else:
+            tmp.write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+# -- the job ---------------------------------------------------------------------------------------
+def _init_ray(address: str | None):
+    """Join ``address``, or start a local Ray with :data:`LOCAL_CPUS` CPUs."""
+    import ray
+
+    import vidcat
+
+    package = str(Path(vidcat.__file__).parent)
+    if address:
+        ray.init(address=address, runtime_env={"py_modules": [package]}, ignore_reinit_error=True,
+                 log_to_driver=False)
+    else:  # local: workers import this same vidcat checkout
+        path = os.pathsep.join(p for p in (str(Path(package).parent), os.environ.get("PYTHONPATH")) if p)
+        ray.init(num_cpus=LOCAL_CPUS, include_dashboard=False, ignore_reinit_error=True, log_to_driver=False,
+                 runtime_env={"env_vars": {"PYTHONPATH": path, "OMP_NUM_THREADS": "1"}})
+    return ray
+
+
+def batch_predict(cfg: BatchConfig) -> dict:
+    """Run the job; returns ``{"out", "inputs", "done_before", "predicted", "errors"}``."""
+    items = list_inputs(cfg.data)
+    if not items:
+        raise VidcatError(f"{cfg.data}: no videos found")
+    journal = journal_path(cfg.out)
+    done = {r["path"]: r for r in read_records(cfg.out) + read_records(journal)} if cfg.resume else {}
+    if not cfg.resume:
+        journal.unlink(missing_ok=True)
+    todo = [(i, p, t) for i, (p, t) in enumerate(items) if p not in done]
+    new: dict[str, dict] = {}
+    if todo:
+        spec = model_spec(cfg.checkpoint)
+        address = cfg.address or os.environ.get("RAY_ADDRESS") or None
+        import ray
+
+        started_here = not ray.is_initialized()
+        if started_here and not address and cfg.actors * cfg.num_cpus > LOCAL_CPUS - 1:
+            raise VidcatError(f"the local Ray has {LOCAL_CPUS} CPUs: --actors x --num-cpus must leave one for "
+                              f"decoding (got {cfg.actors} x {cfg.num_cpus:g}); pass --address for a bigger cluster")
+        if started_here:
+            _init_ray(address)
+        try:
+            ds = ray.data.from_items([{"index": i, "path": p, "text": t or ""} for i, p, t in todo],
+                                     override_num_blocks=min(len(todo), 64))
+            ds = ds.map(decode, fn_kwargs={"spec": spec, "clips": cfg.clips, "crops": cfg.crops}, num_cpus=1)
+            ds = ds.map_batches(ModelActor, fn_constructor_kwargs={
+                "checkpoint": str(Path(cfg.checkpoint).resolve()), "topk": cfg.topk,
+                "device": "cuda" if cfg.num_gpus > 0 else "cpu"},
+                batch_size=cfg.batch_size, compute=ray.data.ActorPoolStrategy(size=cfg.actors), num_cpus=cfg.num_cpus, num_gpus=cfg.num_gpus)
+            journal.parent.mkdir(parents=True, exist_ok=True)
+            with open(journal, "a", encoding="utf-8") as f:
+                for row in ds.iter_rows():
+                    f.write(row["record"] + "\n")
+                    f.flush()
+                    record = json.loads(row["record"])
+                    new[record["path"]] = record
+        finally:
+            if started_here:
+                ray.shutdown()
+    by_path = {**done, **new}
+    records = [by_path[p] for p, _ in items if p in by_path]
+    write_records(cfg.out, records)
+    journal.unlink(missing_ok=True)
+    return {"out": str(cfg.out), "inputs": len(items), "done_before": len(items) - len(todo),
+            "predicted": len(new), "errors": sum("error" in r for r in records)}
+
+
+def run_batch(cfg: BatchConfig) -> int:
+    """CLI entry: run the job and print its summary as one JSON line."""
+    print(json.dumps(batch_predict(cfg)), flush=True)
+    return 0

@@ -240,3 +240,21 @@ def test_a_pretrained_backbone_sets_its_own_normalisation():
                        model_kwargs={"backbone": "efficientnet_lite0"})
     build_model(mine, pretrained=True)
     assert mine.data.mean == (0.4, 0.4, 0.4)                   # a caller's choice is kept
+
+
+def test_torchrun_two_processes_train_like_one(motion_data, tmp_path):
+    """`vidcat train --nproc 2` runs under torch's elastic launcher (gloo on CPU): both ranks step in
+    lockstep, rank 0 writes the run, and its validation top-1 equals a 1-process eval of the checkpoint."""
+    run = tmp_path / "ddp"
+    r = subprocess.run([sys.executable, "-m", "vidcat", "train", "--data", str(motion_data / "train.csv"),
+                        "--val", str(motion_data / "val.csv"), "--out", str(run), "--nproc", "2", "--epochs", "1",
+                        "--frames", "4", "--size", "32", "--batch-size", "4", "--workers", "0", "--threads", "1",
+                        "--model", "tiny3d"], capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-2000:]
+    summary = json.loads((run / "config.json").read_text())
+    ck_val = summary["history"][-1]["val_top1"]
+    res = vidcat.evaluate(run / "last.pt", motion_data / "val.csv", workers=0, progress=False)
+    assert res["n"] == 24 and res["top1"] == pytest.approx(ck_val)
+    from vidcat.models.build import Checkpoint
+
+    assert Checkpoint.load(run / "last.pt").extra["world_size"] == 2

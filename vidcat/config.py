@@ -191,6 +191,7 @@ class TrainConfig:
     device: str = opt("cpu", "cpu | cuda | cuda:N")
     workers: int = opt(2, "data-loader processes", min=0)
     threads: int = opt(0, "torch intra-op threads (0 = leave as is)", min=0)
+    nproc: int = opt(1, "training processes on this machine (torchrun: gloo on CPU, NCCL on GPU)", min=1)
     seed: int = opt(0, "random seed")
     pretrained: bool = opt(False, "start from published weights (offline packages first, then the hub)")
     weights: str | None = opt(None, "local state-dict file to start from")

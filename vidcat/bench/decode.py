@@ -29,7 +29,8 @@ from vidcat.io.video import VideoReader, default_threads, iter_frames, output_si
 class BenchDecodeConfig:
     """Options of ``vidcat bench decode``."""
 
-    files: list[str] = field(default_factory=list, metadata={"help": "videos (none: make 60 s H.264 test files)"})
+    files: tuple = field(default=(), metadata={"help": "videos (none: make 60 s H.264 test files)",
+                                               "positional": True, "nargs": "*"})
     repeat: int = field(default=3, metadata={"help": "timing repeats (best is kept)"})
     short_side: int = field(default=128, metadata={"help": "training-size short side"})
     segments: int = field(default=8, metadata={"help": "TSN frames per sparse read"})

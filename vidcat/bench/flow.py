@@ -7,6 +7,8 @@ second from the file to the native-size motion field, exactly as the cache build
 """
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 import json
 import os
 import time
@@ -86,3 +88,26 @@ def bench_flow(files, methods=DEFAULT_METHODS, sizes=SIZES, pairs: int = 40, rep
     if verbose:
         print(json.dumps(res, indent=2))
     return res
+
+
+@dataclass
+class BenchFlowConfig:
+    """``vidcat bench flow|mv FILES``: motion methods end to end (decode + motion) and alone, pairs/s."""
+
+    files: tuple = field(default=(), metadata={"help": "videos (default: ../shared/data/media/*.mp4)",
+                                               "positional": True, "nargs": "*"})
+    methods: tuple = field(default=tuple(DEFAULT_METHODS), metadata={"help": "comma-separated motion methods",
+                                                                     "parse": lambda s: tuple(s.split(","))})
+    pairs: int = field(default=40, metadata={"help": "frame pairs for the motion-step-alone timing"})
+    repeat: int = field(default=3, metadata={"help": "best of this many runs"})
+
+
+def run_bench_flow(cfg: BenchFlowConfig) -> int:
+    """Prints the JSON of :func:`bench_flow` (once)."""
+    from vidcat.bench import default_files
+
+    files = list(cfg.files) or default_files()
+    if not files:
+        raise VidcatError("bench flow: give video files (no ../shared/data/media found)")
+    bench_flow(files, methods=list(cfg.methods), pairs=cfg.pairs, repeats=cfg.repeat, verbose=True)
+    return 0

@@ -5,33 +5,24 @@ exist once. User errors print one ``vidcat: error: ...`` line and exit with stat
 """
 from __future__ import annotations
 
-import argparse
 import logging
 import os
 import sys
 
-from vidcat.cli import data, evaluate, info, serve, train
-from vidcat.cli.options import HelpFormatter
+from vidcat.cli import common, data, evaluate, info, serve, train
+from vidcat.cli.options import HelpFormatter, Parser
 from vidcat.errors import VidcatError
 
 COMMAND_GROUPS = (data, train, evaluate, serve, info)
 
 
-class _Parser(argparse.ArgumentParser):
-    """argparse with the project's one-line error format (``vidcat: error: ...``, exit 2)."""
-
-    def error(self, message):
-        print(f"vidcat: error: {message}", file=sys.stderr)
-        sys.exit(2)
-
-
 def build_parser() -> argparse.ArgumentParser:
     from vidcat import __version__
 
-    parser = _Parser(prog="vidcat", description="Video categorization toolkit.", formatter_class=HelpFormatter)
+    parser = Parser(prog="vidcat", description="Video categorization toolkit.", formatter_class=HelpFormatter)
     parser.add_argument("--version", action="version", version=f"vidcat {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="log more")
-    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
     for group in COMMAND_GROUPS:
         group.add_commands(sub)
     return parser
@@ -39,6 +30,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv=None) -> int:
     parser = build_parser()
+    common.ARGV[:] = list(sys.argv[1:] if argv is None else argv)
     try:
         args = parser.parse_args(argv)
     except SystemExit as e:  # --help, --version (0) or a usage error already printed as one line (2)

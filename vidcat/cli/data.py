@@ -1,4 +1,4 @@
-"""``vidcat synth`` and ``vidcat flow``: making and preparing data."""
+"""``vidcat synth``, ``prepare`` and ``flow``: making and preparing data."""
 from __future__ import annotations
 
 import json
@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from vidcat.cli.common import command
 from vidcat.config import opt, require
+from vidcat.data.prepare import PrepareConfig, run_prepare
 from vidcat.data.synthetic import SynthConfig
 from vidcat.motion.extract import FlowConfig, run_flow
 
@@ -32,4 +33,6 @@ def run_synth(cmd: SynthCommand) -> int:
 
 def add_commands(sub) -> None:
     command(sub, "synth", "write a synthetic benchmark of real encoded videos", SynthCommand, run_synth)
+    command(sub, "prepare", "re-encode a data set once at the training size with short GOPs (faster epochs)",
+            PrepareConfig, run_prepare)
     command(sub, "flow", "compute optical flow / codec motion vectors into a cache", FlowConfig, run_flow)

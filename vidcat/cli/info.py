@@ -1,15 +1,18 @@
-"""``vidcat models``, ``vidcat report`` and ``vidcat bench``: what is here, what a run did, how fast."""
+"""``vidcat models``, ``weights``, ``report`` and ``bench``: what is here, what a run did, how fast."""
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass
 
 from vidcat.cli.common import command
-from vidcat.config import check_fields, opt, require
+from vidcat.cli.options import Parser
+from vidcat.bench.decode import BenchDecodeConfig, run_bench_decode
+from vidcat.bench.flow import BenchFlowConfig, run_bench_flow
+from vidcat.bench.loader import BenchLoaderConfig, run_bench_loader
+from vidcat.bench.model import BenchModelConfig, run_bench_model
+from vidcat.bench.train import BenchTrainConfig, run_bench_train
+from vidcat.config import opt, require
 from vidcat.models.pretrained import WeightsConfig, run_weights
-
-BENCHES = ("decode", "loader", "model", "train", "flow", "mv")
-
 
 @dataclass
 class ModelsConfig:
@@ -30,22 +33,6 @@ class ReportConfig:
         require(self, "run")
 
 
-@dataclass
-class BenchConfig:
-    """``vidcat bench WHAT [FILES]``: speed, printed as JSON with ratios to a baseline run in the same process."""
-
-    what: str = opt(None, "what to time", positional=True, choices=BENCHES)
-    files: tuple = opt(None, "videos to time (default: ../shared/data/media or generated ones)", factory=tuple,
-                       positional=True, nargs="*")
-    model: str = opt("tiny3d", "model for bench model / loader")
-    repeat: int = opt(3, "best of this many runs", min=1)
-
-    def __post_init__(self):
-        require(self, "what")
-        self.files = tuple(self.files or ())
-        check_fields(self)
-
-
 def run_models(cfg: ModelsConfig) -> int:
     from vidcat.models.registry import get_spec, list_models, model_summary
 
@@ -64,16 +51,20 @@ def run_report(cfg: ReportConfig) -> int:
     return 0
 
 
-def run_bench_command(cfg: BenchConfig) -> int:
-    from vidcat.bench import run_bench
-
-    print(json.dumps(run_bench(cfg.what, list(cfg.files), cfg), indent=1))
-    return 0
-
-
 def add_commands(sub) -> None:
     command(sub, "models", "list registered models", ModelsConfig, run_models)
     command(sub, "report", "write RUN/report.md from a run's files", ReportConfig, run_report)
     command(sub, "weights", "pretrained weights that resolve on this machine, and from where", WeightsConfig,
             run_weights)
-    command(sub, "bench", "speed benchmarks, printed as JSON with ratios to a baseline", BenchConfig, run_bench_command)
+    bench = sub.add_parser("bench", help="speed benchmarks, printed as JSON with ratios to a baseline run in the "
+                                         "same process")
+    bench.set_defaults(options=())
+    what = bench.add_subparsers(dest="what", required=True, parser_class=Parser)
+    command(what, "decode", "decode speed vs ffmpeg -f null, a naive reader, OpenCV (+ torchcodec/decord)",
+            BenchDecodeConfig, run_bench_decode)
+    command(what, "loader", "clips/s of the data loader, first vs cached epochs; peak RSS on a long video",
+            BenchLoaderConfig, run_bench_loader)
+    command(what, "model", "ms/clip of inference variants (eager, channels_last, bf16, compile, ONNX, int8)",
+            BenchModelConfig, run_bench_model)
+    command(what, "train", "clips/s of full training steps for threads x workers", BenchTrainConfig, run_bench_train)
+    command(what, "flow", "optical-flow and motion-vector methods, pairs/s", BenchFlowConfig, run_bench_flow)

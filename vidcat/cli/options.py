@@ -72,7 +72,7 @@ def add_options(parser, cls, exclude=(), dest_prefix: str = "") -> None:
             kw.pop("dest")
             parser.add_argument(dest, nargs=m.get("nargs"), **{k: v for k, v in kw.items() if k != "default"})
             continue
-        if m.get("required"):
+        if m.get("required") or (f.default is MISSING and f.default_factory is MISSING):
             kw.update(required=True, default=None)
         parser.add_argument(flag_name(f), **kw)
 
@@ -105,6 +105,16 @@ def parser_defaults(parser, cls, dest_prefix: str = "") -> dict:
             if action.dest == dest:
                 out[dest] = action.default
     return out
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse with the project's one-line error format (``vidcat: error: ...``, exit 2)."""
+
+    def error(self, message):
+        import sys
+
+        print(f"vidcat: error: {message}", file=sys.stderr)
+        sys.exit(2)
 
 
 class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):

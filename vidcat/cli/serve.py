@@ -1,10 +1,11 @@
-"""``vidcat export`` (ONNX, int8) and ``vidcat serve`` (HTTP + upload page)."""
+"""``vidcat export`` (ONNX, int8), ``vidcat batch`` (Ray) and ``vidcat serve`` (HTTP + upload page)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 from vidcat.cli.common import command
 from vidcat.config import check_fields, opt, require
+from vidcat.inference.batch import BatchConfig, run_batch
 from vidcat.inference.server import ServeConfig, run_serve
 
 
@@ -34,4 +35,6 @@ def run_export(cfg: ExportConfig) -> int:
 
 def add_commands(sub) -> None:
     command(sub, "export", "export a checkpoint to ONNX (class names + data config inside)", ExportConfig, run_export)
+    command(sub, "batch", "predict a folder or manifest on Ray (local or a cluster) into Parquet / JSON lines",
+            BatchConfig, run_batch)
     command(sub, "serve", "HTTP service + upload page for a checkpoint or an exported .onnx", ServeConfig, run_serve)

@@ -4,20 +4,44 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from vidcat.cli import common
 from vidcat.cli.common import command, views_alias
 from vidcat.cli.options import add_options, build
 from vidcat.config import CVConfig, TrainConfig
 
 
 def run_train(cfg: TrainConfig) -> int:
+    import os
+
     from vidcat.engine.train import train
 
+    if cfg.nproc > 1 and "LOCAL_RANK" not in os.environ:  # re-run this command under torch's elastic launcher
+        from vidcat.engine.distributed import launch
+
+        return launch(cfg.nproc, _without_nproc(common.ARGV))
+
     summary = train(cfg)
+    from vidcat.engine.distributed import is_main
+
+    if not is_main():
+        return 0
     last = summary["history"][-1] if summary["history"] else {}
     print(json.dumps({"out": cfg.out, "model": summary["model"], "epochs": summary["epochs_done"],
                       "best_score": summary["best_score"], "last": last,
                       "skipped": len(summary["skipped_files"])}, default=str))
     return 0
+
+
+def _without_nproc(argv: list[str]) -> list[str]:
+    out, skip = [], False
+    for a in argv:
+        if skip:
+            skip = False
+        elif a == "--nproc":
+            skip = True
+        elif not a.startswith("--nproc="):
+            out.append(a)
+    return out
 
 
 def run_cv(a) -> int:

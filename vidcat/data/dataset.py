@@ -82,6 +82,7 @@ class VideoClips(torch.utils.data.Dataset):
             return {"path": item.path, "error": e.reason}
         sample["label"] = encode_label(item, self.dataset.classes, self.dataset.multilabel)
         sample["path"] = item.path
+        sample["index"] = i  # dataset position: torchrun's evaluation puts the ranks' rows back in order
         return sample
 
     def _load(self, item: Item) -> dict:
@@ -132,8 +133,11 @@ def collate(samples: list[dict]) -> dict:
     return batch
 
 
-def make_loader(clips: VideoClips, batch_size: int, shuffle: bool, workers: int) -> torch.utils.data.DataLoader:
+def make_loader(clips: VideoClips, batch_size: int, shuffle: bool, workers: int,
+                sampler=None) -> torch.utils.data.DataLoader:
+    """``sampler``: e.g. a DistributedSampler under torchrun (it then does the shuffling)."""
     return torch.utils.data.DataLoader(
-        clips, batch_size=batch_size, shuffle=shuffle, num_workers=workers, collate_fn=collate,
+        clips, batch_size=batch_size, shuffle=shuffle and sampler is None, sampler=sampler, num_workers=workers,
+        collate_fn=collate,
         persistent_workers=workers > 0, prefetch_factor=4 if workers > 0 else None,
         drop_last=False)

@@ -12,7 +12,7 @@ from vidcat.errors import VidcatError
 log = logging.getLogger("vidcat")
 
 # Keys of a batch that are model inputs (tensors or lists of strings) rather than targets/info.
-NON_INPUT_KEYS = {"label", "path", "skipped", "warnings", "size", "meta"}
+NON_INPUT_KEYS = {"label", "path", "index", "skipped", "warnings", "size", "meta"}
 
 
 def to_device(batch: dict, device) -> dict:

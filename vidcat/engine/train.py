@@ -20,6 +20,7 @@ from tqdm import tqdm
 from vidcat.config import DataConfig, TrainConfig
 from vidcat.data.dataset import VideoClips, make_loader
 from vidcat.data.manifest import Dataset, load_dataset
+from vidcat.engine import distributed as D
 from vidcat.engine.metrics import compute_metrics
 from vidcat.engine.plots import plot_curves
 from vidcat.engine.step import SkipReport, autocast, echo, model_input, predict_scores, split_output, to_device
@@ -119,10 +120,11 @@ def make_optimizer(model, cfg: TrainConfig):
 
 def evaluate_loader(model, loader, views: int, multilabel: bool, device, amp: str, skips: SkipReport,
                     progress: bool = False, desc: str = "eval", drop=()):
-    """Run ``model`` over ``loader`` → (scores (N,K), labels, paths, per-stream scores, loss);
-    ``drop``: modalities removed from every sample (mask 0), for ablations."""
+    """Run ``model`` over ``loader`` -> (scores (N,K), labels, paths, per-stream scores, loss);
+    ``drop``: modalities removed from every sample (mask 0), for ablations. Under torchrun each rank
+    scores its share (``eval_sampler``) and the rows are gathered in dataset order, padding removed."""
     model.eval()
-    scores, labels, paths, streams = [], [], [], {}
+    scores, labels, paths, streams, index = [], [], [], {}, []
     for batch in tqdm(loader, desc=desc, disable=not show_bars(progress), leave=False, unit="batch"):
         skips(batch["skipped"])
         skips.warn(batch.get("warnings", ()))
@@ -132,11 +134,17 @@ def evaluate_loader(model, loader, views: int, multilabel: bool, device, amp: st
         scores.append(p.cpu())
         labels.append(batch["label"])
         paths += batch["path"]
+        index += batch["index"].tolist() if "index" in batch else []
         for name, s in per_stream.items():
             streams.setdefault(name, []).append(s.cpu())
-    if not scores:
+    if not scores and not D.is_distributed():
         raise NoReadableVideos("no readable videos to evaluate")
-    s, y = torch.cat(scores), torch.cat(labels)
+    s, y = (torch.cat(scores), torch.cat(labels)) if scores else (torch.zeros(0, 0), torch.zeros(0, dtype=torch.long))
+    if D.is_distributed():  # per-stream scores stay local: the fused ones decide
+        s, y = D.gather_eval(s, y, len(loader.dataset), index or None)
+        streams = {}
+        if not len(s):
+            raise NoReadableVideos("no readable videos to evaluate")
     eps = 1e-7
     if multilabel:
         loss = float(F.binary_cross_entropy(s.clamp(eps, 1 - eps), y.float()))
@@ -168,7 +176,7 @@ def _train_epoch(model, loader, optimizer, scheduler, cfg: TrainConfig, state: d
     """One pass over ``loader``; skips (and counts) non-finite steps instead of corrupting the weights."""
     model.train()
     t0, seen, correct, loss_sum, n_batches = time.time(), 0, 0, 0.0, 0
-    bar = tqdm(loader, desc=desc, disable=not show_bars(cfg.progress), unit="batch")
+    bar = tqdm(loader, desc=desc, disable=not (show_bars(cfg.progress) and D.is_main()), unit="batch")
     for batch in bar:
         skips(batch["skipped"])
         skips.warn(batch.get("warnings", ()))
@@ -176,7 +184,7 @@ def _train_epoch(model, loader, optimizer, scheduler, cfg: TrainConfig, state: d
             continue
         batch = to_device(batch, device)
         with autocast(device, cfg.amp):
-            loss, logits = training_loss(model(model_input(model, batch)), batch["label"], multilabel)
+            loss, logits = training_loss(model(model_input(D.unwrap(model), batch)), batch["label"], multilabel)
         optimizer.zero_grad(set_to_none=True)
         if not torch.isfinite(loss):
             state["nonfinite_steps"] += 1
@@ -212,18 +220,23 @@ def train(cfg: TrainConfig) -> dict:
     setup_threads(cfg.threads)
     torch.manual_seed(cfg.seed)
     out = Path(cfg.out)
-    device = torch.device(cfg.device)
+    device = torch.device(D.init_from_env(cfg.device).device)  # torchrun: this rank's device (gloo / nccl)
     if device.type == "cuda" and not torch.cuda.is_available():
         raise VidcatError("--device cuda given but no CUDA device is available")
     train_ds, val_ds, setup = prepare_run(cfg)
     out.mkdir(parents=True, exist_ok=True)
-    model = build_model(setup, pretrained=cfg.pretrained, weights=cfg.weights).to(device)
-    optimizer = make_optimizer(model, cfg)
+    net = build_model(setup, pretrained=cfg.pretrained, weights=cfg.weights).to(device)
+    optimizer = make_optimizer(net, cfg)
     data_cfg, multilabel = setup.data, train_ds.multilabel
 
-    train_loader = make_loader(VideoClips(train_ds, data_cfg, train=True), cfg.batch_size, True, cfg.workers)
-    val_loader = make_loader(VideoClips(val_ds, data_cfg), cfg.batch_size, False, cfg.workers) if val_ds else None
-    steps_per_epoch = max(1, math.ceil(len(train_ds) / cfg.batch_size))
+    train_clips = VideoClips(train_ds, data_cfg, train=True)
+    sampler = D.distributed_sampler(train_clips, True, cfg.seed)  # None in one process
+    train_loader = make_loader(train_clips, cfg.batch_size, True, cfg.workers, sampler=sampler)
+    val_loader = None
+    if val_ds:
+        val_clips = VideoClips(val_ds, data_cfg)
+        val_loader = make_loader(val_clips, cfg.batch_size, False, cfg.workers, sampler=D.eval_sampler(val_clips))
+    steps_per_epoch = max(1, math.ceil(len(train_ds) / (cfg.batch_size * D.world_size())))
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lr_lambda(cfg.epochs * steps_per_epoch, max(1, int(cfg.warmup_epochs * steps_per_epoch))))
 
@@ -232,29 +245,34 @@ def train(cfg: TrainConfig) -> dict:
         ck = Checkpoint.load(out / "last.pt")
         if ck.setup.name != setup.name or ck.classes != setup.classes:
             raise VidcatError(f"{out / 'last.pt'}: cannot resume, it holds {ck.setup.name} with classes {ck.classes}")
-        model.load_state_dict(ck.state_dict)
+        net.load_state_dict(ck.state_dict)
         optimizer.load_state_dict(ck.extra["optimizer"])
         scheduler.load_state_dict(ck.extra["scheduler"])
         state.update(ck.extra["train_state"])
         torch.set_rng_state(ck.extra["rng"])
         log.info("resumed from %s at epoch %d", out / "last.pt", state["epoch"])
-    if val_loader is None:
+    model = D.wrap_model(net)  # DistributedDataParallel under torchrun, else net itself
+    main = D.is_main()
+    if val_loader is None and main:
         echo("no validation set (--val, val.csv, --val-split): best.pt is the epoch with the lowest training loss")
     model_name = f"{setup.name}" + (f" over {','.join(data_cfg.modalities)}" if setup.spec.modality == "multi" else "")
-    if cfg.progress:
+    if cfg.progress and main:
         echo(f"training {model_name} on {len(train_ds)} videos ({len(val_ds) if val_ds else 0} for validation), "
              f"{data_cfg.frames}x{data_cfg.size}² clips, {cfg.epochs} epochs")
 
     skips = SkipReport(cfg.strict)
     for epoch in range(state["epoch"], cfg.epochs):
+        if sampler is not None:
+            sampler.set_epoch(epoch)
         row = {"epoch": epoch + 1, **_train_epoch(model, train_loader, optimizer, scheduler, cfg, state, skips,
                                                   multilabel, device, f"epoch {epoch + 1}/{cfg.epochs}")}
         if not row.pop("_seen") and not state["history"]:
             raise VidcatError(f"{cfg.source}: no readable video to train on ({len(skips)} unreadable)")
         score = -row["train_loss"]
         if val_loader is not None:
+            D.sync_buffers(model)
             try:
-                s, y, _, _, vloss = evaluate_loader(model, val_loader, 1, multilabel, device, cfg.amp, skips)
+                s, y, _, _, vloss = evaluate_loader(net, val_loader, 1, multilabel, device, cfg.amp, skips)
             except NoReadableVideos:
                 echo("the validation set holds no readable video: best.pt is the epoch with the lowest training loss")
                 val_loader = None
@@ -264,15 +282,21 @@ def train(cfg: TrainConfig) -> dict:
                 score = m["mAP"] if multilabel else m["top1"]
         state["history"].append(row)
         state["epoch"] = epoch + 1
-        if state["best"] is None or score > state["best"]:
+        D.sync_buffers(model)
+        improved = state["best"] is None or score > state["best"]
+        if improved:
             state["best"] = score
-            Checkpoint(setup, model.state_dict(), {"epoch": epoch + 1, "score": score}).save(out / "best.pt")
-        Checkpoint(setup, model.state_dict(), {
-            "epoch": epoch + 1, "score": score, "optimizer": optimizer.state_dict(),
-            "scheduler": scheduler.state_dict(), "train_state": state, "rng": torch.get_rng_state()}).save(out / "last.pt")
-        _write_history(out / "history.csv", state["history"])
-        plot_curves(state["history"], out / "curves.png")
-        if cfg.progress:
+        if main:  # one writer: rank 0 (every rank holds the same weights)
+            if improved:
+                Checkpoint(setup, net.state_dict(), {"epoch": epoch + 1, "score": score}).save(out / "best.pt")
+            Checkpoint(setup, net.state_dict(), {
+                "epoch": epoch + 1, "score": score, "optimizer": optimizer.state_dict(),
+                "scheduler": scheduler.state_dict(), "train_state": state, "rng": torch.get_rng_state(),
+                "world_size": D.world_size()}).save(out / "last.pt")
+            _write_history(out / "history.csv", state["history"])
+            plot_curves(state["history"], out / "curves.png")
+        D.barrier()
+        if cfg.progress and main:
             echo(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items() if v is not None))
         if cfg.max_steps and state["step"] >= cfg.max_steps:
             break
@@ -282,12 +306,14 @@ def train(cfg: TrainConfig) -> dict:
                "classes": setup.classes, "multilabel": multilabel, "epochs_done": state["epoch"],
                "best_score": state["best"], "nonfinite_steps": state["nonfinite_steps"],
                "skipped_files": dict(skips.seen), "damaged_files": dict(skips.warned), "history": state["history"]}
-    if getattr(model, "fusion", None) == "weighted" and val_loader is not None and (out / "best.pt").exists():
+    if getattr(net, "fusion", None) == "weighted" and val_loader is not None and main and not D.is_distributed():
         from vidcat.engine.fuse import tune_checkpoint
 
-        summary["fusion_tuning"] = tune_checkpoint(out / "best.pt", model, val_loader, device)
-    _write_json(out / "config.json", summary)
-    if skips.seen:
+        summary["fusion_tuning"] = tune_checkpoint(out / "best.pt", net, val_loader, device)
+    if main:
+        _write_json(out / "config.json", summary)
+    D.barrier()
+    if skips.seen and main:
         echo(f"{len(skips.seen)} unreadable file(s) skipped")
     return summary
 

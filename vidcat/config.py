@@ -97,6 +97,8 @@ class DataConfig:
     flow_method: str = opt("dis_fast", "flow stream's method", choices=FLOW_METHODS)
     flow_length: int = opt(1, "L motion fields stacked per sampled frame (2L channels)", min=1)
     motion_cache: str | None = opt(None, "folder filled by `vidcat flow` (computed on the fly when absent)")
+    clip_cache: str | None = opt(None, "folder of decoded frames reused across epochs (training only: epochs after "
+                                       "the first decode nothing)")
 
     def __post_init__(self):
         if self.modalities is not None:
@@ -243,7 +245,8 @@ class EvalConfig:
 class PredictConfig:
     """``vidcat predict``: one JSON record per video."""
 
-    checkpoint: str = opt(None, "a checkpoint (RUN/best.pt)", required=True)
+    checkpoint: str = opt(None, "a checkpoint (RUN/best.pt), or an exported model.onnx (ONNX Runtime, no torch)",
+                          required=True)
     paths: tuple = opt(None, "video files or folders (searched recursively)", factory=tuple, positional=True,
                        nargs="+")
     topk: int = opt(5, "labels per record", min=1)
@@ -252,6 +255,8 @@ class PredictConfig:
     device: str = opt("cpu", "cpu | cuda | cuda:N")
     threads: int = opt(0, "torch intra-op threads (0 = leave as is)", min=0)
     strict: bool = opt(False, "stop at the first unreadable file")
+    fast: str | None = opt(None, "use the fastest inference variant that agrees with eager: auto, or a variant "
+                                 "name (channels_last, bf16, compile, ort_fp32, ort_int8, ...)")
 
     def __post_init__(self):
         require(self, "checkpoint")

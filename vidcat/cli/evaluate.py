@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import sys
+from pathlib import Path
 from dataclasses import dataclass
 
 from vidcat.cli.common import command, views_alias
@@ -19,11 +20,20 @@ def run_eval(cfg: EvalConfig) -> int:
 
 
 def run_predict(cfg: PredictConfig) -> int:
-    from vidcat.engine.train import setup_threads
-    from vidcat.inference.predictor import Predictor
+    from vidcat.inference.onnx_predictor import load_predictor
 
-    setup_threads(cfg.threads)
-    predictor = Predictor(cfg.checkpoint, device=cfg.device, clips=cfg.clips, crops=cfg.crops, topk=cfg.topk)
+    if not cfg.checkpoint.lower().endswith(".onnx"):  # an exported model.onnx runs without torch
+        from vidcat.engine.train import setup_threads
+
+        setup_threads(cfg.threads)
+    predictor = load_predictor(cfg.checkpoint, device=cfg.device, clips=cfg.clips, crops=cfg.crops, topk=cfg.topk,
+                               threads=cfg.threads)
+    if cfg.fast and hasattr(predictor, "model"):
+        from vidcat.engine.step import echo
+        from vidcat.inference.fast import accelerate
+
+        choice = accelerate(predictor, [p for p in cfg.paths if Path(p).is_file()][:4], variant=cfg.fast)
+        echo(f"inference variant: {choice.get('variant', choice)}")
     failed = 0
     for record in predictor.predict_many(cfg.paths, strict=cfg.strict):
         failed += "error" in record

@@ -13,11 +13,11 @@ import torch
 
 from vidcat.config import DataConfig
 from vidcat.data import transforms as T
+from vidcat.data.clip_cache import open_clips
 from vidcat.data.manifest import Dataset, Item
 from vidcat.data.modalities import ClipContext, get_modality
 from vidcat.data.sampling import sample_indices, view_positions
 from vidcat.errors import VidcatError, VideoError
-from vidcat.io.video import VideoReader
 
 
 def encode_label(item: Item, classes: list[str], multilabel: bool):
@@ -90,7 +90,8 @@ class VideoClips(torch.utils.data.Dataset):
         rng = np.random.default_rng([int(torch.randint(2**31 - 1, (1,))), len(item.path)]) if self.train else None
         positions = [0.5] if self.train else view_positions(self.clips)
         views: list[dict] = []
-        with VideoReader(item.path, threads=self.threads) as reader:
+        with open_clips(item.path, cfg.clip_cache if self.train else None, cfg.decode_short_side,
+                        threads=self.threads) as reader:
             info = reader.info
             for pos in positions:
                 idx = sample_indices(info.num_frames, cfg.sampler_config, self.train, rng, view=pos)

@@ -81,7 +81,7 @@ class DataConfig:
     config is resolved for a model (:meth:`resolved`); checkpoints store the resolved config."""
 
     frames: int | None = opt(None, "frames per clip (default: the model's)", min=1)
-    stride: int = opt(1, "frame step inside a clip (clip sampler)", min=1)
+    stride: int | None = opt(None, "frame step inside a clip (clip sampler; default: the model's, mostly 1)", min=1)
     sampler: str | None = opt(None, "clip (consecutive frames) or tsn (one per segment); default: the model's",
                               choices=SAMPLERS)
     size: int | None = opt(None, "crop side in pixels (default: the model's)", min=8)
@@ -116,7 +116,7 @@ class DataConfig:
 
     @property
     def is_resolved(self) -> bool:
-        return None not in (self.frames, self.size, self.sampler, self.mean, self.std, self.modalities)
+        return None not in (self.frames, self.stride, self.size, self.sampler, self.mean, self.std, self.modalities)
 
     def resolved(self, spec) -> "DataConfig":
         """A copy with every ``None`` replaced by what the model ``spec`` expects."""
@@ -124,16 +124,16 @@ class DataConfig:
                 if spec.modality == "multi" else (spec.modality,)}
         if spec.modality not in ("audio", "text"):
             # an audio/text model's own frames/size describe mel frames, not the clip: keep 16 frames there
-            fill.update(frames=spec.frames, size=spec.size, sampler=spec.sampler, mean=tuple(spec.mean),
-                        std=tuple(spec.std))
+            fill.update(frames=spec.frames, size=spec.size, sampler=spec.sampler, stride=spec.stride,
+                        mean=tuple(spec.mean), std=tuple(spec.std))
         else:
-            fill.update(frames=16, size=64, sampler="clip", mean=tuple(spec.mean), std=tuple(spec.std))
+            fill.update(frames=16, size=64, sampler="clip", stride=1, mean=tuple(spec.mean), std=tuple(spec.std))
         return replace(self, **{k: v for k, v in fill.items() if getattr(self, k) is None})
 
     def filled(self) -> "DataConfig":
         """A copy with every ``None`` set to the generic input (16x64² clips, Kinetics normalisation, video):
         for using the data pipeline without a model; training resolves for its model instead."""
-        generic = dict(frames=16, size=64, sampler="clip", mean=(0.43216, 0.394666, 0.37645),
+        generic = dict(frames=16, size=64, sampler="clip", stride=1, mean=(0.43216, 0.394666, 0.37645),
                        std=(0.22803, 0.22145, 0.216989), modalities=("video",))
         return replace(self, **{k: v for k, v in generic.items() if getattr(self, k) is None})
 
@@ -183,8 +183,8 @@ class TrainConfig:
     val: str | None = opt(None, "validation set (default: val.csv beside the training manifest, else --val-split)")
     val_split: float = opt(0.1, "stratified fraction held out for validation when there is no --val "
                                 "(0 = none: best.pt is then the last epoch)", min=0.0, max=0.5)
-    epochs: int = opt(10, "training epochs", min=1)
-    batch_size: int = opt(16, "clips per step", min=1)
+    epochs: int = opt(15, "training epochs", min=1)
+    batch_size: int = opt(8, "clips per step (small batches: more updates from few clips)", min=1)
     lr: float = opt(2e-3, "peak learning rate (AdamW)", min=0.0)
     weight_decay: float = opt(0.05, "AdamW weight decay", min=0.0)
     warmup_epochs: float = opt(1.0, "linear warm-up epochs", flag="--warmup", min=0.0)

@@ -30,6 +30,7 @@ class ModelSpec:
     description: str = ""
     modality: str = "video"          # input key in the batch dict: video | flow | mv | audio | text | multi
     frames: int = 16                 # clip length T the model was designed for
+    stride: int = 1                  # frame step of a ``clip`` sample
     size: int = 112                  # spatial crop H = W
     mean: tuple = KINETICS_MEAN
     std: tuple = KINETICS_STD

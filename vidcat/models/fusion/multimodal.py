@@ -60,7 +60,9 @@ def resolve_streams(modalities, streams: dict | None = None, pretrained: bool = 
     return names, kws
 
 
-@register_model("fusion", family="fusion", modality="multi", frames=16, size=64, temporal=True,
+# 8 frames 2 apart at 32²: measured on `av` (240 training clips), the cheap clip learns the fused task
+# (0.95-0.98 test top-1) where 16x64² clips trained 8x slower and had not yet in the same epochs.
+@register_model("fusion", family="fusion", modality="multi", frames=8, stride=2, size=32, temporal=True,
                 defaults={"modalities": ("video", "audio")},
                 description="one stream per modality (tiny3d / audio_cnn / text_hash ...) fused (late by default)",
                 paper="Arevalo et al., Gated Multimodal Units, 2017; Neverova et al., ModDrop, TPAMI 2016")

@@ -117,8 +117,8 @@ def test_dataset_through_the_cache_gives_the_same_samples(demo, tmp_path):
     """The dataset wiring (VideoReader -> open_clips) changes no sample: test views are identical."""
     import torch
 
-    from vidcat.bench.loader import cached_clips
-    from vidcat.bench.train import model_data_config
+    from vidcat.speed.loader import cached_clips
+    from vidcat.speed.train import model_data_config
     from vidcat.data.dataset import VideoClips
     from vidcat.data.manifest import Dataset, Item
 
@@ -134,8 +134,8 @@ def test_dataset_through_the_cache_gives_the_same_samples(demo, tmp_path):
 
 def test_bench_loader_and_train_smoke(demo, motion_data, tmp_path):
     """`vidcat bench loader|train` on a tiny input: the JSON they print (no timing asserted)."""
-    from vidcat.bench.loader import BenchLoaderConfig, bench_loader
-    from vidcat.bench.train import BenchTrainConfig, bench_train
+    from vidcat.speed.loader import BenchLoaderConfig, bench_loader
+    from vidcat.speed.train import BenchTrainConfig, bench_train
     from vidcat.errors import VidcatError
 
     r = bench_loader(BenchLoaderConfig(files=(str(demo),), epochs=2, repeat_items=1, batch_size=1, long_seconds=2))

@@ -142,7 +142,7 @@ def test_keyframe_snapping(bvideo):
 
 
 def test_bench_decode_reports_the_ratios(bvideo, tmp_path):
-    from vidcat.bench.decode import BenchDecodeConfig, bench_file
+    from vidcat.speed.decode import BenchDecodeConfig, bench_file
 
     res = bench_file(str(bvideo), BenchDecodeConfig(repeat=1, short_side=32, segments=4, clip_frames=8))
     for key in ("rgb_decode_over_ffmpeg", "sparse_speedup_vs_naive", "sparse_over_min_decode"):

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from vidcat.bench.model import _clips
-from vidcat.bench.train import Stepper, quick_train
+from vidcat.speed.model import _clips
+from vidcat.speed.train import Stepper, quick_train
 from vidcat.config import DataConfig
 from vidcat.data.manifest import load_dataset
 from vidcat.errors import VidcatError

@@ -6,11 +6,11 @@ from dataclasses import dataclass
 
 from vidcat.cli.common import command
 from vidcat.cli.options import Parser
-from vidcat.bench.decode import BenchDecodeConfig, run_bench_decode
-from vidcat.bench.flow import BenchFlowConfig, run_bench_flow
-from vidcat.bench.loader import BenchLoaderConfig, run_bench_loader
-from vidcat.bench.model import BenchModelConfig, run_bench_model
-from vidcat.bench.train import BenchTrainConfig, run_bench_train
+from vidcat.speed.decode import BenchDecodeConfig, run_bench_decode
+from vidcat.speed.flow import BenchFlowConfig, run_bench_flow
+from vidcat.speed.loader import BenchLoaderConfig, run_bench_loader
+from vidcat.speed.model import BenchModelConfig, run_bench_model
+from vidcat.speed.train import BenchTrainConfig, run_bench_train
 from vidcat.config import opt, require
 from vidcat.models.pretrained import WeightsConfig, run_weights
 

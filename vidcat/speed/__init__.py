@@ -1,9 +1,10 @@
-"""``vidcat bench``: speed measurements printed as JSON, each with a ratio against a baseline
-measured in the same process (never a timed assertion in tests).
+"""Speed measurements behind ``vidcat bench``, printed as JSON, each with a ratio against a baseline
+measured in the same process (never a timed assertion in tests). Accuracy benchmarks are the scripts
+in ``benchmarks/``, not here.
 
-``decode`` / ``flow`` / ``mv``: :mod:`vidcat.bench.decode`, :mod:`vidcat.bench.flow`;
-``loader``: :mod:`vidcat.bench.loader` (clip cache, RSS); ``model``: :mod:`vidcat.bench.model`
-(inference variants); ``train``: :mod:`vidcat.bench.train` (threads x workers). The last three also
+``decode`` / ``flow`` / ``mv``: :mod:`vidcat.speed.decode`, :mod:`vidcat.speed.flow`;
+``loader``: :mod:`vidcat.speed.loader` (clip cache, RSS); ``model``: :mod:`vidcat.speed.model`
+(inference variants); ``train``: :mod:`vidcat.speed.train` (threads x workers). The last three also
 have a dataclass config + ``run_bench_<what>(cfg)`` for the CLI.
 """
 from __future__ import annotations
@@ -21,22 +22,22 @@ def default_files() -> list[str]:
 def run_bench(what: str, files: list[str], args) -> dict:
     """The JSON of ``vidcat bench WHAT [FILES]``; ``args`` carries ``model`` and ``repeat``."""
     if what == "decode":  # without files it makes its own 60 s H.264 test files
-        from vidcat.bench.decode import bench_decode
+        from vidcat.speed.decode import bench_decode
         return bench_decode(files, repeat=args.repeat)
     files = files or default_files()
     if what in ("flow", "mv") and not files:
         raise VidcatError(f"bench {what}: give video files (no ../shared/data/media found)")
     if what == "loader":
-        from vidcat.bench.loader import BenchLoaderConfig, bench_loader
+        from vidcat.speed.loader import BenchLoaderConfig, bench_loader
         return bench_loader(BenchLoaderConfig(files=tuple(files), model=args.model))
     if what == "model":
-        from vidcat.bench.model import BenchModelConfig, bench_variants
+        from vidcat.speed.model import BenchModelConfig, bench_variants
         return bench_variants(BenchModelConfig(model=args.model, repeat=args.repeat))
     if what == "train":
-        from vidcat.bench.train import BenchTrainConfig, bench_train
+        from vidcat.speed.train import BenchTrainConfig, bench_train
         return bench_train(BenchTrainConfig(model=args.model))
     if what not in ("flow", "mv"):
         raise VidcatError(f"unknown bench {what!r}; known: decode, loader, model, train, flow, mv")
-    from vidcat.bench.flow import bench_flow
+    from vidcat.speed.flow import bench_flow
     methods = None if what == "flow" else ["mv", "dis_fast", "dis_medium"]
     return bench_flow(files, **({"methods": methods} if methods else {}), repeats=args.repeat, verbose=False)

@@ -104,7 +104,7 @@ class BenchFlowConfig:
 
 def run_bench_flow(cfg: BenchFlowConfig) -> int:
     """Prints the JSON of :func:`bench_flow` (once)."""
-    from vidcat.bench import default_files
+    from vidcat.speed import default_files
 
     files = list(cfg.files) or default_files()
     if not files:

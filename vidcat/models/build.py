@@ -104,6 +104,8 @@ def setup_model(model: str | None, data: DataConfig, classes, multilabel: bool =
     if unknown:
         params = [p for p in inspect.signature(spec.builder).parameters if p not in ("num_classes", "kw", "kwargs")]
         raise VidcatError(f"--model-arg {unknown[0]}: {name} takes none such; its keywords: {', '.join(params)}")
+    if "frames" in inspect.signature(spec.builder).parameters and spec.modality != "multi":
+        kw.setdefault("frames", data.frames)   # a head whose size depends on T (frame_head's attention)
     if spec.modality == "multi":
         kw.setdefault("modalities", list(data.modalities))
         if accepts(spec.builder, "flow_length"):

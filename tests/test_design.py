@@ -131,7 +131,8 @@ def test_best_is_chosen_on_a_held_out_split_and_logs_are_one_line_per_epoch(moti
     data.mkdir()
     (data / "train.csv").write_text((motion_data / "train.csv").read_text().replace("train/", f"{motion_data}/train/"))
     r = subprocess.run([sys.executable, "-m", "vidcat.cli", "train", "--data", str(data / "train.csv"), "--out",
-                        str(tmp_path / "run"), "--epochs", "2", "--frames", "4", "--size", "32", "--workers", "0"],
+                        str(tmp_path / "run"), "--epochs", "2", "--frames", "4", "--size", "32", "--workers", "0",
+                        "--model", "tiny3d"],
                        capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
     assert "\r" not in r.stderr

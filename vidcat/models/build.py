@@ -179,8 +179,9 @@ class Checkpoint:
         from vidcat import __version__
 
         s = self.setup
+        # a training run's clip cache stays with the run: predict / serve never fill it
         return {"model": s.name, "model_kwargs": s.kwargs, "classes": s.classes, "multilabel": s.multilabel,
-                "data": s.data.as_dict(), "state_dict": self.state_dict, "vidcat_version": __version__, **self.extra}
+                "data": replace(s.data, clip_cache=None).as_dict(), "state_dict": self.state_dict, "vidcat_version": __version__, **self.extra}
 
     @classmethod
     def from_dict(cls, d: dict, source="checkpoint") -> "Checkpoint":

@@ -107,24 +107,12 @@ def write_long_video(path, seconds: float, fps: int = 25, size: tuple = (320, 24
 
 @contextlib.contextmanager
 def cached_clips(data_cfg, cache_dir):
-    """``VideoClips`` reading through the clip cache: through ``DataConfig.clip_cache`` once the dataset
-    reads it, and until then by routing the dataset's ``VideoReader`` through :func:`open_clips` (the
-    same one-line change the dataset wiring makes), for this benchmark only."""
-    from unittest import mock
-
-    import vidcat.data.dataset as dataset
-    from vidcat.data.clip_cache import open_clips
-
-    if hasattr(data_cfg, "clip_cache"):
-        data_cfg.clip_cache = str(cache_dir)
+    """``VideoClips`` of ``data_cfg`` read through the clip cache in ``cache_dir`` while in this context."""
+    old, data_cfg.clip_cache = data_cfg.clip_cache, str(cache_dir)
+    try:
         yield
-        return
-
-    def reader(path, threads=1):
-        return open_clips(path, str(cache_dir), data_cfg.decode_short_side, threads)
-
-    with mock.patch.object(dataset, "VideoReader", reader):
-        yield
+    finally:
+        data_cfg.clip_cache = old
 
 
 def _epoch(clips, batch_size: int, workers: int, seed: int) -> tuple[float, int]:

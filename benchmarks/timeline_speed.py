@@ -187,7 +187,8 @@ def memory(ckpt: Path, minutes: list[float]) -> list[dict]:
 def report(result: dict) -> str:
     s = result["speed"]
     lines = ["# Timeline: real-time factor and memory", "",
-             f"Machine: shared 2-core CPU (other jobs running), torch threads = {result['threads']}. "
+             f"Machine: shared 2-core CPU (other jobs running: load average {result.get('load', '?')} when the "
+             f"speed runs started), torch threads = {result['threads']}. "
              f"{THREADS_NOTE} "
              "Model: `tiny3d` at its native input (16 frames, 64 px, decoded at short side 73), 2 s windows "
              "every 1 s, batch 8. Produced by `benchmarks/timeline_speed.py`.", "",
@@ -206,9 +207,13 @@ def report(result: dict) -> str:
     found = ", ".join(f"{r['minutes']:g} min {r['cuts']}/{int(r['minutes'] * 3) - 1}" for r in result.get("memory", []))
     lines += ["", "Cuts: the generator starts a new scene every 20 s with a random colour cast; the HSV-histogram "
               f"detector finds (found/true) {found}: scenes whose casts happen to be close are not told apart."]
-    lines += ["", "The streaming timeline decodes every frame once (the decode-time resize to the short side "
-              "happens in the same libswscale pass) and keeps at most one window of frames; the previous one "
-              "re-decoded a whole GOP (up to 10 s here) for every overlapping window."]
+    lines += ["", "The streaming timeline decodes every frame once, converts it to RGB at the decode short side "
+              "through one persistent swscale context (0.5 ms a frame instead of 1.35 ms with a context per "
+              "frame) and keeps at most one window of frames; the previous one re-decoded a whole GOP (up to "
+              "10 s here) for every overlapping window. Streaming gives 57 windows, not 59: the 60 s file has "
+              "scene cuts at 20 s and 40 s, and windows restart on each shot instead of straddling the cut. "
+              "int8 is not faster than fp32 for a net this small (ONNX Runtime's QLinearConv3D gains little; "
+              "see vidcat/inference/export.py)."]
     return "\n".join(lines) + "\n"
 
 
@@ -227,9 +232,11 @@ def main() -> None:
     video = write_video(DATA / "video_60s_320x240.mp4", 60, 320, 240)
     old = RESULTS / "timeline.json"
     if a.skip_speed and old.exists():
-        result = {"threads": torch.get_num_threads(), "speed": json.loads(old.read_text())["speed"]}
+        prev = json.loads(old.read_text())
+        result = {"threads": torch.get_num_threads(), "load": prev.get("load", "?"), "speed": prev["speed"]}
     else:
-        result = {"threads": torch.get_num_threads(), "speed": speed(ckpt, video)}
+        result = {"threads": torch.get_num_threads(), "load": round(os.getloadavg()[0], 1),
+                  "speed": speed(ckpt, video)}
     print(json.dumps(result["speed"], indent=1), flush=True)
     if not a.skip_long:
         result["memory"] = memory(ckpt, [float(x) for x in a.long_minutes.split(",")])

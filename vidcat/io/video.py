@@ -191,6 +191,8 @@ class VideoReader:
     # -- probing ---------------------------------------------------------------------------
     def _refuse_non_video(self) -> None:
         fmt = self.container.format.name.split(",")[0]
+        if self.stream.codec_context is None:  # a damaged header naming no codec FFmpeg knows
+            raise VideoError(self.path, "no decodable video stream (unknown codec; damaged header?)")
         codec = self.stream.codec_context.name
         if fmt in TEXT_FORMATS or codec in TEXT_CODECS:
             raise VideoError(self.path, f"not a video: text rendered as pictures ({fmt}/{codec})")

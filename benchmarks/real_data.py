@@ -5,7 +5,7 @@
 * ud810 (``../shared/data/ud810-actions``, 27 raw colour AVIs, label ``PS7(A\\d)``, group ``P(\\d)``):
   leave-one-person-out (3 folds, train 18 / test 9), no preprocessing.
 * arid-dark (``../shared/data/arid-dark``, 25 clips, 11 classes, label = file-name prefix): few-shot
-  leave-one-clip-out (25 folds), reported with a Wilson 95% interval.
+  leave-one-clip-out (one fold per clip; the folder holds 24 clips), reported with a Wilson 95% interval.
 
 Features are extracted once per clip and view (centre view + ``--views`` augmented training views) into
 the shared feature cache (``--cache``), then every head trains per fold on the training clips' views and
@@ -41,6 +41,20 @@ LOGREG = [h for h in HEADS if h.startswith("logreg")]      # the only heads run 
 RECOMMENDED = ("pretrained", "avgpos", "logreg_trend")
 
 
+RATIONALE = """Why: `trend` pools each feature over the T frames into its mean, its standard deviation and its
+least-squares slope over time. The slope is signed (reversing the clip negates it), so the recipe is
+not blind to frame order, and unlike the signed mean of consecutive differences (`tdiff`, which
+telescopes to (f(T) - f(1)) / (T - 1), two noisy frames) it uses every frame. `avgpos` adds to the
+global average of each channel the x/y centroid of its positive activation: global pooling forgets
+where things are, so without it no pooled statistic can tell left from right motion (synthetic motion
+set: 0.43 avg vs 0.96 avgpos). Logistic regression (scikit-learn, L2, C=1) on standardised pooled
+features beats every gradient-trained head on these few-label sets and fits in well under a second per
+fold, so extraction (decode + 8 backbone passes per view) is the whole cost. Neither the head nor the
+pooling was tuned per set: one configuration is used everywhere. Fine-tuning the backbone on top of this
+head was tried on ud810 (row above when run); it costs ~30 s per epoch per 18 clips and is not needed
+for the default."""
+
+
 def wilson(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
     if n == 0:
         return 0.0, 1.0
@@ -68,7 +82,7 @@ def dataset(name: str, motion_root: Path | None = None):
         return files, labels, groups, "leave-one-person-out (3 folds)", None
     files = sorted((DATA / "arid-dark").glob("*.mp4"))
     labels = [f.name.split("_")[0] for f in files]
-    return files, labels, [f.name for f in files], "leave-one-clip-out (25 folds)", None
+    return files, labels, [f.name for f in files], f"leave-one-clip-out ({len(files)} folds)", None
 
 
 def evaluate(feats, y, groups, kind, pooling, dim, test_groups=None):
@@ -228,6 +242,11 @@ def write_report(out: Path, rows, notes, args) -> None:
                      f"{r['acc']:.3f} ({r['k']}/{r['n']}) | {r['lo']:.2f}-{r['hi']:.2f} | "
                      f"{(r['ext_cpu'] + r['head_cpu']) / 60:.1f} |")
     lines += ["", "Extraction:", ""] + [f"- {n}" for n in notes] + [""]
+    rec = [r for r in rows if (r["backbone"], r["pooling"], r["head"]) == RECOMMENDED]
+    lines += ["## Recommended recipe: frozen EfficientNet-Lite0, avgpos features, logistic regression on `trend`", ""]
+    lines += [f"- {r['set']} ({r['protocol']}): {r['acc']:.3f} ({r['k']}/{r['n']}), 95% CI {r['lo']:.2f}-{r['hi']:.2f}"
+              for r in rec]
+    lines += ["", RATIONALE, ""]
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_suffix(".tmp")
     tmp.write_text("\n".join(lines))

@@ -41,18 +41,32 @@ LOGREG = [h for h in HEADS if h.startswith("logreg")]      # the only heads run 
 RECOMMENDED = ("pretrained", "avgpos", "logreg_trend")
 
 
-RATIONALE = """Why: `trend` pools each feature over the T frames into its mean, its standard deviation and its
-least-squares slope over time. The slope is signed (reversing the clip negates it), so the recipe is
-not blind to frame order, and unlike the signed mean of consecutive differences (`tdiff`, which
-telescopes to (f(T) - f(1)) / (T - 1), two noisy frames) it uses every frame. `avgpos` adds to the
-global average of each channel the x/y centroid of its positive activation: global pooling forgets
-where things are, so without it no pooled statistic can tell left from right motion (synthetic motion
-set: 0.43 avg vs 0.96 avgpos). Logistic regression (scikit-learn, L2, C=1) on standardised pooled
-features beats every gradient-trained head on these few-label sets and fits in well under a second per
-fold, so extraction (decode + 8 backbone passes per view) is the whole cost. Neither the head nor the
-pooling was tuned per set: one configuration is used everywhere. Fine-tuning the backbone on top of this
-head was tried on ud810 (row above when run); it costs ~30 s per epoch per 18 clips and is not needed
-for the default."""
+RATIONALE = """Why this recipe (one configuration for every set; nothing tuned per set):
+
+- `trend` pools each feature over the T frames into its mean, its standard deviation and its least-squares
+  slope over time. The slope is signed (reversing the clip negates it), so the recipe is not blind to frame
+  order, and unlike the signed mean of consecutive differences (`tdiff`, which telescopes to
+  (f(T) - f(1)) / (T - 1), two noisy frames) it uses every frame: on ud810 logreg_tdiff 0.41-0.63 vs
+  logreg_trend 0.96-1.00.
+- `avgpos` adds to each channel's global average the x/y centroid of its positive activation. Global
+  pooling forgets where things are, so no pooled statistic of plain features tells left from right
+  motion (synthetic motion: logreg_trend 0.43 on avg vs 0.96 on avgpos); it also helps real footage
+  (ud810 0.963 -> 1.000).
+- Logistic regression (scikit-learn, L2, C=1; C=0.1 gives the same on ud810/motion) on standardised pooled
+  features beats every gradient-trained head on these few-label sets (ud810: best NN head 0.78-0.89) and
+  fits in < 1 s per fold, so extraction (decode + one backbone pass per frame) is the whole cost.
+- Size 160, 8 frames: 160 px costs 1.8x less than 224 px (timing note above) and reaches 1.000 on ud810.
+  Whole-frame input (`crop="full"`, aspect kept) was measured worse on ud810 (logreg_trend 0.852 avgpos /
+  0.852 avg) than the centre square, so the square stays. A per-view auto-contrast for dark footage was
+  tried on arid (0.125-0.167, no gain) and is off.
+- arid-dark (11 classes, 24 clips, 1-3 training clips per class per fold) stays near chance (1/11 = 0.09)
+  for every pipeline including the random-init control: leave-one-clip-out on this set measures little
+  beyond "not broken"; the Wilson interval says so.
+- Fine-tuning the top 2 blocks (layer-wise LR decay 0.5, BatchNorm frozen, grad-norm clipping) from the
+  logistic-regression warm start is *harmful* as it stands: 14/27 on ud810 (two folds diverge: the folded
+  logistic head has very large weights on low-variance centroid features, so small backbone changes blow
+  the logits up), at ~35 s wall per epoch of 18 clips (~4.5 wall min for the 3 folds). Not part of the
+  default; see the report for the follow-up."""
 
 
 def wilson(k: int, n: int, z: float = 1.96) -> tuple[float, float]:

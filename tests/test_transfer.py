@@ -142,7 +142,7 @@ def test_head_training_is_deterministic_and_logreg_folds_into_a_head():
 
 
 def test_finetune_trains_only_the_top_block_with_frozen_batchnorm(clips):
-    from vidcat.models.pretrained import frame_backbone
+    frame_backbone = pytest.importorskip("vidcat.models.pretrained").frame_backbone
     from vidcat.transfer.finetune import backbone_blocks, finetune
 
     net, cfg = frame_backbone("efficientnet_lite0", pretrained=False)
@@ -163,6 +163,7 @@ def test_finetune_trains_only_the_top_block_with_frozen_batchnorm(clips):
 
 
 def test_recipe_checkpoint_round_trips(clips, tmp_path):
+    pytest.importorskip("vidcat.models.pretrained")
     from vidcat.transfer.recipe import RecipeConfig, TransferModel, fit_recipe
 
     files, labels = clips

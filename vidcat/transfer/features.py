@@ -47,11 +47,14 @@ class Sampling:
     size: int = 160
     crop_scale: tuple = (0.7, 1.0)     # random-crop side as a fraction of the short side (views ≥ 1)
     crop: str = "square"               # "square": centre square; "full": whole frame, short side = size
+    autocontrast: bool = False         # stretch each view's 1st..99th intensity percentile to 0..255
 
     def as_dict(self) -> dict:
         d = {**asdict(self), "crop_scale": list(self.crop_scale), "sampler": "tsn", "version": FEATURE_VERSION}
-        if self.crop == "square":         # keys of entries made before the crop option stay valid
+        if self.crop == "square":         # keys of entries made before these options stay valid
             del d["crop"]
+        if not self.autocontrast:
+            del d["autocontrast"]
         return d
 
 
@@ -115,6 +118,14 @@ class FeatureCache:
 
 def view_frames(reader: VideoReader, fingerprint: str, sampling: Sampling, view: int) -> torch.Tensor:
     """0..255 float (T, 3, size, size) frames of one view (T, 3, size, ~size·aspect with crop="full")."""
+    x = _view_frames(reader, fingerprint, sampling, view)
+    if sampling.autocontrast:
+        lo, hi = torch.quantile(x.mean(1).flatten()[::7], torch.tensor([0.01, 0.99]))
+        x = ((x - lo) * (255.0 / (hi - lo).clamp_min(8.0))).clamp(0, 255)
+    return x
+
+
+def _view_frames(reader: VideoReader, fingerprint: str, sampling: Sampling, view: int) -> torch.Tensor:
     n = reader.info.num_frames
     if view == 0:
         idx = tsn_indices(n, sampling.frames, train=False)

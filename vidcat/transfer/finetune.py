@@ -96,7 +96,7 @@ def _clip(path: str, sampling: Sampling, info: BackboneInfo, view: int) -> torch
 
 
 def finetune(backbone: nn.Module, info: BackboneInfo, head: FeatureHead, paths, labels, sampling: Sampling,
-             blocks: int = 2, epochs: int = 3, lr: float = 3e-4, head_lr: float = 1e-3, decay: float = 0.5,
+             blocks: int = 2, epochs: int = 3, lr: float = 1e-4, head_lr: float = 1e-4, decay: float = 0.5,
              weight_decay: float = 1e-2, batch_size: int = 4, seed: int = 0, log=None) -> ClipClassifier:
     """Train the top ``blocks`` backbone blocks + the warm-started head on fresh augmented views.
 
@@ -133,6 +133,7 @@ def finetune(backbone: nn.Module, info: BackboneInfo, head: FeatureHead, paths, 
             loss = F.cross_entropy(model.head(feats), torch.stack(ys))
             opt.zero_grad()
             loss.backward()
+            nn.utils.clip_grad_norm_([p for g in opt.param_groups for p in g["params"]], 1.0)
             opt.step()
             sched.step()
             losses.append(loss.item())

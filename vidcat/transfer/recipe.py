@@ -130,8 +130,10 @@ class TransferModel:
 
     def features(self, paths, cache: FeatureCache | None = None, log=None):
         """Centre-view features; cached unless the backbone was fine-tuned (its weights are new)."""
-        if self.finetuned:
-            cache = FeatureCache(tempfile.mkdtemp(prefix="vidcat-ft-"))
+        if self.finetuned:                    # new weights: a throw-away cache, never the shared one
+            with tempfile.TemporaryDirectory(prefix="vidcat-ft-") as tmp:
+                return extract_features(paths, self.backbone, self.info, self.sampling, views=1,
+                                        cache=FeatureCache(tmp), strict=self.recipe.strict, log=log)
         return extract_features(paths, self.backbone, self.info, self.sampling, views=1,
                                 cache=cache or FeatureCache(self.recipe.cache), strict=self.recipe.strict, log=log)
 

@@ -217,7 +217,8 @@ def _train_epoch(model, loader, optimizer, scheduler, cfg: TrainConfig, state: d
 
 def train(cfg: TrainConfig) -> dict:
     """Train on ``cfg.source``; returns the final summary (also in ``out/config.json``)."""
-    setup_threads(cfg.threads)
+    # 2 cores with loader workers decoding: 1 intra-op thread is fastest (`vidcat bench train`)
+    setup_threads(cfg.threads or (1 if cfg.workers > 0 and (os.cpu_count() or 1) <= 2 else 0))
     torch.manual_seed(cfg.seed)
     out = Path(cfg.out)
     device = torch.device(D.init_from_env(cfg.device).device)  # torchrun: this rank's device (gloo / nccl)

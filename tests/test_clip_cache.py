@@ -117,7 +117,7 @@ def test_dataset_through_the_cache_gives_the_same_samples(demo, tmp_path):
     """The dataset wiring (VideoReader -> open_clips) changes no sample: test views are identical."""
     import torch
 
-    from vidcat.speed.loader import cached_clips
+    from vidcat.data.clip_cache import cached_clips
     from vidcat.speed.train import model_data_config
     from vidcat.data.dataset import VideoClips
     from vidcat.data.manifest import Dataset, Item

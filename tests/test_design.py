@@ -24,10 +24,15 @@ PKG = Path(vidcat.__file__).parent
 
 
 # -- one source for options -------------------------------------------------------------------------------
-def _subparsers():
-    parser = build_parser()
-    action = next(a for a in parser._actions if a.__class__.__name__ == "_SubParsersAction")
-    return action.choices
+def _subparsers(parser=None, prefix=""):
+    """Every (sub-)command's parser by its full name ("train", "bench decode", ...)."""
+    parser = parser or build_parser()
+    action = next((a for a in parser._actions if a.__class__.__name__ == "_SubParsersAction"), None)
+    out = {}
+    for name, sub in (action.choices.items() if action else ()):
+        nested = _subparsers(sub, f"{prefix}{name} ")
+        out.update(nested or {f"{prefix}{name}": sub})
+    return out
 
 
 def _flat_defaults(cls, prefix=""):
@@ -63,7 +68,7 @@ def test_every_cli_default_comes_from_a_dataclass_field():
 def test_help_shows_defaults(capsys):
     assert main(["train", "--help"]) == 0
     out = capsys.readouterr().out
-    assert "(default: 10)" in out and "(default: 0.1)" in out and "--model-arg" in out
+    assert "(default: 15)" in out and "(default: 0.1)" in out and "--model-arg" in out
 
 
 def test_api_and_cli_build_the_same_config():
@@ -94,7 +99,9 @@ def test_dataclasses_validate_their_fields(make, message):
 
 # -- modalities decide the model, or fail loudly ---------------------------------------------------------
 def test_modalities_choose_the_model():
-    assert choose_model(None, None) == "tiny3d"
+    from vidcat.models.build import RECIPE, recipe_available
+
+    assert choose_model(None, None) == (RECIPE if recipe_available() is None else "tiny3d")
     assert choose_model(None, ("video", "audio")) == "fusion"
     assert choose_model(None, ("audio",)) == "audio_cnn"
     setup = setup_model(None, DataConfig(modalities=("video", "audio")), ["a", "b"])

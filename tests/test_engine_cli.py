@@ -96,7 +96,7 @@ def test_bad_files_in_a_dataset_are_skipped_and_counted(motion_data, bad_files, 
         for kind in ("empty", "truncated", "text", "garbage"):
             w.writerow({"path": str(bad_files[kind]), "label": "left"})
     code = main(["train", "--data", str(manifest), "--out", str(tmp_path / "run"), "--epochs", "1",
-                 "--workers", "0", "--quiet", "--batch-size", "4"])
+                 "--workers", "0", "--quiet", "--batch-size", "4", "--model", "tiny3d"])
     assert code == 0
     summary = json.loads((tmp_path / "run" / "config.json").read_text())
     assert str(bad_files["empty"]) in summary["skipped_files"]
@@ -105,7 +105,7 @@ def test_bad_files_in_a_dataset_are_skipped_and_counted(motion_data, bad_files, 
     err = capsys.readouterr().err
     assert f"skipped {bad_files['empty']}: empty file (0 bytes)" in err
     assert main(["train", "--data", str(manifest), "--out", str(tmp_path / "strict"), "--epochs", "1",
-                 "--workers", "0", "--quiet", "--strict"]) == 2
+                 "--workers", "0", "--quiet", "--strict", "--model", "tiny3d"]) == 2
 
 
 @pytest.mark.parametrize("argv,message", [

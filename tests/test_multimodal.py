@@ -154,16 +154,17 @@ def test_model_input_defaults_and_fusion_registry():
     assert text.modalities == ("text",) and text.size == 64 and text.frames == 16  # clip defaults, not (0, 1)
     assert DataConfig().resolved(get_spec("tiny3d")).modalities == ("video",)
     spec = get_spec("fusion")
-    assert spec.modality == "multi" and (spec.frames, spec.size) == (16, 64)
+    assert spec.modality == "multi" and (spec.frames, spec.stride, spec.size) == (8, 2, 32)
     assert DataConfig().resolved(spec).modalities == ("video", "audio")
     assert DataConfig(modalities=("video", "text")).resolved(spec).modalities == ("video", "text")
     model = create_model("fusion", 3, modalities=["rgb", "flow", "text"], fusion="late")
     assert model.names == ["video", "flow", "text"] and model.fusion == "late"
     assert model.streams["text"].vectorizer.ngram_range == (1, 1)  # no filler bigrams to memorise
-    assert model.streams["flow"].body.features[0][0].in_channels == 2
+    conv = lambda m, s: next(x for x in m.streams[s].modules() if isinstance(x, torch.nn.Conv3d))  # noqa: E731
+    assert conv(model, "flow").in_channels == 2
     model = create_model("fusion", 3, modalities=["video", "mv"], flow_length=2)
-    assert model.streams["mv"].body.features[0][0].in_channels == 4
-    assert model.streams["video"].body.features[0][0].in_channels == 3
+    assert conv(model, "mv").in_channels == 4
+    assert conv(model, "video").in_channels == 6  # RGB + its frame differences (the fusion default)
     from vidcat.errors import VidcatError
     with pytest.raises(VidcatError):
         create_model("fusion", 3, modalities=["smell"])

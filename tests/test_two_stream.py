@@ -100,7 +100,8 @@ def test_cache_used_when_present_and_miss_warns_once(tiny, tmp_path, monkeypatch
     monkeypatch.setattr(mm, "read_motion_vectors", boom)
     cached = VideoClips(ds, DataConfig(**{**cfg.as_dict(), "motion_cache": str(tmp_path / "c")}))[0]
     for key in ("flow", "mv"):
-        assert torch.allclose(cached[key], fresh[key], atol=1e-6)
+        # the cache decodes the whole file in one stream, the fresh path seeks: within two quantization steps
+        assert torch.allclose(cached[key], fresh[key], atol=0.01)
     native = VideoClips(ds, DataConfig(**{**cfg.as_dict(), "modalities": ("flow",),
                                           "motion_cache": str(tmp_path / "native")}))[0]
     assert direction(native["flow"])[0] > 0  # a native-size cache is resized, not recomputed
@@ -111,7 +112,7 @@ def test_cache_used_when_present_and_miss_warns_once(tiny, tmp_path, monkeypatch
     miss = VideoClips(ds, DataConfig(**{**cfg.as_dict(), "modalities": ("flow",), "motion_cache": str(tmp_path / "empty")}))
     with caplog.at_level(logging.WARNING, logger="vidcat.motion"):
         a, b = miss[0], miss[0]
-    assert torch.allclose(a["flow"], fresh["flow"], atol=1e-6)
+    assert torch.allclose(a["flow"], fresh["flow"], atol=0.01)  # built by a whole-file stream: see above
     assert sum("has no dis_fast entries at short side" in r.getMessage() for r in caplog.records) == 1
     assert list((tmp_path / "empty").rglob("*.npz")) or list((tmp_path / "empty").rglob("*.np*")), \
         "a cache miss builds this size's entry, so the next epoch hits"

@@ -141,7 +141,8 @@ class DataConfig:
     def sampler_config(self):
         from vidcat.data.sampling import SamplerConfig
 
-        return SamplerConfig(self.sampler, self.frames, self.stride)
+        f = self.filled()
+        return SamplerConfig(f.sampler, f.frames, f.stride)
 
     @property
     def decode_short_side(self) -> int:
@@ -255,6 +256,7 @@ class PredictConfig:
     device: str = opt("cpu", "cpu | cuda | cuda:N")
     threads: int = opt(0, "torch intra-op threads (0 = leave as is)", min=0)
     strict: bool = opt(False, "stop at the first unreadable file")
+    progress: bool = opt(True, "no notices on stderr (the records still go to stdout)", flag="--quiet", invert=True)
     fast: str | None = opt(None, "use the fastest inference variant that agrees with eager: auto, or a variant "
                                  "name (channels_last, bf16, compile, ort_fp32, ort_int8, ...)")
 

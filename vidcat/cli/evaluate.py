@@ -38,7 +38,7 @@ def run_predict(cfg: PredictConfig) -> int:
     for record in predictor.predict_many(cfg.paths, strict=cfg.strict):
         failed += "error" in record
         print(json.dumps(record), flush=True)
-    if failed:
+    if failed and cfg.progress:
         print(f"vidcat: {failed} file(s) could not be read", file=sys.stderr)
     return 0
 

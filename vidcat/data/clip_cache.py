@@ -25,6 +25,8 @@ Disk: frames x H x W x 3 bytes, e.g. 10 s at 30 fps, short side 73 (16:9) -> 300
 """
 from __future__ import annotations
 
+import contextlib
+
 import hashlib
 import json
 import os
@@ -207,3 +209,13 @@ def open_clips(path, cache: "ClipCache | str | None", short_side: int | None = N
 
 
 _CACHES: dict[str, ClipCache] = {}
+
+
+@contextlib.contextmanager
+def cached_clips(data_cfg, cache_dir):
+    """``VideoClips`` of ``data_cfg`` read through the clip cache in ``cache_dir`` while in this context."""
+    old, data_cfg.clip_cache = data_cfg.clip_cache, str(cache_dir)
+    try:
+        yield
+    finally:
+        data_cfg.clip_cache = old

@@ -104,7 +104,7 @@ class VideoClips(torch.utils.data.Dataset):
                 ctx = ClipContext(item, info, start=float(idx.min() / info.fps), end=float((idx.max() + 1) / info.fps),
                                   indices=idx.tolist(), cfg=cfg, train=self.train, rng=rng, frames=frames, flip=flip)
                 views += self.load_views(ctx, boxes)
-            warning = reader.warning  # e.g. "truncated: decodable frames end at 47 of 100 expected"
+            warning = getattr(reader, "warning", None)  # e.g. "truncated: decodable frames end at 47 of 100 expected"
         sample = views[0] if len(views) == 1 else {k: _stack([v[k] for v in views]) for k in views[0]}
         if warning:
             sample["warning"] = warning

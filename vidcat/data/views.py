@@ -74,6 +74,7 @@ def normalize(x: np.ndarray, mean, std) -> np.ndarray:
 
 def frame_views(frames: np.ndarray, cfg, crops: int = 1) -> list[np.ndarray]:
     """The test crops (1 centre or 3) of decoded frames, normalised: [(C, T, size, size)]."""
+    cfg = cfg.filled()
     h, w = frames.shape[1:3]
     boxes = three_boxes(h, w) if crops == 3 else [center_box(h, w)]
     return [normalize(crop_resize(frames, b, cfg.size), cfg.mean, cfg.std) for b in boxes]
@@ -84,6 +85,7 @@ def clip_views(path, cfg, clips: int = 1, crops: int = 1, threads: int = 1) -> n
 
     Same frames and order as :class:`vidcat.data.dataset.VideoClips` at test time. Raises VideoError.
     """
+    cfg = cfg.filled()
     from vidcat.io.video import VideoReader
 
     if crops not in (1, 3):

@@ -35,13 +35,8 @@ from pathlib import Path
 from vidcat.errors import VidcatError
 
 # metadata_props keys (strings; JSON values)
-META_CLASSES = "vidcat.classes"
-META_MULTILABEL = "vidcat.multilabel"
-META_DATA = "vidcat.data"
-META_MODEL = "vidcat.model"
-META_INPUT = "vidcat.input"
-META_QUANT = "vidcat.quantization"
-META_VERSION = "vidcat.version"
+from vidcat.inference.onnx_predictor import (  # noqa: E402,F401  (the reading side owns the keys)
+    META_CLASSES, META_DATA, META_INPUT, META_MODEL, META_MULTILABEL, META_QUANT, META_VERSION, metadata_of)
 
 EXPORTABLE_INPUTS = ("video", "flow", "mv", "audio")
 PARITY_TOL = 1e-3  # max |logit difference| (scaled by the logit range) that an fp32 export may show
@@ -146,16 +141,6 @@ def read_metadata(path) -> dict:
 
     sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     return metadata_of(sess, path)
-
-
-def metadata_of(session, path="model.onnx") -> dict:
-    props = session.get_modelmeta().custom_metadata_map
-    if META_CLASSES not in props or META_DATA not in props:
-        raise VidcatError(f"{path}: not a vidcat ONNX export (no {META_CLASSES} / {META_DATA} metadata)")
-    return {"classes": json.loads(props[META_CLASSES]), "multilabel": json.loads(props.get(META_MULTILABEL, "false")),
-            "data": json.loads(props[META_DATA]), "model": props.get(META_MODEL, "?"),
-            "input": props.get(META_INPUT, session.get_inputs()[0].name),
-            "quantization": props.get(META_QUANT, "none")}
 
 
 def _session(path: Path, threads: int = 0):

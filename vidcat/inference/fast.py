@@ -85,14 +85,29 @@ def _export(model, example: torch.Tensor, path: Path, input_name: str) -> None:
     from vidcat.inference.export import _logits_module, _require_onnx, _torch_to_onnx
 
     _require_onnx()
-    _torch_to_onnx(_logits_module(copy.deepcopy(model)), example[:1].float().contiguous(), path, input_name, 17)
+    _torch_to_onnx(_logits_module(copy.deepcopy(model), [input_name]), {input_name: example[:1].float().contiguous().numpy()},
+                   path, 17)
+
+
+class OrtModel:
+    """An ONNX Runtime session that behaves like a vidcat model in :func:`predict_scores`: called with
+    the input tensor, returns a logits tensor; ``input_key`` names its batch entry."""
+
+    def __init__(self, session, input_key: str):
+        self.session, self.input_key = session, input_key
+        self.input_name = session.get_inputs()[0].name
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        from vidcat.inference.onnx_predictor import run_logits
+
+        x = x.detach().to("cpu", torch.float32).contiguous().numpy()
+        return torch.from_numpy(run_logits(self.session, {self.input_name: x}))
 
 
 def ort_variant(model, example: torch.Tensor, int8: bool = False, calib: list | None = None, threads: int = 0):
     """``model`` exported to ONNX (and, with ``int8``, statically quantized on ``calib`` clips) and
-    loaded in ONNX Runtime; returns an :class:`~vidcat.inference.onnx_predictor.OrtModel`."""
+    loaded in ONNX Runtime; returns an :class:`OrtModel`."""
     from vidcat.inference.export import _quantize, _session
-    from vidcat.inference.onnx_predictor import OrtModel
 
     key = getattr(model, "input_key", "video")
     with tempfile.TemporaryDirectory(prefix="vidcat-fast-") as tmp:
@@ -102,7 +117,7 @@ def ort_variant(model, example: torch.Tensor, int8: bool = False, calib: list | 
         if int8:
             arrays = [c[None].numpy() if c.dim() == 4 else c.numpy() for c in (calib if calib is not None else example)]
             path = Path(tmp) / "model.int8.onnx"
-            _quantize(fp32, path, key, [np.ascontiguousarray(a, dtype=np.float32) for a in arrays])
+            _quantize(fp32, path, [{key: np.ascontiguousarray(a, dtype=np.float32)} for a in arrays])
         session = _session(path, threads or torch.get_num_threads())  # loaded in memory: the files can go
     return OrtModel(session, key)
 

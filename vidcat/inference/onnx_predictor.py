@@ -11,6 +11,8 @@ which needs torch.
 """
 from __future__ import annotations
 
+import json
+
 from pathlib import Path
 
 import numpy as np
@@ -62,14 +64,31 @@ def batch_feeds(batch: dict, names: list[str], views: int = 1) -> dict:
     return feeds
 
 
+META_CLASSES = "vidcat.classes"
+META_MULTILABEL = "vidcat.multilabel"
+META_DATA = "vidcat.data"
+META_MODEL = "vidcat.model"
+META_INPUT = "vidcat.input"
+META_QUANT = "vidcat.quantization"
+META_VERSION = "vidcat.version"
+
+
+def metadata_of(session, path="model.onnx") -> dict:
+    props = session.get_modelmeta().custom_metadata_map
+    if META_CLASSES not in props or META_DATA not in props:
+        raise VidcatError(f"{path}: not a vidcat ONNX export (no {META_CLASSES} / {META_DATA} metadata)")
+    return {"classes": json.loads(props[META_CLASSES]), "multilabel": json.loads(props.get(META_MULTILABEL, "false")),
+            "data": json.loads(props[META_DATA]), "model": props.get(META_MODEL, "?"),
+            "input": props.get(META_INPUT, session.get_inputs()[0].name),
+            "quantization": props.get(META_QUANT, "none")}
+
+
 class OnnxPredictor(BasePredictor):
     """The :class:`Predictor` interface (``__call__`` / ``scores`` / ``predict_many``) over an ``.onnx`` file."""
 
     backend = "onnxruntime"
 
     def __init__(self, onnx_path, clips: int = 1, crops: int = 1, topk: int = 5, threads: int = 0):
-        from vidcat.inference.export import metadata_of
-
         self.session = ort_session(onnx_path, threads)
         self.meta = metadata_of(self.session, onnx_path)
         self.ckpt = None

@@ -18,7 +18,6 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import av
-import cv2
 import numpy as np
 from av.video.reformatter import VideoReformatter
 
@@ -284,7 +283,7 @@ class VideoReader:
         fmt = "gray" if gray else "rgba" if resize and RESIZE_VIA_RGBA else "rgb24"
         img = self._sws.reformat(frame, w, h, fmt, threads=threads).to_ndarray()
         if fmt == "rgba":
-            img = cv2.cvtColor(img, cv2.COLOR_RGBA2RGB)
+            img = np.ascontiguousarray(img[..., :3])
         return _rotate(img, int(frame.rotation or 0))
 
     def _seek(self, t: float) -> None:

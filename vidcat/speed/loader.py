@@ -12,7 +12,6 @@ frames they touch) instead of growing with the video like a decode-everything re
 """
 from __future__ import annotations
 
-import contextlib
 import json
 import tempfile
 import threading
@@ -22,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
+from vidcat.data.clip_cache import cached_clips
 from vidcat.errors import VidcatError
 
 
@@ -103,16 +103,6 @@ def write_long_video(path, seconds: float, fps: int = 25, size: tuple = (320, 24
             out.mux(s.encode(frame))
         out.mux(s.encode())
     return path
-
-
-@contextlib.contextmanager
-def cached_clips(data_cfg, cache_dir):
-    """``VideoClips`` of ``data_cfg`` read through the clip cache in ``cache_dir`` while in this context."""
-    old, data_cfg.clip_cache = data_cfg.clip_cache, str(cache_dir)
-    try:
-        yield
-    finally:
-        data_cfg.clip_cache = old
 
 
 def _epoch(clips, batch_size: int, workers: int, seed: int) -> tuple[float, int]:

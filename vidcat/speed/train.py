@@ -106,7 +106,7 @@ def quick_train(model, dataset, data_cfg, epochs: int = 4, batch_size: int = 8, 
     losses = []
     with contextlib.ExitStack() as stack:
         if cache:
-            from vidcat.speed.loader import cached_clips
+            from vidcat.data.clip_cache import cached_clips
 
             stack.enter_context(cached_clips(data_cfg, cache))
         loader = make_loader(VideoClips(dataset, data_cfg, train=True), batch_size, True, workers)
@@ -185,7 +185,7 @@ def _fill(cache_dir, dataset, short_side: int) -> None:
 def bench_train(cfg: BenchTrainConfig, log=None) -> dict:
     """Every threads x workers (x clip cache off/on, with ``clip_cache``) setting's clips/s, the best one
     and its ratio to the first setting (1st threads, 1st workers, no cache)."""
-    from vidcat.speed.loader import cached_clips
+    from vidcat.data.clip_cache import cached_clips
     from vidcat.data.manifest import load_dataset
 
     with tempfile.TemporaryDirectory(prefix="vidcat-bench-train-") as tmp:

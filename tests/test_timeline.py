@@ -162,3 +162,19 @@ def test_timeline_plot_one_colour_per_class(tmp_path, monkeypatch):
         if text.get_text() in classes:
             assert np.allclose(patch.get_facecolor(), colours[classes.index(text.get_text())])
     plt.close(fig)
+
+
+def test_predict_aggregates_windows_for_long_files(tmp_path, media_files, capsys):
+    """`vidcat predict --long-seconds S`: a file longer than S gets one record from its scored windows."""
+    from vidcat.cli import main
+    from vidcat.config import DataConfig
+    from vidcat.models.build import Checkpoint, build_model, setup_model
+
+    demo = next(p for p in media_files if p.name == "mmaction2_demo.mp4")  # 10 s
+    setup = setup_model("tiny3d", DataConfig(frames=4, size=32), ["a", "b"])
+    Checkpoint(setup, build_model(setup).state_dict()).save(tmp_path / "m.pt")
+    assert main(["predict", "--checkpoint", str(tmp_path / "m.pt"), str(demo), "--long-seconds", "5"]) == 0
+    rec = json.loads(capsys.readouterr().out)
+    assert rec["windows"] >= 4 and rec["labels"] and "shots" in rec
+    assert main(["predict", "--checkpoint", str(tmp_path / "m.pt"), str(demo), "--long-seconds", "0"]) == 0
+    assert "windows" not in json.loads(capsys.readouterr().out)

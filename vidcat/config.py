@@ -257,6 +257,8 @@ class PredictConfig:
     threads: int = opt(0, "torch intra-op threads (0 = leave as is)", min=0)
     strict: bool = opt(False, "stop at the first unreadable file")
     progress: bool = opt(True, "no notices on stderr (the records still go to stdout)", flag="--quiet", invert=True)
+    long_seconds: float = opt(60.0, "files longer than this are scored in 2 s windows over their shots, and the "
+                                    "windows' scores aggregated (0 = one clip per file, as for short ones)", min=0.0)
     fast: str | None = opt(None, "use the fastest inference variant that agrees with eager: auto, or a variant "
                                  "name (channels_last, bf16, compile, ort_fp32, ort_int8, ...)")
 

@@ -34,6 +34,8 @@ def run_predict(cfg: PredictConfig) -> int:
 
         choice = accelerate(predictor, [p for p in cfg.paths if Path(p).is_file()][:4], variant=cfg.fast)
         echo(f"inference variant: {choice.get('variant', choice)}")
+    if cfg.long_seconds:
+        predictor.long_seconds = cfg.long_seconds
     failed = 0
     for record in predictor.predict_many(cfg.paths, strict=cfg.strict):
         failed += "error" in record

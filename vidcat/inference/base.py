@@ -44,6 +44,12 @@ def probabilities(logits: np.ndarray, multilabel: bool, views: int = 1) -> np.nd
     return p.reshape(-1, views, p.shape[-1]).mean(1)
 
 
+def _duration(path) -> float:
+    from vidcat.io.video import probe
+
+    return probe(path).duration
+
+
 class BasePredictor:
     """``__call__`` and ``predict_many`` over a subclass's ``scores(path, text)`` -> (K,) probabilities,
     or ``scores_and_warning`` when it can also tell that a file is damaged."""
@@ -51,6 +57,7 @@ class BasePredictor:
     classes: list[str]
     multilabel: bool
     topk: int = 5
+    long_seconds: float = 0.0  # > 0: longer files get the window-aggregated record (timeline.predict_long)
 
     def scores(self, path, text: str | None = None):
         raise NotImplementedError
@@ -59,6 +66,10 @@ class BasePredictor:
         return self.scores(path, text), None
 
     def __call__(self, path, text: str | None = None) -> dict:
+        if self.long_seconds and _duration(path) > self.long_seconds:
+            from vidcat.inference.timeline import predict_long
+
+            return predict_long(self, path)
         p, warning = self.scores_and_warning(path, text)
         return make_record(path, p, self.classes, self.topk, warning)
 

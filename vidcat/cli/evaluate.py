@@ -55,6 +55,8 @@ class TimelineConfig:
     stride: float = opt(1.0, "seconds between window starts", gt=0)
     out: str = opt(None, "folder for timeline.csv, .json, .png", required=True)
     device: str = opt("cpu", "cpu | cuda | cuda:N")
+    shots: bool = opt(True, "let windows straddle shot cuts (no cut detection)", flag="--no-shots", invert=True)
+    fast: str | None = opt(None, "fastest inference variant that agrees with eager: auto, or a variant name")
 
     def __post_init__(self):
         require(self, "checkpoint", "video", "out")
@@ -65,7 +67,7 @@ def run_timeline(cfg: TimelineConfig) -> int:
     from vidcat.inference.timeline import timeline
 
     result = timeline(cfg.checkpoint, cfg.video, window=cfg.window, stride=cfg.stride, out_dir=cfg.out,
-                      device=cfg.device)
+                      device=cfg.device, shots=cfg.shots, fast=cfg.fast)
     print(json.dumps({k: result[k] for k in ("csv", "json", "png", "windows")}))
     return 0
 

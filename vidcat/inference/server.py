@@ -295,6 +295,8 @@ class ServeConfig:
     threads: int = opt(0, "ONNX Runtime intra-op threads (0 = default)", min=0)
     max_upload_mb: int = opt(MAX_UPLOAD_BYTES // 2**20, "largest upload (MiB)", min=1)
     max_concurrent: int = opt(0, "requests handled at once, the next gets 503 (0 = CPU count, at most 4)", min=0)
+    fast: str | None = opt(None, "torch checkpoints: serve the fastest inference variant that agrees with eager "
+                                 "(auto, or a variant name such as channels_last_bf16)")
 
     def __post_init__(self):
         require(self, "checkpoint")
@@ -313,6 +315,10 @@ def run_serve(cfg: ServeConfig) -> int:
     from vidcat.inference.onnx_predictor import load_predictor
 
     predictor = load_predictor(cfg.checkpoint, device=cfg.device, topk=cfg.topk, threads=cfg.threads)
+    if cfg.fast and hasattr(predictor, "model"):  # chosen on random clips of the model's input (no videos yet)
+        from vidcat.inference.fast import accelerate
+
+        print(json.dumps({"inference_variant": accelerate(predictor, variant=cfg.fast).get("variant")}), flush=True)
     app = create_app(predictor, max_upload_bytes=cfg.max_upload_mb * 2**20,
                      max_concurrent=cfg.max_concurrent or None)
     print(json.dumps({"serving": cfg.checkpoint, "url": f"http://{cfg.host}:{cfg.port}/"}), flush=True)

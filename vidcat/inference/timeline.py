@@ -178,12 +178,16 @@ def predict_long(predictor, path, window: float = 2.0, stride: float = 2.0, shot
 
 
 def timeline(ckpt_path, video, window: float = 2.0, stride: float = 1.0, out_dir=None, device: str = "cpu",
-             batch_size: int = 8, shots: bool = True, threads: int = 0) -> dict:
+             batch_size: int = 8, shots: bool = True, threads: int = 0, fast: str | None = None) -> dict:
     """Score windows of ``window`` seconds every ``stride`` seconds (a checkpoint or an ``.onnx``);
     writes ``<stem>_timeline.{csv,json,png}`` to ``out_dir`` when given."""
     from vidcat.inference.onnx_predictor import load_predictor
 
     pred = ckpt_path if hasattr(ckpt_path, "classes") else load_predictor(ckpt_path, device=device, threads=threads)
+    if fast and hasattr(pred, "model"):  # the fastest variant that agrees with eager on this video's clips
+        from vidcat.inference.fast import accelerate
+
+        accelerate(pred, [video], variant=fast, batch=batch_size)
     windows, cuts, info = score_windows(pred, video, window, stride, batch_size, shots)
     s = np.stack([w.scores for w in windows])
     times = [w.time for w in windows]

@@ -200,7 +200,8 @@ class TrainConfig:
     weights: str | None = opt(None, "local state-dict file to start from")
     freeze_backbone: bool = opt(False, "train only the classifier head")
     backbone_lr_mult: float = opt(1.0, "learning-rate factor of the backbone", min=0.0)
-    resume: bool = opt(False, "continue from OUT/last.pt")
+    resume: str | None = opt(None, "continue from OUT/last.pt (an error when there is none); 'auto': continue "
+                                   "if there is one, else start", nargs="?", const="yes", choices=("yes", "auto"))
     strict: bool = opt(False, "fail on the first unreadable file")
     max_steps: int | None = opt(None, "stop after this many steps (smoke tests)", min=1)
     progress: bool = opt(True, "no progress bars", flag="--quiet", invert=True)
@@ -210,6 +211,8 @@ class TrainConfig:
 
     def __post_init__(self):
         require(self, "source", "out")
+        self.resume = {True: "yes", False: None}.get(self.resume, self.resume) if isinstance(self.resume, bool) \
+            else self.resume
         if isinstance(self.data, dict):
             self.data = DataConfig.from_dict(self.data)
         self.model_kwargs = _model_args(self.model_kwargs or {})

@@ -77,7 +77,7 @@ class VideoClips(torch.utils.data.Dataset):
     def __getitem__(self, i: int) -> dict:
         item = self.dataset.items[i]
         try:
-            sample = self._load(item)
+            sample = self._load(item, i)
         except VideoError as e:
             return {"path": item.path, "error": e.reason}
         sample["label"] = encode_label(item, self.dataset.classes, self.dataset.multilabel)
@@ -85,9 +85,12 @@ class VideoClips(torch.utils.data.Dataset):
         sample["index"] = i  # dataset position: torchrun's evaluation puts the ranks' rows back in order
         return sample
 
-    def _load(self, item: Item) -> dict:
+    seed: int = 0   # training randomness is a function of (seed, epoch, item): exact resume, any worker count
+    epoch: int = 0
+
+    def _load(self, item: Item, i: int) -> dict:
         cfg = self.cfg
-        rng = np.random.default_rng([int(torch.randint(2**31 - 1, (1,))), len(item.path)]) if self.train else None
+        rng = np.random.default_rng([self.seed, self.epoch, i]) if self.train else None
         positions = [0.5] if self.train else view_positions(self.clips)
         views: list[dict] = []
         with open_clips(item.path, cfg.clip_cache, cfg.decode_short_side, threads=self.threads) as reader:
@@ -134,10 +137,13 @@ def collate(samples: list[dict]) -> dict:
 
 
 def make_loader(clips: VideoClips, batch_size: int, shuffle: bool, workers: int,
-                sampler=None) -> torch.utils.data.DataLoader:
-    """``sampler``: e.g. a DistributedSampler under torchrun (it then does the shuffling)."""
+                sampler=None, generator: torch.Generator | None = None) -> torch.utils.data.DataLoader:
+    """``sampler``: e.g. a DistributedSampler under torchrun (it then does the shuffling). ``generator``
+    draws the shuffle order and the workers' base seed, so a loader never consumes the global RNG (an
+    exact resume needs the global RNG to see the same draws as the uninterrupted run)."""
     return torch.utils.data.DataLoader(
         clips, batch_size=batch_size, shuffle=shuffle and sampler is None, sampler=sampler, num_workers=workers,
-        collate_fn=collate,
-        persistent_workers=workers > 0, prefetch_factor=4 if workers > 0 else None,
+        collate_fn=collate, generator=generator if generator is not None else torch.Generator().manual_seed(0),
+        persistent_workers=workers > 0 and not clips.train,  # training workers restart each epoch with its number
+        prefetch_factor=4 if workers > 0 else None,
         drop_last=False)

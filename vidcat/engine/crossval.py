@@ -130,7 +130,11 @@ def cross_validate(train_cfg: TrainConfig, cv: CVConfig) -> dict:
             if progress:
                 print(f"vidcat: cv fold {k}/{len(splits)}: test groups {', '.join(test_groups[:8])}"
                       f"{' ...' if len(test_groups) > 8 else ''} ({len(tr)} train / {len(te)} test videos)", flush=True)
-            cfg = replace(train_cfg, source=str(train_csv), out=str(fold_dir / "run"), val=None, resume=False)
+            if (fold_dir / "run").exists():  # this fold is trained again: its previous run goes
+                import shutil
+
+                shutil.rmtree(fold_dir / "run")
+            cfg = replace(train_cfg, source=str(train_csv), out=str(fold_dir / "run"), val=None, resume=None)
             summary_k = train(cfg)
             model = summary_k["model"]
             ckpt = fold_dir / "run" / ("best.pt" if use_best else "last.pt")

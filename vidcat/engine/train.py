@@ -224,6 +224,7 @@ def train(cfg: TrainConfig) -> dict:
     device = torch.device(D.init_from_env(cfg.device).device)  # torchrun: this rank's device (gloo / nccl)
     if device.type == "cuda" and not torch.cuda.is_available():
         raise VidcatError("--device cuda given but no CUDA device is available")
+    _check_run_dir(cfg, out)
     train_ds, val_ds, setup = prepare_run(cfg)
     out.mkdir(parents=True, exist_ok=True)
     if cfg.model is None and cfg.progress:
@@ -235,8 +236,10 @@ def train(cfg: TrainConfig) -> dict:
     data_cfg, multilabel = setup.data, train_ds.multilabel
 
     train_clips = VideoClips(train_ds, data_cfg, train=True)
+    train_clips.seed = cfg.seed
     sampler = D.distributed_sampler(train_clips, True, cfg.seed)  # None in one process
-    train_loader = make_loader(train_clips, cfg.batch_size, True, cfg.workers, sampler=sampler)
+    order = torch.Generator()  # the shuffle order of epoch e: f(seed, e), reseeded below
+    train_loader = make_loader(train_clips, cfg.batch_size, True, cfg.workers, sampler=sampler, generator=order)
     val_loader = None
     if val_ds:
         val_clips = VideoClips(val_ds, data_cfg)
@@ -248,6 +251,9 @@ def train(cfg: TrainConfig) -> dict:
     state = {"epoch": 0, "step": 0, "best": None, "history": [], "nonfinite_steps": 0}
     if cfg.resume and (out / "last.pt").exists():
         ck = Checkpoint.load(out / "last.pt")
+        if ck.extra.get("epoch", 0) >= cfg.epochs:
+            raise VidcatError(f"{out}: already trained {ck.extra.get('epoch')} epochs (--epochs {cfg.epochs}): nothing "
+                              "to resume; raise --epochs to train on")
         if ck.setup.name != setup.name or ck.classes != setup.classes:
             raise VidcatError(f"{out / 'last.pt'}: cannot resume, it holds {ck.setup.name} with classes {ck.classes}")
         net.load_state_dict(ck.state_dict)
@@ -267,6 +273,8 @@ def train(cfg: TrainConfig) -> dict:
 
     skips = SkipReport(cfg.strict)
     for epoch in range(state["epoch"], cfg.epochs):
+        train_clips.epoch = epoch  # crops, flips, clip positions: f(seed, epoch, item)
+        order.manual_seed(cfg.seed * 1_000_003 + epoch)
         if sampler is not None:
             sampler.set_epoch(epoch)
         row = {"epoch": epoch + 1, **_train_epoch(model, train_loader, optimizer, scheduler, cfg, state, skips,
@@ -321,6 +329,18 @@ def train(cfg: TrainConfig) -> dict:
     if skips.seen and main:
         echo(f"{len(skips.seen)} unreadable file(s) skipped")
     return summary
+
+
+def _check_run_dir(cfg: TrainConfig, out: Path) -> None:
+    """Never damage a run silently: refuse a file as --out, a fresh start over existing checkpoints, and
+    --resume with nothing to resume (unless --resume auto)."""
+    if out.exists() and not out.is_dir():
+        raise VidcatError(f"--out {out} is a file, not a folder")
+    has_run = (out / "last.pt").exists()
+    if cfg.resume == "yes" and not has_run:
+        raise VidcatError(f"--resume: {out} holds no last.pt to continue (--resume auto starts it then)")
+    if not cfg.resume and has_run:
+        raise VidcatError(f"{out} already holds a run (last.pt): --resume continues it, or choose another --out")
 
 
 def _default_notice(setup) -> str:

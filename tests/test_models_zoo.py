@@ -41,7 +41,7 @@ def test_model_trains_one_step(name):
     out = model(x)
     assert out.shape == (2, 3) and torch.isfinite(out).all()
     out.logsumexp(1).sum().backward()
-    no_grad = [n for n, p in model.named_parameters() if p.grad is None]
+    no_grad = [n for n, p in model.named_parameters() if p.requires_grad and p.grad is None]  # frozen: by design
     assert not no_grad, f"unused parameters: {no_grad[:5]}"
     head_name, head = get_classifier(model)  # the uniform head convention (see weights.py)
     assert (head.out_features if isinstance(head, nn.Linear) else head.out_channels) == 3, head_name

@@ -34,8 +34,12 @@ def run_predict(cfg: PredictConfig) -> int:
 
         choice = accelerate(predictor, [p for p in cfg.paths if Path(p).is_file()][:4], variant=cfg.fast)
         echo(f"inference variant: {choice.get('variant', choice)}")
-    if cfg.long_seconds:
-        predictor.long_seconds = cfg.long_seconds
+    if cfg.long_seconds:  # long files: one record aggregated over windows inside shots
+        from functools import partial
+
+        from vidcat.inference.timeline import predict_long
+
+        predictor.long_seconds, predictor.long_record = cfg.long_seconds, partial(predict_long, predictor)
     failed = 0
     for record in predictor.predict_many(cfg.paths, strict=cfg.strict):
         failed += "error" in record

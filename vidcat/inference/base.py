@@ -57,7 +57,8 @@ class BasePredictor:
     classes: list[str]
     multilabel: bool
     topk: int = 5
-    long_seconds: float = 0.0  # > 0: longer files get the window-aggregated record (timeline.predict_long)
+    long_seconds: float = 0.0  # > 0: longer files get ``long_record(path)`` (the CLI sets timeline.predict_long)
+    long_record = None
 
     def scores(self, path, text: str | None = None):
         raise NotImplementedError
@@ -66,10 +67,8 @@ class BasePredictor:
         return self.scores(path, text), None
 
     def __call__(self, path, text: str | None = None) -> dict:
-        if self.long_seconds and _duration(path) > self.long_seconds:
-            from vidcat.inference.timeline import predict_long
-
-            return predict_long(self, path)
+        if self.long_record is not None and self.long_seconds and _duration(path) > self.long_seconds:
+            return self.long_record(path)
         p, warning = self.scores_and_warning(path, text)
         return make_record(path, p, self.classes, self.topk, warning)
 

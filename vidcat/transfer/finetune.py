@@ -18,24 +18,17 @@ import torch.nn.functional as F
 
 from vidcat.errors import VideoError
 from vidcat.io.video import VideoReader
+from vidcat.models.frame_head import FrameHead
 from vidcat.transfer.backbone import BackboneInfo
 from vidcat.transfer.features import Sampling, content_fingerprint, normalise, view_frames
 from vidcat.transfer.heads import FeatureHead
 
 
-class ClipClassifier(nn.Module):
-    """(B, C, T, H, W) normalised clip → logits; BatchNorm of the backbone always in eval mode."""
-
-    def __init__(self, backbone: nn.Module, head: FeatureHead):
-        super().__init__()
-        self.backbone, self.head = backbone, head
+class ClipClassifier(FrameHead):
+    """The ``frame_head`` model being fine-tuned: BatchNorm of the backbone always in eval mode."""
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
-        b, c, t, h, w = x.shape
-        return self.backbone(x.transpose(1, 2).reshape(b * t, c, h, w)).reshape(b, t, -1)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.features(x))
+        return self.frame_features(x)
 
     def train(self, mode: bool = True):
         super().train(mode)

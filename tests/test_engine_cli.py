@@ -231,3 +231,18 @@ def test_runs_are_never_silently_damaged(motion_data, tmp_path, capsys):
     assert main([*common, "--out", str(tmp_path / "file")]) == 2
     assert "is a file, not a folder" in capsys.readouterr().err
     json.loads((run / "config.json").read_text())  # still valid JSON (no Infinity / NaN)
+
+
+def test_a_manifest_that_is_not_utf8_is_one_line(tmp_path, capsys):
+    (tmp_path / "m.csv").write_bytes(b"path,label\n\xff\xfe.mp4,a\n")
+    for argv in (["train", "--data", str(tmp_path / "m.csv"), "--out", str(tmp_path / "r"), "--model", "tiny3d"],
+                 ["eval", "--checkpoint", str(tmp_path / "none.pt"), "--data", str(tmp_path / "m.csv")]):
+        assert main(argv) == 2
+    errs = capsys.readouterr().err.strip().splitlines()
+    assert "not UTF-8 text" in errs[0] and len(errs) == 2
+
+
+def test_flow_with_no_readable_input_fails(tmp_path, capsys):
+    assert main(["flow", str(tmp_path / "none.mp4"), "--cache", str(tmp_path / "c"), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "none.mp4: no such file or directory" in err and "vidcat: error: no input could be read (1 failed" in err

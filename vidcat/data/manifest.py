@@ -179,6 +179,16 @@ def write_manifest(path, rows: list[dict], fieldnames: list[str] | None = None) 
 
 
 def load_dataset(source, classes: list[str] | None = None, label_regex: str | None = None) -> Dataset:
+    """Any supported source as a :class:`Dataset` (see :func:`_load_dataset`); a manifest that is not
+    UTF-8 text is one clear error, not a traceback."""
+    try:
+        return _load_dataset(source, classes, label_regex)
+    except UnicodeDecodeError as e:
+        raise VidcatError(f"{source}: not UTF-8 text (byte {e.start}: {e.object[e.start:e.start + 1]!r}); "
+                          "save the manifest as UTF-8") from None
+
+
+def _load_dataset(source, classes: list[str] | None = None, label_regex: str | None = None) -> Dataset:
     """Read any supported source. ``classes`` (e.g. from a checkpoint) fixes the vocabulary.
 
     A directory containing ``train.csv`` is read as that manifest (the layout ``vidcat synth``

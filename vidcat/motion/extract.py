@@ -5,6 +5,7 @@ import json
 from dataclasses import dataclass
 
 from vidcat.config import FLOW_METHODS, check_fields, opt, require
+from vidcat.errors import VidcatError
 
 
 @dataclass
@@ -36,4 +37,6 @@ def run_flow(cfg: FlowConfig) -> int:
     summary = build_cache(list(cfg.paths), cfg.cache, cfg.method, size=cfg.size, workers=cfg.workers,
                           progress=cfg.progress, strict=cfg.strict, **params)
     print(json.dumps({k: v for k, v in summary.items() if k != "failures"}))
+    if summary.get("failed") and not (summary.get("computed") or summary.get("cached")):
+        raise VidcatError(f"no input could be read ({summary['failed']} failed, each named above)")
     return 0

@@ -120,3 +120,19 @@ def test_multi_stream_export_parity(tmp_path, clip, name):
     a, b = ref.scores(clip).numpy(), got.scores(clip)
     assert np.abs(a - b).max() < 1e-4
     assert got(clip)["labels"] == ref(clip)["labels"]
+
+
+def test_cli_predict_onnx_flag(clip, tmp_path, capsys):
+    """`vidcat predict --onnx model.onnx CLIP` gives the records `--checkpoint model.pt` gives."""
+    from vidcat.cli import main
+    from vidcat.inference.export import export_onnx
+
+    ckpt = make_checkpoint(tmp_path / "m.pt", "tiny3d", frames=4, size=32)
+    export_onnx(ckpt, tmp_path / "m.onnx")
+    assert main(["predict", "--onnx", str(tmp_path / "m.onnx"), str(clip), "--topk", "2"]) == 0
+    onnx_rec = json.loads(capsys.readouterr().out)
+    assert main(["predict", "--checkpoint", str(ckpt), str(clip), "--topk", "2"]) == 0
+    torch_rec = json.loads(capsys.readouterr().out)
+    assert onnx_rec["labels"] == torch_rec["labels"]
+    assert np.allclose(onnx_rec["scores"], torch_rec["scores"], atol=1e-4)
+    assert main(["predict", "--onnx", str(ckpt), str(clip)]) == 2

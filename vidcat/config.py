@@ -249,8 +249,8 @@ class EvalConfig:
 class PredictConfig:
     """``vidcat predict``: one JSON record per video."""
 
-    checkpoint: str = opt(None, "a checkpoint (RUN/best.pt), or an exported model.onnx (ONNX Runtime, no torch)",
-                          required=True)
+    checkpoint: str | None = opt(None, "a checkpoint (RUN/best.pt), or an exported model.onnx (ONNX Runtime, no torch)")
+    onnx: str | None = opt(None, "an exported model.onnx: predict with ONNX Runtime, PyAV and numpy only (no torch)")
     paths: tuple = opt(None, "video files or folders (searched recursively)", factory=tuple, positional=True,
                        nargs="+")
     topk: int = opt(5, "labels per record", min=1)
@@ -266,7 +266,14 @@ class PredictConfig:
                                  "name (channels_last, bf16, compile, ort_fp32, ort_int8, ...)")
 
     def __post_init__(self):
-        require(self, "checkpoint")
+        if self.onnx:
+            if self.checkpoint and self.checkpoint != self.onnx:
+                raise VidcatError("give --checkpoint or --onnx, not both")
+            if not self.onnx.lower().endswith(".onnx"):
+                raise VidcatError(f"--onnx wants an exported .onnx file, not {self.onnx}")
+            self.checkpoint = self.onnx
+        if not self.checkpoint:
+            raise VidcatError("--checkpoint (or --onnx) is required")
         self.paths = tuple(str(p) for p in (self.paths or ()))
         check_fields(self)
 

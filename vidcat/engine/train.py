@@ -360,6 +360,7 @@ def _finish_transfer(cfg: TrainConfig, train_ds, val_ds, setup) -> dict:
     res = fit_frame_head(cfg, train_ds, val_ds, setup)
     out = Path(cfg.out)
     _write_history(out / "history.csv", res["history"])
+    plot_curves(res["history"], out / "curves.png")  # one point: the fitted head's validation top-1
     summary = {"model": setup.name, "model_kwargs": setup.kwargs, "data": setup.data.as_dict(),
                "train": {k: v for k, v in asdict(cfg).items() if k != "data"}, "classes": setup.classes,
                "multilabel": False, "epochs_done": 1, "best_score": res["best"], "nonfinite_steps": 0,

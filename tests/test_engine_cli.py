@@ -246,3 +246,21 @@ def test_flow_with_no_readable_input_fails(tmp_path, capsys):
     assert main(["flow", str(tmp_path / "none.mp4"), "--cache", str(tmp_path / "c"), "--quiet"]) == 2
     err = capsys.readouterr().err
     assert "none.mp4: no such file or directory" in err and "vidcat: error: no input could be read (1 failed" in err
+
+
+def test_training_on_only_unreadable_videos_is_an_error(bad_files, tmp_path, capsys):
+    manifest = tmp_path / "bad.csv"
+    manifest.write_text("path,label\n" + "".join(f"{bad_files[k]},{lab}\n" for k, lab in
+                                                  (("empty", "a"), ("text", "b"), ("garbage", "a"), ("empty", "b"))))
+    assert main(["train", "--data", str(manifest), "--out", str(tmp_path / "r"), "--model", "tiny3d", "--epochs", "1",
+                 "--workers", "0", "--quiet", "--val-split", "0"]) == 2
+    assert "no readable video to train on" in capsys.readouterr().err
+    assert not (tmp_path / "r" / "best.pt").exists()
+
+
+def test_eval_on_labelless_data_is_one_line(trained, motion_data, tmp_path, capsys):
+    out, _ = trained
+    (tmp_path / "nolabel.csv").write_text(f"path\n{motion_data / 'test/up/up_0000.mp4'}\n")
+    assert main(["eval", "--checkpoint", str(out / "best.pt"), "--data", str(tmp_path / "nolabel.csv")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "no labels found" in err[0]

@@ -308,6 +308,10 @@ def train(cfg: TrainConfig) -> dict:
                 "world_size": D.world_size()}).save(out / "last.pt")
             _write_history(out / "history.csv", state["history"])
             plot_curves(state["history"], out / "curves.png")
+            _write_json(out / "config.json", {"model": setup.name, "model_kwargs": setup.kwargs,
+                                              "data": data_cfg.as_dict(), "classes": setup.classes,
+                                              "epochs_done": state["epoch"], "best_score": state["best"],
+                                              "history": state["history"], "running": True})
         D.barrier()
         if cfg.progress and main:
             echo(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items() if v is not None))

@@ -81,6 +81,10 @@ def test_batch_torch_folder_jsonl(local_ray, videos, ckpt, capsys):
     assert sorted(p.name for p in out.parent.iterdir()) == ["results.jsonl"]  # no journal / temp left
     with pytest.raises(VidcatError, match="exists: pass --resume"):
         BatchConfig(checkpoint=str(ckpt), data=str(videos / "videos"), out=str(out))
+    fast = videos / "out_fast" / "results.jsonl"   # --fast: the actors' model is a faster variant, same answers
+    assert run_batch(BatchConfig(checkpoint=str(ckpt), data=str(videos / "videos"), out=str(fast), topk=3,
+                                 batch_size=4, fast="channels_last")) == 0
+    assert [r.get("labels") for r in read_records(fast)] == [r.get("labels") for r in records]
 
 
 def test_batch_onnx_manifest_parquet_resume(local_ray, videos, ckpt):

@@ -48,6 +48,9 @@ class BatchConfig:
     clips: int = field(default=1, metadata={"help": "test clips per video (averaged)"})
     crops: int = field(default=1, metadata={"help": "test crops per clip: 1 or 3"})
     resume: bool = field(default=False, metadata={"help": "skip inputs already in --out (and its journal)"})
+    fast: str | None = field(default=None, metadata={
+        "help": "torch checkpoints: each actor runs the fastest inference variant that agrees with eager "
+                "(auto, or a variant name such as channels_last_bf16)"})
 
     def __post_init__(self):
         if Path(self.out).suffix.lower() not in OUT_FORMATS:
@@ -143,11 +146,15 @@ def _concat(values: list):
 class ModelActor:
     """A Ray actor holding the model: a batch of decoded rows → records (``make_record``), errors kept."""
 
-    def __init__(self, checkpoint: str, topk: int, device: str = "cpu"):
+    def __init__(self, checkpoint: str, topk: int, device: str = "cpu", fast: str | None = None):
         from vidcat.inference.onnx_predictor import load_predictor
 
         self.pred = load_predictor(checkpoint, topk=topk, device=device, threads=0)
         self.onnx = _is_onnx(checkpoint)
+        if fast and not self.onnx:  # chosen on random clips of the model's input: agreement with eager
+            from vidcat.inference.fast import accelerate
+
+            accelerate(self.pred, variant=fast)
 
     def probabilities(self, inputs: list[dict], views: int) -> np.ndarray:
         """(B, K) class probabilities of B videos' inputs (each with ``views`` test views)."""
@@ -274,7 +281,7 @@ def batch_predict(cfg: BatchConfig) -> dict:
             ds = ds.map(decode, fn_kwargs={"spec": spec, "clips": cfg.clips, "crops": cfg.crops}, num_cpus=1)
             ds = ds.map_batches(ModelActor, fn_constructor_kwargs={
                 "checkpoint": str(Path(cfg.checkpoint).resolve()), "topk": cfg.topk,
-                "device": "cuda" if cfg.num_gpus > 0 else "cpu"},
+                "device": "cuda" if cfg.num_gpus > 0 else "cpu", "fast": cfg.fast},
                 batch_size=cfg.batch_size, compute=ray.data.ActorPoolStrategy(size=cfg.actors), num_cpus=cfg.num_cpus, num_gpus=cfg.num_gpus)
             journal.parent.mkdir(parents=True, exist_ok=True)
             with open(journal, "a", encoding="utf-8") as f:

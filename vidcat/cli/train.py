@@ -5,7 +5,7 @@ import json
 from pathlib import Path
 
 from vidcat.cli import common
-from vidcat.cli.common import command, views_alias
+from vidcat.cli.common import apply_views, command, views_alias
 from vidcat.cli.options import add_options, build
 from vidcat.config import CVConfig, TrainConfig
 
@@ -47,7 +47,7 @@ def _without_nproc(argv: list[str]) -> list[str]:
 def run_cv(a) -> int:
     from vidcat.engine.crossval import cross_validate
 
-    cv = build(CVConfig, a, **({"clips": a.views[0], "crops": a.views[1]} if a.views else {}))
+    cv = apply_views(a, CVConfig)
     summary = cross_validate(build(TrainConfig, a), cv)
     out = Path(a.out)
     print(json.dumps({"out": a.out, "json": str(out / "cv.json"), "png": str(out / "cv.png"),

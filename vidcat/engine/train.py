@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from vidcat.config import DataConfig, TrainConfig
+from vidcat.config import TrainConfig
 from vidcat.data.dataset import VideoClips, make_loader
 from vidcat.data.manifest import Dataset, load_dataset
 from vidcat.engine import distributed as D

@@ -18,7 +18,6 @@ confidence on real frames.
 """
 from __future__ import annotations
 
-import hashlib
 import importlib.resources
 import importlib.util
 import json
@@ -34,6 +33,7 @@ import torch
 import torch.nn as nn
 
 from vidcat.errors import VidcatError
+from vidcat.io.digest import file_digest
 from vidcat.models.efficientnet_lite import EfficientNetLite
 from vidcat.models.registry import IMAGENET_MEAN, IMAGENET_STD
 
@@ -98,20 +98,9 @@ class WeightInfo:
     detail: str = ""             # e.g. the pip package and version
 
 
-_SHA_CACHE: dict[tuple, str] = {}
-
-
 def file_sha256(path) -> str:
-    """sha256 of a file, memoised on (path, size, mtime)."""
-    st = os.stat(path)
-    key = (str(path), st.st_size, st.st_mtime_ns)
-    if key not in _SHA_CACHE:
-        h = hashlib.sha256()
-        with open(path, "rb") as f:
-            for chunk in iter(lambda: f.read(1 << 20), b""):
-                h.update(chunk)
-        _SHA_CACHE[key] = h.hexdigest()
-    return _SHA_CACHE[key]
+    """sha256 of a whole file (memoised)."""
+    return file_digest(path)
 
 
 def _entry(name: str) -> WeightEntry:

@@ -275,29 +275,3 @@ def run_bench_decode(cfg: BenchDecodeConfig) -> int:
     print(json.dumps(bench_decode(cfg.files, cfg.repeat, cfg.clip_frames, cfg.short_side,
                                   segments=cfg.segments, threads=cfg.threads), indent=1))
     return 0
-
-
-def bench_loader(files: list[str], model: str = "tiny3d", batches: int = 6) -> dict:
-    """Clips/s through the real Dataset/DataLoader with 0 workers (baseline) and 2 workers."""
-    import torch
-
-    from vidcat.config import DataConfig
-    from vidcat.data.dataset import VideoClips, make_loader
-    from vidcat.data.manifest import Dataset, Item
-    from vidcat.models.registry import get_spec
-
-    cfg = DataConfig().resolved(get_spec(model))
-    ds = Dataset([Item(f, ["x"]) for f in files] * 8, ["x"])
-    result = {}
-    for workers in (0, 2):
-        loader = make_loader(VideoClips(ds, cfg, train=True), 4, True, workers)
-        t, n = time.perf_counter(), 0
-        for i, b in enumerate(loader):
-            n += b["size"]
-            if i + 1 >= batches:
-                break
-        result[f"clips_per_s_workers{workers}"] = round(n / (time.perf_counter() - t), 1)
-        del loader
-    result["speedup_workers2_vs_0"] = round(result["clips_per_s_workers2"] / result["clips_per_s_workers0"], 2)
-    result["torch_threads"] = torch.get_num_threads()
-    return result

@@ -2,8 +2,7 @@
 
 :func:`load_backbone` asks :func:`vidcat.models.pretrained.frame_backbone` for a named, offline-resolved
 ImageNet backbone. ``pretrained=False`` gives the same architecture with seeded random weights (the
-control in the benchmarks). When that module is absent (an older checkout) a torchvision trunk with
-random weights stands in, so the pipeline and its tests still run.
+control in the benchmarks).
 """
 from __future__ import annotations
 
@@ -36,30 +35,6 @@ class BackboneInfo:
 
     def as_dict(self) -> dict:
         return asdict(self)
-
-
-class _TorchvisionTrunk(nn.Module):
-    """features → global average pool → flatten, for torchvision classification nets."""
-
-    def __init__(self, net: nn.Module):
-        super().__init__()
-        self.features = net.features
-        self.pool = nn.AdaptiveAvgPool2d(1)
-
-    def forward(self, x):
-        return self.pool(self.features(x)).flatten(1)
-
-
-def _fallback(name: str, seed: int) -> tuple[nn.Module, BackboneInfo]:
-    import torchvision.models as tvm
-
-    builders = {"mobilenet_v3_small": (tvm.mobilenet_v3_small, 576), "efficientnet_b0": (tvm.efficientnet_b0, 1280)}
-    arch = name if name in builders else "mobilenet_v3_small"
-    torch.manual_seed(seed)
-    fn, dim = builders[arch]
-    return _TorchvisionTrunk(fn(weights=None)), BackboneInfo(
-        name=name, pretrained=False, feat_dim=dim, weights_sha256=f"random-init:{seed}",
-        source=f"torchvision {arch}, random init (vidcat.models.pretrained unavailable)")
 
 
 class PositionPool(nn.Module):
@@ -98,26 +73,19 @@ def load_backbone(name: str = "efficientnet_lite0", pretrained: bool = True, see
     ``pooling="avgpos"`` appends per-channel activation centroids (see :class:`PositionPool`)."""
     if pooling not in ("avg", "avgpos"):
         raise VidcatError(f"unknown pooling {pooling!r} (avg | avgpos)")
-    try:
-        from vidcat.models.pretrained import frame_backbone
-    except ImportError:
-        frame_backbone = None
-    if frame_backbone is None:
-        if pretrained:
-            raise VidcatError(f"no pretrained weights for {name}: vidcat.models.pretrained is missing")
-        module, info = _fallback(name, seed)
-    else:
-        torch.manual_seed(seed)
-        kw = {"weights": weights} if weights else {}
-        module, cfg = frame_backbone(name=name, pretrained=pretrained, **kw)
-        get = cfg.get if isinstance(cfg, dict) else (lambda k, d=None: getattr(cfg, k, d))
-        sha = get("sha256", None) or get("weights_sha256", None) if pretrained else None
-        size = get("input_size", 224)
-        size = size[-1] if isinstance(size, (tuple, list)) else size
-        info = BackboneInfo(name=name, pretrained=pretrained, feat_dim=int(get("feat_dim")),
-                            mean=tuple(get("mean", IMAGENET_MEAN)), std=tuple(get("std", IMAGENET_STD)),
-                            input_size=int(size), source=str(get("source", "") or ""),
-                            weights_sha256=sha or (state_sha(module) if pretrained else f"random-init:{seed}"))
+    from vidcat.models.pretrained import frame_backbone
+
+    torch.manual_seed(seed)
+    kw = {"weights": weights} if weights else {}
+    module, cfg = frame_backbone(name=name, pretrained=pretrained, **kw)
+    get = cfg.get if isinstance(cfg, dict) else (lambda k, d=None: getattr(cfg, k, d))
+    sha = get("sha256", None) or get("weights_sha256", None) if pretrained else None
+    size = get("input_size", 224)
+    size = size[-1] if isinstance(size, (tuple, list)) else size
+    info = BackboneInfo(name=name, pretrained=pretrained, feat_dim=int(get("feat_dim")),
+                        mean=tuple(get("mean", IMAGENET_MEAN)), std=tuple(get("std", IMAGENET_STD)),
+                        input_size=int(size), source=str(get("source", "") or ""),
+                        weights_sha256=sha or (state_sha(module) if pretrained else f"random-init:{seed}"))
     if pooling == "avgpos":
         if not hasattr(module, "forward_features"):
             raise VidcatError(f"backbone {name} exposes no feature map (forward_features) for pooling avgpos")

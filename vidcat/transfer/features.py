@@ -31,6 +31,7 @@ import torch
 from vidcat.data import transforms as T
 from vidcat.data.sampling import tsn_indices
 from vidcat.errors import VideoError
+from vidcat.io.digest import file_digest
 from vidcat.io.video import VideoReader
 from vidcat.transfer.backbone import BackboneInfo
 
@@ -58,24 +59,9 @@ class Sampling:
         return d
 
 
-_FP_MEMO: dict[tuple, str] = {}
-
-
 def content_fingerprint(path) -> str:
-    """``size:sha256(first MiB + last MiB)`` (memoised per path/size/mtime in this process)."""
-    st = os.stat(path)
-    memo = (str(path), st.st_size, st.st_mtime_ns)
-    if memo not in _FP_MEMO:
-        h = hashlib.sha256()
-        with open(path, "rb") as f:
-            if st.st_size <= 2 * _MIB:
-                h.update(f.read())
-            else:
-                h.update(f.read(_MIB))
-                f.seek(-_MIB, os.SEEK_END)
-                h.update(f.read(_MIB))
-        _FP_MEMO[memo] = f"{st.st_size}:{h.hexdigest()}"
-    return _FP_MEMO[memo]
+    """``size:sha256(first MiB + last MiB)`` (the whole file up to 2 MiB): copies share entries."""
+    return f"{os.stat(path).st_size}:{file_digest(path, span=_MIB)}"
 
 
 def cache_key(fingerprint: str, backbone: BackboneInfo, sampling: Sampling, view: int) -> str:

@@ -118,11 +118,16 @@ def evaluate(X, y, g, protocol: dict, seed: int = 0) -> dict:
     from sklearn.preprocessing import StandardScaler
 
     y, g = np.asarray(y), np.asarray(g)
+    note = ""
     if protocol.get("protocol") == "logo":
         splits = list(LeaveOneGroupOut().split(X, y, g))
     else:
         k = min(int(protocol.get("folds", 5)), len(set(g)))
-        splits = list(StratifiedGroupKFold(k, shuffle=True, random_state=seed).split(X, y, g))
+        if np.unique(y, return_counts=True)[1].max() >= k:
+            splits = list(StratifiedGroupKFold(k, shuffle=True, random_state=seed).split(X, y, g))
+        else:                                     # every class smaller than k: stratifying is impossible
+            from sklearn.model_selection import GroupKFold
+            splits, note = list(GroupKFold(k).split(X, y, g)), f"GroupKFold({k}): no class has {k} clips"
     pred = np.empty(len(y), dtype=object)
     Cs_chosen, fold_acc = [], []
     for tr, te in splits:
@@ -142,7 +147,7 @@ def evaluate(X, y, g, protocol: dict, seed: int = 0) -> dict:
     k = int((pred == y).sum())
     lo, hi = wilson(k, len(y))
     return {"correct": k, "n": len(y), "top1": k / len(y), "ci95": [lo, hi], "folds": len(splits),
-            "fold_acc": fold_acc, "C": Cs_chosen}
+            "fold_acc": fold_acc, "C": Cs_chosen, "split_note": note}
 
 
 def main(argv=None) -> int:
@@ -193,7 +198,8 @@ def main(argv=None) -> int:
     for r in results:
         lines.append(f"* {r['name']}: folds {', '.join(f'{x:.2f}' for x in r['fold_acc'])}; "
                      f"C {', '.join(f'{c:.3g}' for c in r['C'])}"
-                     + (f"; unreadable: {r['unreadable']}" if r["unreadable"] else ""))
+                     + (f"; unreadable: {r['unreadable']}" if r["unreadable"] else "")
+                     + (f"; {r['split_note']}" if r["split_note"] else ""))
     a.out.parent.mkdir(parents=True, exist_ok=True)
     a.out.write_text("\n".join(lines) + "\n")
     a.out.with_suffix(".json").write_text(json.dumps({"command": cmd, "norm": a.norm, "results": results}, indent=1) + "\n")

@@ -15,7 +15,7 @@ What a careful person writes in ~60 lines without vidcat's recipe machinery:
   StratifiedGroupKFold(folds, shuffle, seed 0). Every clip is tested exactly once; top-1 is over all clips
   with a Wilson 95 % interval.
 
-Per-frame features are cached as ``ROOT/<set>/features/baseline-<key>/<clip>.npy`` (8 x 1280 float32), so a
+Per-frame features are cached as ``ROOT/features/<set>/baseline-<key>/<clip>-<bytes>.npy`` (8 x 1280 float32), so a
 re-run only fits the heads (seconds). CPU time is ``time.process_time`` of this process (torch limited to
 one thread); the extraction CPU time of the first run is kept in the cache folder's ``cpu.json``.
 Writes ``benchmarks/results/baseline_corpus.md`` (and ``.json``).
@@ -79,14 +79,15 @@ def wilson(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
 
 def extract(entry: dict, norm: str, net_box: list, echo=print) -> tuple[np.ndarray, list, list, list, dict]:
     rows = read_manifest(entry["manifest"])
-    cache = entry["manifest"].parent / "features" / f"baseline-lite0-{FRAMES}f-{SHORT}c{CROP}-{norm}"
+    # beside the sets, not inside them: re-laying a set out must not throw its features away
+    cache = entry["manifest"].parent.parent / "features" / entry["name"] / f"baseline-lite0-{FRAMES}f-{SHORT}c{CROP}-{norm}"
     cache.mkdir(parents=True, exist_ok=True)
     cpu_file = cache / "cpu.json"
     cpu = json.loads(cpu_file.read_text()) if cpu_file.is_file() else {}
     mean, std = NORMS[norm]
     X, y, g, bad, t_new = [], [], [], [], 0.0
     for i, (path, label, group) in enumerate(rows):
-        f_npy = cache / (path.name + ".npy")
+        f_npy = cache / f"{path.name}-{path.stat().st_size}.npy"       # size: a changed file is re-extracted
         if f_npy.is_file():
             f = np.load(f_npy)
         else:

@@ -63,11 +63,25 @@ class CorpusSet:
     prefer_suffix: str | None = None  # when two files give the same output name, keep the one with this suffix
     strip_suffix: str | None = None   # removed from output names (e.g. ".backup")
     group_meaning: str = ""
+    class_names: tuple = ()           # ((label, name), ...) when the labels are codes
     licence: str = "unknown"
     notes: str = ""
+    verified: bool = True             # laid out and probed in the session that pinned it
+
+    # the fields that decide which bytes land where; the rest is description
+    CONTENT_FIELDS = ("name", "kind", "source", "commit", "subdir", "path_regex", "label_regex", "group_regex",
+                      "classes", "prefer_suffix", "strip_suffix")
 
     def spec_hash(self) -> str:
-        return hashlib.sha256(json.dumps(asdict(self), sort_keys=True, default=list).encode()).hexdigest()[:16]
+        """Hash of what is laid out (files, labels, groups): a different one means lay the set out again."""
+        d = {k: v for k, v in asdict(self).items() if k in self.CONTENT_FIELDS}
+        return hashlib.sha256(json.dumps(d, sort_keys=True, default=list).encode()).hexdigest()[:16]
+
+    def metadata(self) -> dict:
+        """The descriptive part of protocol.json (rewritten in place when only this changes)."""
+        return dict(self.protocol, source=self.origin, subdir=self.subdir, path_regex=self.path_regex,
+                    label_regex=self.label_regex, group_regex=self.group_regex, group_meaning=self.group_meaning,
+                    subset=self.subset, class_names=dict(self.class_names), licence=self.licence, notes=self.notes)
 
     @property
     def origin(self) -> str:
@@ -86,11 +100,34 @@ SETS: tuple[CorpusSet, ...] = (
         subset="repetitions R01-R03 of every signer x gesture (12 x 10 x 3 = 360 of the 1200 clips)",
         prefer_suffix=".backup", strip_suffix=".backup",
         group_meaning="signer (12 people); leave-one-signer-out is the set's own protocol (its SignBART code runs LOSO)",
+        class_names=(("G01", "Hi"), ("G02", "Please"), ("G03", "What?"), ("G04", "Arabic"), ("G05", "University"),
+                     ("G06", "You"), ("G07", "Eat"), ("G08", "Sleep"), ("G09", "Go"), ("G10", "UAE")),
         licence="unknown (no licence file in the repository; course project data of 'MLR511')",
         notes=("Arabic sign-language gestures, 960x540 15 fps phone video, 3-4 s, one signer per clip. For user01 "
                "and user02 the repository's R??.mp4 are horizontally flipped MPEG-4 re-encodes (to make these "
                "left-handed signers right-handed); their untouched H.264 originals are R??.mp4.backup, which "
-               "are the ones used here."),
+               "are the ones used here. Dataset README (seba20-0/WLASL@f470c70 copy): Intel RealSense D415, "
+               "~150 cm, LED-lit room, 12 users aged 20-24, 10 gestures x 10 repetitions, .bag -> png -> mp4 "
+               "with ffmpeg; gestures from the Qatari Mada 'Jumla' sign dictionary."),
+    ),
+    CorpusSet(
+        name="lsa64-sub",
+        kind="github", source="wilbertArc/sign-language-LSA64-interpreter-with-CNN-LSTM",
+        commit="ad0b44f28daf475ad1a434e0174b1da4e2ac1fe3",
+        subdir="dataset",
+        # LSA64 raw: SSS_PPP_RRR.mp4 = sign 001-064, signer 001-010, repetition 001-005
+        path_regex=r"0(0[1-9]|10)_0(0[1-9]|10)_00[1-3]\.mp4",
+        label_regex=r"^(\d{3})_", group_regex=r"^\d{3}_(\d{3})_",
+        protocol={"protocol": "logo"},
+        subset="signs 001-010, all 10 signers, repetitions 001-003 (10 x 10 x 3 = 300 of the 3200 clips)",
+        group_meaning="signer (10 people); leave-one-signer-out is LSA64's signer-independent protocol",
+        licence="LSA64 (Ronchetti et al., UNLP 2016), released by its authors for research (CC BY-NC-SA 4.0 as "
+                "far as known); this repository re-hosts the raw clips without a licence file",
+        notes=("Argentinian sign language, raw LSA64 clips (1920x1080, 60 fps as released), signers wear "
+               "fluorescent gloves. NOT laid out in the session that pinned it: the snapshot is 1.9 GB, over the "
+               "session fetch limit, so it needs the network (blob-less clone, only the 300 chosen blobs are "
+               "downloaded, ~180 MB)."),
+        verified=False,
     ),
     CorpusSet(
         name="ud810",
@@ -280,11 +317,9 @@ def layout(s: CorpusSet, src: Source, root: Path, probe: bool = True) -> dict:
         classes = sorted({r[1] for r in rows})
         groups = sorted({r[2] for r in rows})
         per_class = {c: sum(r[1] == c for r in rows) for c in classes}
-        proto = dict(s.protocol, name=s.name, n_clips=len(rows), n_groups=len(groups), n_classes=len(classes),
-                     classes=classes, groups=groups, clips_per_class=per_class, source=s.origin,
-                     source_read_from=src.where, subdir=s.subdir, path_regex=s.path_regex,
-                     label_regex=s.label_regex, group_regex=s.group_regex, group_meaning=s.group_meaning,
-                     subset=s.subset, licence=s.licence, notes=s.notes, bytes=total, decode=_summary(probes),
+        proto = dict(name=s.name, n_clips=len(rows), n_groups=len(groups), n_classes=len(classes),
+                     classes=classes, groups=groups, clips_per_class=per_class, **s.metadata(),
+                     source_read_from=src.where, bytes=total, decode=_summary(probes),
                      dropped=dropped, spec_hash=s.spec_hash())
         (tmp / "protocol.json").write_text(json.dumps(proto, indent=1) + "\n")
         old = None
@@ -311,8 +346,13 @@ def build(s: CorpusSet, root: Path, mirror_dir: Path | None = DEFAULT_MIRROR, fo
         except ValueError:
             old = {}
         if old.get("spec_hash") == s.spec_hash():
+            new = {**old, **s.metadata()}
+            if new != old:                                # only the description changed: rewrite it in place
+                tmp = pj.with_name(f".protocol.json.tmp-{os.getpid()}")
+                tmp.write_text(json.dumps(new, indent=1) + "\n")
+                tmp.replace(pj)
             echo(f"{s.name}: up to date ({old.get('n_clips')} clips, {old.get('n_groups')} groups) in {root / s.name}")
-            return old
+            return new
     try:
         src = open_source(s, mirror_dir, clone=clone, shared=shared)
     except (FileNotFoundError, RuntimeError, subprocess.TimeoutExpired, OSError) as e:
@@ -355,6 +395,30 @@ def read_manifest(manifest) -> list[tuple[Path, str, str]]:
         return [(manifest.parent / r["path"], r["label"], r["group"]) for r in csv.DictReader(f)]
 
 
+def report(root) -> str:
+    """A markdown table of the table's sets and what is laid out under ``root``."""
+    have = {c["name"]: c["protocol"] for c in load_corpus(root)}
+    lines = ["# Development corpus", "", f"Laid out by `python benchmarks/corpus.py` under `{root}` "
+             "(`ROOT/<set>/videos/<label>/<file>`, `manifest.csv` path,label,group, `protocol.json`).", "",
+             "| set | source | clips | classes | groups (meaning) | protocol | codecs | sizes | duration s (min/mean/max) | MB | subset |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for s in SETS:
+        p = have.get(s.name)
+        proto = s.protocol["protocol"] + (f" {s.protocol['folds']}-fold" if "folds" in s.protocol else "")
+        if p is None:
+            lines.append(f"| {s.name} | {s.origin} | not laid out{'' if s.verified else ' (needs the network)'} | | "
+                         f"| {proto} | | | | | {s.subset} |")
+            continue
+        d = p.get("decode") or {}
+        lines.append(f"| {s.name} | {s.origin} | {p['n_clips']} | {p['n_classes']} | {p['n_groups']} "
+                     f"({s.group_meaning.split(';')[0]}) | {proto} | {d.get('codecs')} | {d.get('resolutions')} | "
+                     f"{d.get('duration_s')} | {p['bytes'] / 1e6:.1f} | {s.subset} |")
+    lines += ["", "Notes:", ""] + [f"* **{s.name}**: {s.notes} Licence: {s.licence}." for s in SETS]
+    dropped = {n: p["dropped"] for n, p in have.items() if p.get("dropped")}
+    lines += ["", f"Unreadable files dropped: {dropped or 'none'}."]
+    return "\n".join(lines) + "\n"
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--root", type=Path, default=None, help="corpus root (default $VIDCAT_CORPUS or ~/.cache/vidcat/corpus)")
@@ -364,6 +428,8 @@ def main(argv=None) -> int:
     ap.add_argument("--force", action="store_true", help="rebuild sets already laid out")
     ap.add_argument("--no-clone", action="store_true", help="never git clone (mirror or local only)")
     ap.add_argument("--no-probe", action="store_true", help="do not probe the files with vidcat")
+    ap.add_argument("--report", type=Path, nargs="?", const=ROOT / "benchmarks" / "results" / "corpus.md",
+                    help="also write a markdown summary (default benchmarks/results/corpus.md)")
     a = ap.parse_args(argv)
     root = a.root or default_root()
     if a.list:
@@ -371,6 +437,8 @@ def main(argv=None) -> int:
         for s in SETS:
             p = have.get(s.name)
             state = f"{p['n_clips']} clips / {p['n_groups']} groups laid out" if p else "not laid out"
+            if not s.verified:
+                state += " (never laid out by its author: needs the network)"
             print(f"{s.name:12s} {s.origin}\n{'':12s} files {s.subdir + '/' if s.subdir else ''}{s.path_regex}  "
                   f"label {s.label_regex}  group {s.group_regex}  {json.dumps(s.protocol)}\n{'':12s} subset: "
                   f"{s.subset}; {state}")
@@ -386,6 +454,10 @@ def main(argv=None) -> int:
     for s in todo:
         built += build(s, root, a.mirror_dir, force=a.force, clone=not a.no_clone, probe=not a.no_probe) is not None
     print(f"{built}/{len(todo)} sets under {root}")
+    if a.report:
+        a.report.parent.mkdir(parents=True, exist_ok=True)
+        a.report.write_text(report(root))
+        print(f"wrote {a.report}")
     return 0
 
 

@@ -53,6 +53,14 @@ def test_select_prefers_the_original_and_subsamples():
                    ("user05/G02/R03.mp4", "user05_G02_R03.mp4", "G02", "user05")]
 
 
+def test_lsa64_subset_rule():
+    s = corpus.get_set("lsa64-sub")
+    paths = [f"{a:03d}_{b:03d}_{c:03d}.mp4" for a in (1, 10, 11, 64) for b in (1, 10) for c in (1, 3, 4)]
+    got = corpus.select(s, paths)
+    assert {(x[2], x[3]) for x in got} == {("001", "001"), ("001", "010"), ("010", "001"), ("010", "010")}
+    assert len(got) == 8 and all(x[0].endswith(("_001.mp4", "_003.mp4")) for x in got)
+
+
 def _two_clips(d: Path) -> list[Path]:
     """Two small real encoded clips: ud810 AVIs when ../shared is there, else H.264 made with PyAV."""
     d.mkdir(parents=True, exist_ok=True)
@@ -106,9 +114,12 @@ def test_layout_of_a_local_fake_source(tmp_path):
     # idempotent: a second build leaves it alone; a junk file is dropped with its reason on --force
     assert corpus.build(s, root, mirror_dir=None, shared=shared, clone=False, echo=lines.append)
     assert "up to date" in lines[-1]
+    # a description-only change rewrites protocol.json in place, the videos stay
+    p1 = corpus.build(replace(s, notes="new words"), root, mirror_dir=None, shared=shared, clone=False, echo=lines.append)
+    assert p1["notes"] == "new words" and "up to date" in lines[-1]
+    assert json.loads((root / s.name / "protocol.json").read_text())["notes"] == "new words"
     (shared / "fake" / "PS7A3P3T1.avi").write_bytes(b"not a video" * 10)
-    s2 = replace(s, path_regex=r"PS7A\dP\dT\d\.(avi|mp4)", notes="junk added")
-    p2 = corpus.build(s2, root, mirror_dir=None, shared=shared, clone=False, echo=lines.append)
+    p2 = corpus.build(s, root, mirror_dir=None, shared=shared, clone=False, force=True, echo=lines.append)
     assert p2["n_clips"] == 2 and [x["file"] for x in p2["dropped"]] == ["PS7A3P3T1.avi"]
     assert len(clips) == 2
 

@@ -41,6 +41,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "data"
 DEFAULT_MIRROR = Path("/work/.mirror")
+GIT_URL = "https://github.com/{repo}.git"      # $VIDCAT_CORPUS_GIT_URL overrides it ({repo}, {owner}, {name})
 # kept out of the development corpus: reserved for held-out checks
 FORBIDDEN_WORDS = ("fight", "violen", "basketball", "punch", "assault", "weapon", "crime")
 
@@ -219,7 +220,7 @@ def open_source(s: CorpusSet, mirror_dir: Path | None, clone: bool = True, share
     if not clone:
         raise FileNotFoundError(f"no mirror of {s.source} under {mirror_dir}")
     tmp = Path(tempfile.mkdtemp(prefix=f"vidcat-corpus-{repo}-"))
-    url = f"https://github.com/{s.source}.git"
+    url = os.environ.get("VIDCAT_CORPUS_GIT_URL", GIT_URL).format(repo=s.source, owner=owner, name=repo)
     r = subprocess.run(["git", "clone", "-q", "--bare", "--filter=blob:none", url, str(tmp / "repo")],
                        capture_output=True, timeout=1800)
     if r.returncode == 0:

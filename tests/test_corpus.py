@@ -124,7 +124,7 @@ def test_layout_of_a_local_fake_source(tmp_path):
     assert len(clips) == 2
 
 
-def test_layout_from_a_bare_git_mirror(tmp_path):
+def test_layout_from_a_bare_git_mirror(tmp_path, monkeypatch):
     if shutil.which("git") is None:
         pytest.skip("git not installed")
     work = tmp_path / "work"
@@ -143,6 +143,11 @@ def test_layout_from_a_bare_git_mirror(tmp_path):
     p = corpus.build(s, root, mirror_dir=tmp_path / "mirror", clone=False, echo=lambda *_: None)
     assert p and p["source"] == f"github:someone/clips@{commit}"
     _check_layout(root, s, len(clips))
+    # no mirror: a blob-less clone of the repository at the pinned commit (here a local "remote")
+    monkeypatch.setenv("VIDCAT_CORPUS_GIT_URL", f"file://{mirror}/{{owner}}+{{name}}/repo")
+    cloned = replace(s, name="fake-clone")
+    p2 = corpus.build(cloned, root, mirror_dir=tmp_path / "nowhere", clone=True, echo=lambda *_: None)
+    assert p2 and p2["n_clips"] == len(clips) and p2["source_read_from"].startswith("clone of file://")
     # an absent source is one skipped line, not an error
     lines = []
     gone = replace(s, name="absent", source="nobody/nothing")

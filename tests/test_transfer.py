@@ -1,11 +1,10 @@
-"""Cached frozen features, light heads, fine-tuning and the transfer recipe (vidcat.transfer).
+"""The default recipe's parts: features on the one data path and their store, head selection by grouped CV,
+automatic grouping of near-duplicates, the learning curve (vidcat.transfer).
 
-Tiny and offline: a small conv net stands in for the backbone where the weights do not matter;
-the recipe round-trip uses the EfficientNet-Lite architecture with random weights (no weight package).
+Tiny and offline: a small conv net stands in for the backbone where the weights do not matter.
 """
 from __future__ import annotations
 
-import os
 import shutil
 
 import numpy as np
@@ -13,21 +12,27 @@ import pytest
 import torch
 import torch.nn as nn
 
+from vidcat.config import DataConfig
+from vidcat.data.dataset import VideoClips
+from vidcat.data.manifest import Dataset, Item
 from vidcat.errors import VideoError
-from vidcat.transfer.backbone import BackboneInfo
-from vidcat.transfer.features import FeatureCache, Sampling, cache_key, content_fingerprint, extract_features
-from vidcat.transfer.heads import FeatureHead, fit_logreg, train_head
+from vidcat.io.store import Store
+from vidcat.models.frame_encoder import BackboneInfo
+from vidcat.models.frame_head import MOTION_DIM, FrameHead, PooledHead
+from vidcat.transfer import select as S
+from vidcat.transfer.extract import NAMESPACE, extract
 
-SAMPLING = Sampling(frames=4, size=32)
+DATA = DataConfig(frames=4, size=32, short_side=32, sampler="tsn", stride=1, mean=(0.5,) * 3, std=(0.5,) * 3,
+                  modalities=("video",))
 
 
 class Counting(nn.Module):
-    """Tiny conv backbone (N, 3, H, W) → (N, 8) that counts the frames it sees."""
+    """Tiny conv backbone (N, 3, H, W) → (N, 3·8) (the avg | x | y layout) that counts the frames it sees."""
 
     def __init__(self):
         super().__init__()
         torch.manual_seed(0)
-        self.conv = nn.Conv2d(3, 8, 3, stride=2)
+        self.conv = nn.Conv2d(3, 24, 3, stride=2)
         self.frames = 0
 
     def forward(self, x):
@@ -35,157 +40,165 @@ class Counting(nn.Module):
         return self.conv(x).mean((2, 3))
 
 
-INFO = BackboneInfo(name="tiny", pretrained=False, feat_dim=8, weights_sha256="tiny:0")
+def tiny_model(seed_sha="tiny:0"):
+    m = FrameHead(Counting(), PooledHead(3, "absdiff", 8, False, 24 + MOTION_DIM))
+    m.backbone_info = BackboneInfo(name="tiny", pretrained=False, feat_dim=24, weights_sha256=seed_sha, pooling="avgpos")
+    return m.eval()
 
 
 @pytest.fixture(scope="module")
 def clips(motion_data, tmp_path_factory):
-    """6 real H.264 clips (2 per class of 3) copied to a private folder, and their labels."""
+    """6 real H.264 clips (2 per class of 3) copied to a private folder, as a Dataset."""
     out = tmp_path_factory.mktemp("clips")
-    files, labels = [], []
-    for c, name in enumerate(["left", "right", "up"]):
+    items = []
+    for name in ["left", "right", "up"]:
         for i in range(2):
             dst = out / f"{name}_{i}.mp4"
             shutil.copy(motion_data / "train" / name / f"{name}_{i:04d}.mp4", dst)
-            files.append(dst)
-            labels.append(c)
-    return files, labels
+            items.append(Item(str(dst), [name]))
+    return Dataset(items, ["left", "right", "up"])
 
 
-def test_cache_key_follows_content_backbone_and_sampling(clips, tmp_path):
-    a, b = clips[0][0], clips[0][1]
-    fa = content_fingerprint(a)
-    key = cache_key(fa, INFO, SAMPLING, 0)
-    copy = tmp_path / "copy.mp4"
-    shutil.copy(a, copy)
-    assert cache_key(content_fingerprint(copy), INFO, SAMPLING, 0) == key          # same bytes elsewhere
-    changed = bytearray(copy.read_bytes())
-    changed[-10] ^= 0xFF
-    copy.write_bytes(bytes(changed))
-    assert content_fingerprint(copy) != fa                                          # content edited
-    assert cache_key(content_fingerprint(b), INFO, SAMPLING, 0) != key
-    other = BackboneInfo(name="tiny", pretrained=False, feat_dim=8, weights_sha256="tiny:1")
-    assert cache_key(fa, other, SAMPLING, 0) != key                                 # weights
-    assert cache_key(fa, INFO, Sampling(frames=8, size=32), 0) != key               # frames
-    assert cache_key(fa, INFO, Sampling(frames=4, size=64), 0) != key               # size
-    assert cache_key(fa, INFO, SAMPLING, 1) != key                                  # view
-    assert cache_key(fa, INFO, Sampling(frames=4, size=32, crop="full"), 0) != key  # crop
+def _store(tmp_path, lines=None):
+    return Store(NAMESPACE, root=tmp_path / "cache", log=(lines.append if lines is not None else None))
 
 
-def test_killed_extraction_resumes_and_leaves_no_partial_entries(clips, tmp_path):
-    files, labels = clips
-    cache, net = FeatureCache(tmp_path / "cache"), Counting()
-    with pytest.raises(RuntimeError, match="simulated kill"):
-        extract_features(files, net, INFO, SAMPLING, views=2, cache=cache, labels=labels, _fail_after=2)
-    entries = list((tmp_path / "cache").rglob("*.npy"))
-    assert len(entries) == 4                                                        # 2 files x 2 views
-    assert not list((tmp_path / "cache").rglob("*.tmp"))
-    net.frames = 0
-    fs = extract_features(files, net, INFO, SAMPLING, views=2, cache=cache, labels=labels)
-    assert fs.computed == 4 and net.frames == 4 * 2 * SAMPLING.frames              # only the rest
-    assert fs.feats.shape == (6, 2, 4, 8) and fs.labels.tolist() == labels
-    net.frames = 0
-    again = extract_features(files, net, INFO, SAMPLING, views=2, cache=cache, labels=labels)
-    assert net.frames == 0 and torch.equal(again.feats, fs.feats)                  # all from the cache
-    assert not torch.equal(fs.feats[:, 0], fs.feats[:, 1])                          # augmented view differs
+def test_features_are_cached_by_content_and_recomputed_bit_identically(clips, tmp_path):
+    model, lines = tiny_model(), []
+    a = extract(clips, DATA, model, views=2, store=_store(tmp_path, lines), workers=0)
+    assert a.feats.shape == (6, 2, 4, 24 + MOTION_DIM) and a.computed == 6 and model.backbone.frames == 6 * 2 * 4
+    b = extract(clips, DATA, model, views=2, store=_store(tmp_path), workers=0)
+    assert b.computed == 0 and model.backbone.frames == 48 and np.array_equal(a.feats, b.feats)
+    # a renamed copy shares the entries (content key); another encoder does not
+    copy = tmp_path / "renamed.mp4"
+    shutil.copy(clips.items[0].path, copy)
+    c = extract(Dataset([Item(str(copy), ["left"])], clips.classes), DATA, model, views=2, store=_store(tmp_path),
+                workers=0)
+    assert c.computed == 0 and np.array_equal(c.feats[0], a.feats[0])
+    d = extract(clips, DATA, tiny_model("tiny:1"), views=1, store=_store(tmp_path), workers=0)
+    assert d.computed == 6
+    # truncate one entry: one line, recomputed in a different batch, bit-identical to the first run
+    st = _store(tmp_path, lines)
+    key = next(p for p in st.root.rglob("*.vca"))
+    key.write_bytes(key.read_bytes()[:-10])
+    e = extract(clips, DATA, model, views=2, store=st, workers=0)
+    assert e.computed == 1 and np.array_equal(e.feats, a.feats)
+    assert len([ln for ln in lines if "is bad" in ln]) == 1
+
+
+def test_training_features_come_from_exactly_the_predict_input(clips, tmp_path):
+    """One sampling definition: view 0 of the feature extraction is what VideoClips feeds eval/predict."""
+    model = tiny_model()
+    fs = extract(clips, DATA, model, views=1, store=_store(tmp_path), workers=0)
+    clip = VideoClips(clips, DATA, train=False)[2]["video"]
+    with torch.no_grad():
+        direct = model.frame_features(clip[None]).numpy()[0]
+    assert np.array_equal(fs.feats[2, 0], direct)
+
+
+def test_workers_give_the_same_features(clips, tmp_path):
+    a = extract(clips, DATA, tiny_model(), views=2, store=_store(tmp_path / "a"), workers=0)
+    b = extract(clips, DATA, tiny_model(), views=2, store=_store(tmp_path / "b"), workers=2)
+    assert np.array_equal(a.feats, b.feats)
 
 
 def test_unreadable_files_are_skipped_with_one_line_or_fail_under_strict(clips, bad_files, tmp_path):
-    lines = []
-    paths = [clips[0][0], bad_files["text"], bad_files["empty"]]
-    fs = extract_features(paths, Counting(), INFO, SAMPLING, cache=FeatureCache(tmp_path), labels=[0, 1, 2],
-                          log=lines.append)
-    assert fs.paths == [str(clips[0][0])] and fs.labels.tolist() == [0]
-    assert len(fs.skipped) == 2 and len(lines) == 2
-    assert lines[0].startswith(f"vidcat: skipped {bad_files['text']}: ")
+    bad = {k: v for k, v in bad_files.items() if k in ("empty", "text", "garbage")}
+    items = clips.items[:2] + [Item(str(p), ["left"]) for p in bad.values()]
+    ds, lines = Dataset(items, clips.classes), []
+    fs = extract(ds, DATA, tiny_model(), store=_store(tmp_path), workers=0, log=lines.append)
+    assert fs.index == [0, 1] and [p for p, _ in fs.skipped] == [str(p) for p in bad.values()]
+    assert len(lines) == len(bad) and all(ln.startswith("vidcat: skipped ") for ln in lines)
     with pytest.raises(VideoError):
-        extract_features(paths, Counting(), INFO, SAMPLING, cache=FeatureCache(tmp_path), strict=True)
+        extract(ds, DATA, tiny_model(), store=_store(tmp_path), workers=0, strict=True, log=lines.append)
 
 
-def _direction_features(n=48, t=6, d=16, seed=0):
-    """Class 0: features drift up over time; class 1: the same frames in reverse order."""
-    g = torch.Generator().manual_seed(seed)
-    base = torch.randn(n, 1, d, generator=g)
-    direction = torch.randn(1, 1, d, generator=torch.Generator().manual_seed(99))   # shared by all sets
-    drift = torch.linspace(-1, 1, t).view(1, t, 1) * direction
-    y = torch.arange(n) % 2
-    x = base + drift + 0.1 * torch.randn(n, t, d, generator=g)
-    x[y == 1] = x[y == 1].flip(1)
-    return x, y
+def _planted(n_groups=12, per_group=3, d=16, t=4, seed=0):
+    """Per-frame features where the class shows only in the signed slope of one positional channel."""
+    rng = np.random.default_rng(seed)
+    f = 3 * d + MOTION_DIM
+    feats, labels, groups = [], [], []
+    for g in range(n_groups):
+        base = rng.normal(size=f)
+        for _ in range(per_group):
+            y = int(rng.integers(0, 2))
+            x = base + 0.3 * rng.normal(size=(2, t, f))
+            x[:, :, d + 3:d + 6] += (2 if y else -2) * np.linspace(-1, 1, t)[:, None]   # x-centroids move
+            feats.append(x)
+            labels.append(y)
+            groups.append(g)
+    return np.array(feats, np.float32), np.array(labels), np.array(groups)
 
 
-def _acc(head, x, y):
+def test_selection_picks_the_planted_better_candidate():
+    feats, labels, groups = _planted()
+    cands = (S.Candidate("mean", "global"), S.Candidate("mean", "positional"), S.Candidate("trend", "positional"))
+    sel = S.select(feats, labels, groups, 2, cands=cands, k=4)
+    assert sel.best == S.Candidate("trend", "positional")
+    assert {r["candidate"] for r in sel.table} == {c.name for c in cands}
+    assert sel.estimate["top1"] >= 0.9 and sel.estimate["nested"]
+    assert "expected top-1" in sel.line() and "4-fold grouped CV, 36 clips, 12 groups" in sel.line()
+    head = S.fit_head(feats, labels, sel.best, 2)
     with torch.no_grad():
-        return float((head.eval()(x).argmax(1) == y).float().mean())
+        assert (head(torch.from_numpy(feats[:, 0])).argmax(1).numpy() == labels).mean() >= 0.95
 
 
-@pytest.mark.parametrize("kind", ["tdiff", "trend", "gru", "tconv"])
-def test_order_aware_heads_learn_what_mean_pooling_cannot(kind):
-    x, y = _direction_features()
-    xt, yt = _direction_features(seed=1)
-    res = train_head(x, y, kind, epochs=40, val_frac=0.25, seed=0)
-    assert _acc(res.head, xt, yt) >= 0.9
-    assert res.val_acc is not None and 1 <= res.epochs <= 40
-    mean = train_head(x, y, "mean", epochs=40, val_frac=0, seed=0).head
-    assert _acc(mean, xt, yt) <= 0.7                                                # order-free: near chance
+def test_one_se_rule_keeps_the_simpler_of_two_equals():
+    small, big = S.Candidate("mean", "global", C=0.01), S.Candidate("trend", "positional", C=0.1)
+    scores = {big: ([0.9, 0.8, 0.85], None), small: ([0.85, 0.8, 0.85], None)}
+    assert S.one_se_choice(scores, 16) == small
+    scores[big] = ([1.0, 1.0, 1.0], None)
+    assert S.one_se_choice(scores, 16) == big
 
 
-def test_head_training_is_deterministic_and_logreg_folds_into_a_head():
-    x, y = _direction_features()
-    a = train_head(x, y, "tdiff", epochs=5, seed=3).head
-    b = train_head(x, y, "tdiff", epochs=5, seed=3).head
-    assert all(torch.equal(p, q) for p, q in zip(a.state_dict().values(), b.state_dict().values()))
-    for pool_kind in ("tdiff", "trend"):
-        head = fit_logreg(x, y, pool_kind)
-        assert isinstance(head, FeatureHead) and _acc(head, *_direction_features(seed=2)) >= 0.9
-    assert _acc(fit_logreg(x, y, "meanstd"), *_direction_features(seed=2)) <= 0.7       # order-free
+def test_near_constant_features_never_get_huge_weights():
+    """Issue 21: an exact-zero channel recomputed as ~1e-8 must not be divided by its ~1e-9 spread."""
+    feats, labels, groups = _planted(seed=1)
+    feats[..., 5] = 0.0
+    feats[0, :, :, 5] = 3e-8                 # one recomputed entry
+    head = S.fit_head(feats, labels, S.Candidate("mean", "global"), 2)
+    assert float(head.keep[5]) == 0.0 and float(head.fc.weight.abs().max()) < 100
+    clean = feats.copy()
+    clean[..., 5] = 0.0
+    h2 = S.fit_head(clean, labels, S.Candidate("mean", "global"), 2)
+    with torch.no_grad():
+        assert torch.equal(head(torch.from_numpy(feats[:, 0])).argmax(1), h2(torch.from_numpy(clean[:, 0])).argmax(1))
 
 
-def test_finetune_trains_only_the_top_block_with_frozen_batchnorm(clips):
-    frame_backbone = pytest.importorskip("vidcat.models.pretrained").frame_backbone
-    from vidcat.transfer.finetune import backbone_blocks, finetune
-
-    net, cfg = frame_backbone("efficientnet_lite0", pretrained=False)
-    net.eval()
-    info = BackboneInfo(name="efficientnet_lite0", pretrained=False, feat_dim=cfg["feat_dim"])
-    blocks = backbone_blocks(net)
-    assert len(blocks) >= 5
-    files, labels = clips
-    before = {k: v.clone() for k, v in net.state_dict().items()}
-    head = FeatureHead("tdiff", info.feat_dim, 3, frames=4)
-    model = finetune(net, info, head, files[:4], labels[:4], SAMPLING, blocks=1, epochs=1, batch_size=2,
-                     log=lambda s: None)
-    top = {id(p) for m in blocks[-1] for p in m.parameters()}
-    for name, p in model.backbone.named_parameters():
-        assert torch.equal(p, before[name]) != (id(p) in top), name                # only the top block moved
-    running = [k for k in before if k.endswith("running_mean")]
-    assert running and all(torch.equal(model.backbone.state_dict()[k], before[k]) for k in running)
+def test_auto_groups_merge_planted_near_duplicates():
+    rng = np.random.default_rng(0)
+    d, f = 32, 3 * 32 + MOTION_DIM
+    sources = rng.normal(size=(10, f))
+    feats = np.stack([sources[i // 4] + 0.05 * rng.normal(size=(1, 4, f)) for i in range(40)]).astype(np.float32)
+    g = S.auto_groups(feats, k=5)
+    for s in range(10):
+        assert len(set(g[s * 4:(s + 1) * 4])) == 1            # the 4 pieces of one recording: one group
+    assert len(set(g)) == 10
 
 
-def test_recipe_checkpoint_round_trips(clips, tmp_path):
-    pytest.importorskip("vidcat.models.pretrained")
-    from vidcat.transfer.recipe import RecipeConfig, TransferModel, fit_recipe
-
-    files, labels = clips
-    names = ["left", "right", "up"]
-    cfg = RecipeConfig(pretrained=False, frames=4, size=32, views=1, cache=str(tmp_path / "c"))   # default head
-    model = fit_recipe([(f, names[y]) for f, y in zip(files, labels)], cfg=cfg, log=lambda s: None)
-    probs, kept, skipped = model.predict(files)
-    path = model.save(tmp_path / "model.pt")
-    assert not [p for p in os.listdir(tmp_path) if p.endswith(".tmp")]
-    loaded = TransferModel.load(path)
-    assert loaded.classes == names and loaded.info.pooling == "avgpos"
-    probs2, kept2, _ = loaded.predict(files, cache=None)
-    assert kept2 == kept and torch.allclose(probs, probs2, atol=1e-5)
-    assert probs.shape == (6, 3) and not skipped
+def test_a_random_split_of_planted_duplicates_is_regrouped():
+    """Without groups a random k-fold puts pieces of one recording on both sides and looks perfect; the
+    automatic groups keep them together, so the estimate is honest (near chance on label-free features)."""
+    rng = np.random.default_rng(3)
+    f = 3 * 16 + MOTION_DIM
+    src = rng.normal(size=(12, f))
+    feats = np.stack([src[i // 4] + 0.02 * rng.normal(size=(2, 4, f)) for i in range(48)]).astype(np.float32)
+    labels = np.repeat(rng.permutation([0, 1] * 6), 4)         # a label per recording, not in the pixels
+    cands = (S.Candidate("mean", "global"),)
+    naive = S.select(feats, labels, np.arange(48), 2, cands=cands, k=4)
+    honest = S.select(feats, labels, S.auto_groups(feats, k=4), 2, cands=cands, k=4)
+    assert naive.estimate["top1"] >= 0.85
+    assert honest.estimate["top1"] <= 0.75 and honest.estimate["groups"] == 12
 
 
-def test_recipe_config_rejects_bad_options_in_one_line():
-    from vidcat.errors import VidcatError
-    from vidcat.transfer.recipe import RecipeConfig
+def test_learning_curve_has_one_point_per_fraction():
+    feats, labels, groups = _planted(n_groups=16)
+    rows = S.learning_curve(feats, labels, groups, S.Candidate("trend", "positional"), 2, k=4)
+    assert [r["fraction"] for r in rows] == [0.25, 0.5, 0.75, 1.0]
+    assert all(r["n"] == len(labels) and r["lo"] <= r["top1"] <= r["hi"] for r in rows)
 
-    with pytest.raises(VidcatError, match="unknown head 'lstm2'"):
-        RecipeConfig(head="lstm2")
-    with pytest.raises(VidcatError, match="frames must be >= 2"):
-        RecipeConfig(frames=1)
-    assert RecipeConfig().head == "logreg_trend" and RecipeConfig().pooling == "avgpos"
+
+def test_wilson_interval():
+    lo, hi = S.wilson(24, 27)
+    assert abs(lo - 0.7197) < 1e-3 and abs(hi - 0.9615) < 1e-3
+    assert S.wilson(0, 0) == (0.0, 1.0)

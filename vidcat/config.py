@@ -203,6 +203,12 @@ class TrainConfig:
     resume: str | None = opt(None, "continue from OUT/last.pt (an error when there is none); 'auto': continue "
                                    "if there is one, else start", nargs="?", const="yes", choices=("yes", "auto"))
     strict: bool = opt(False, "fail on the first unreadable file")
+    group_regex: str | None = opt(None, "group of each video from its file name (else path), e.g. 'P(\\d)' or "
+                                        "'_g(\\d+)_': clips of one group never sit on both sides of a validation "
+                                        "split (default: the manifest's group column; the default model then "
+                                        "groups near-duplicate clips itself)")
+    cache: str | None = opt(None, "cache folder for features and other artefacts (default: $VIDCAT_CACHE, else "
+                                  "$XDG_CACHE_HOME/vidcat, else ~/.cache/vidcat)")
     max_steps: int | None = opt(None, "stop after this many steps (smoke tests)", min=1)
     progress: bool = opt(True, "no progress bars", flag="--quiet", invert=True)
     model_kwargs: dict = opt(None, "builder keyword KEY=VALUE (repeatable)", factory=dict, flag="--model-arg",
@@ -282,8 +288,6 @@ class PredictConfig:
 class CVConfig:
     """``vidcat cv``: grouped k-fold / leave-one-group-out cross-validation (training options: TrainConfig)."""
 
-    group_regex: str | None = opt(None, "group from the file name (else the path), e.g. 'P(\\d)'; first capture "
-                                        "group or the whole match (default: every video its own group)")
     folds: int | None = opt(None, "K grouped folds, stratified by label (default: leave one group out)", min=2)
     logo: bool = opt(False, "leave one group out (the default; the protocol's name, for scripts)")
     label_regex: str | None = opt(None, "label videos from their file name, e.g. 'PS7(A\\d)' (flat folders)")

@@ -10,6 +10,7 @@ from vidcat.speed.decode import BenchDecodeConfig, run_bench_decode
 from vidcat.speed.flow import BenchFlowConfig, run_bench_flow
 from vidcat.speed.loader import BenchLoaderConfig, run_bench_loader
 from vidcat.speed.model import BenchModelConfig, run_bench_model
+from vidcat.speed.recipe import BenchRecipeConfig, run_bench_recipe
 from vidcat.speed.train import BenchTrainConfig, run_bench_train
 from vidcat.config import opt, require
 from vidcat.models.pretrained import WeightsConfig, run_weights
@@ -67,4 +68,6 @@ def add_commands(sub) -> None:
     command(what, "model", "ms/clip of inference variants (eager, channels_last, bf16, compile, ONNX, int8)",
             BenchModelConfig, run_bench_model)
     command(what, "train", "clips/s of full training steps for threads x workers", BenchTrainConfig, run_bench_train)
+    command(what, "recipe", "frames/s of the default model's feature extraction vs backbone-alone, decode-alone and "
+                            "the sequential loop; CPU utilisation", BenchRecipeConfig, run_bench_recipe)
     command(what, "flow", "optical-flow and motion-vector methods, pairs/s", BenchFlowConfig, run_bench_flow)

@@ -88,30 +88,40 @@ class VideoClips(torch.utils.data.Dataset):
     seed: int = 0   # training randomness is a function of (seed, epoch, item): exact resume, any worker count
     epoch: int = 0
 
+    def item_rng(self, i: int) -> np.random.Generator:
+        """The training randomness of item ``i`` this epoch (positions, crop, flip)."""
+        return np.random.default_rng([self.seed, self.epoch, i])
+
+    def open(self, item: Item):
+        """A reader of ``item`` (through the clip cache when one is configured)."""
+        return open_clips(item.path, self.cfg.clip_cache, self.cfg.decode_short_side, threads=self.threads)
+
     def _load(self, item: Item, i: int) -> dict:
-        cfg = self.cfg
-        rng = np.random.default_rng([self.seed, self.epoch, i]) if self.train else None
-        positions = [0.5] if self.train else view_positions(self.clips)
-        views: list[dict] = []
-        with open_clips(item.path, cfg.clip_cache, cfg.decode_short_side, threads=self.threads) as reader:
-            info = reader.info
-            for pos in positions:
-                idx = sample_indices(info.num_frames, cfg.sampler_config, self.train, rng, view=pos)
-                frames = reader.frames(idx, short_side=cfg.decode_short_side)
-                h, w = frames.shape[1:3]
-                if self.train:
-                    boxes = [T.random_box(h, w, rng, tuple(cfg.crop_scale))]
-                    flip = bool(cfg.hflip and rng.random() < 0.5)
-                else:
-                    boxes, flip = T.test_boxes(h, w, self.crops), False
-                ctx = ClipContext(item, info, start=float(idx.min() / info.fps), end=float((idx.max() + 1) / info.fps),
-                                  indices=idx.tolist(), cfg=cfg, train=self.train, rng=rng, frames=frames, flip=flip)
-                views += self.load_views(ctx, boxes)
+        with self.open(item) as reader:
+            sample = self.read_views(reader, item, self.train, self.item_rng(i) if self.train else None)
             warning = getattr(reader, "warning", None)  # e.g. "truncated: decodable frames end at 47 of 100 expected"
-        sample = views[0] if len(views) == 1 else {k: _stack([v[k] for v in views]) for k in views[0]}
         if warning:
             sample["warning"] = warning
         return sample
+
+    def read_views(self, reader, item: Item, train: bool, rng) -> dict:
+        """One sample from an open reader: a random training view (``train``, drawn from ``rng``) or the
+        ``clips`` x ``crops`` test views stacked on a leading axis."""
+        cfg, info = self.cfg, reader.info
+        views: list[dict] = []
+        for pos in [0.5] if train else view_positions(self.clips):
+            idx = sample_indices(info.num_frames, cfg.sampler_config, train, rng, view=pos)
+            frames = reader.frames(idx, short_side=cfg.decode_short_side)
+            h, w = frames.shape[1:3]
+            if train:
+                boxes = [T.random_box(h, w, rng, tuple(cfg.crop_scale))]
+                flip = bool(cfg.hflip and rng.random() < 0.5)
+            else:
+                boxes, flip = T.test_boxes(h, w, self.crops), False
+            ctx = ClipContext(item, info, start=float(idx.min() / info.fps), end=float((idx.max() + 1) / info.fps),
+                              indices=idx.tolist(), cfg=cfg, train=train, rng=rng, frames=frames, flip=flip)
+            views += self.load_views(ctx, boxes)
+        return views[0] if len(views) == 1 else {k: _stack([v[k] for v in views]) for k in views[0]}
 
 
 def _stack(values):

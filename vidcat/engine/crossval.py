@@ -24,23 +24,15 @@ from pathlib import Path
 import numpy as np
 
 from vidcat.config import CVConfig, EvalConfig, TrainConfig
-from vidcat.data.manifest import Dataset, compile_regex, load_dataset, regex_field, write_manifest
+from vidcat.data.manifest import Dataset, item_groups, load_dataset, write_manifest
 from vidcat.errors import VidcatError
 
 log = logging.getLogger("vidcat")
 
 def assign_groups(ds: Dataset, group_regex: str | None) -> list[str]:
-    """The group of every item: :func:`regex_field` of ``group_regex`` on its path (file name first),
-    or the path itself (every video its own group) when no regex is given."""
-    if not group_regex:
-        return [it.path for it in ds.items]
-    rx = compile_regex(group_regex, "--group-regex")
-    groups = [regex_field(rx, it.path) for it in ds.items]
-    missing = [it.path for it, g in zip(ds.items, groups) if g is None]
-    if missing:
-        raise VidcatError(f"--group-regex {group_regex!r} matches neither the file name nor the path of "
-                          f"{len(missing)} video(s), e.g. {missing[0]}")
-    return groups
+    """The group of every item: :func:`item_groups` (``group_regex`` on its path, else the manifest's
+    ``group`` column), or the path itself (every video its own group) when neither is given."""
+    return item_groups(ds, group_regex) or [it.path for it in ds.items]
 
 
 def _natural(s: str):
@@ -92,7 +84,7 @@ def cross_validate(train_cfg: TrainConfig, cv: CVConfig) -> dict:
     from vidcat.engine.train import train
 
     source, out, folds, resume, progress = train_cfg.source, train_cfg.out, cv.folds, train_cfg.resume, train_cfg.progress
-    group_regex, label_regex = cv.group_regex, cv.label_regex
+    group_regex, label_regex = train_cfg.group_regex, cv.label_regex
     t_start = time.time()
     out = Path(out)
     ds = load_dataset(source, label_regex=label_regex)

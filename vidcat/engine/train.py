@@ -19,7 +19,7 @@ from tqdm import tqdm
 
 from vidcat.config import TrainConfig
 from vidcat.data.dataset import VideoClips, make_loader
-from vidcat.data.manifest import Dataset, load_dataset
+from vidcat.data.manifest import Dataset, item_groups, load_dataset
 from vidcat.engine import distributed as D
 from vidcat.engine.metrics import compute_metrics
 from vidcat.engine.plots import plot_curves
@@ -27,6 +27,7 @@ from vidcat.engine.step import SkipReport, autocast, echo, model_input, predict_
 from vidcat.errors import VidcatError
 from vidcat.models.build import Checkpoint, build_model, setup_model
 from vidcat.models.fusion import stream_loss_terms
+from vidcat.transfer.recipe import fit_frame_head
 
 log = logging.getLogger("vidcat")
 STREAM_LOSS_WEIGHT = 0.5  # auxiliary loss on each stream's own logits keeps every stream useful alone
@@ -42,8 +43,9 @@ def setup_threads(threads: int) -> None:
         torch.set_num_threads(threads)
 
 
-def resolve_sources(cfg: TrainConfig) -> tuple[Dataset, Dataset | None]:
-    """Training set and validation set (``--val``, a sibling ``val.csv``, or a stratified split)."""
+def resolve_sources(cfg: TrainConfig, split: bool = True) -> tuple[Dataset, Dataset | None]:
+    """Training set and validation set (``--val``, a sibling ``val.csv``, or -- with ``split`` -- a stratified
+    split that keeps each group on one side)."""
     train = load_dataset(cfg.source)
     if not train.classes:
         raise VidcatError(f"{cfg.source}: no labels found (folder-per-class tree or a label column needed)")
@@ -55,22 +57,26 @@ def resolve_sources(cfg: TrainConfig) -> tuple[Dataset, Dataset | None]:
             val_src = str(sibling)
     if val_src:
         return train, load_dataset(val_src, classes=train.classes)
-    if cfg.val_split > 0:
-        train_part, val_part = stratified_split(train, cfg.val_split, cfg.seed)
+    if split and cfg.val_split > 0:
+        train_part, val_part = stratified_split(train, cfg.val_split, cfg.seed, item_groups(train, cfg.group_regex))
         if len(val_part):
             return train_part, val_part
     return train, None
 
 
-def stratified_split(ds: Dataset, fraction: float, seed: int) -> tuple[Dataset, Dataset]:
+def stratified_split(ds: Dataset, fraction: float, seed: int, groups: list | None = None) -> tuple[Dataset, Dataset]:
+    """About ``fraction`` of each class's groups (each video its own group when ``groups`` is None) held out."""
     rng = np.random.default_rng(seed)
-    by_class: dict[str, list[int]] = {}
-    for i, it in enumerate(ds.items):
-        by_class.setdefault(it.labels[0] if it.labels else "", []).append(i)
-    val_idx = set()
-    for idx in by_class.values():
-        n = max(1, int(round(len(idx) * fraction))) if len(idx) > 1 else 0
-        val_idx.update(rng.permutation(idx)[:n].tolist())
+    groups = groups if groups is not None else list(range(len(ds.items)))
+    by_class: dict[str, dict] = {}
+    for i, (it, g) in enumerate(zip(ds.items, groups)):
+        by_class.setdefault(it.labels[0] if it.labels else "", {}).setdefault(g, []).append(i)
+    val_groups = set()
+    for class_groups in by_class.values():
+        keys = list(class_groups)
+        n = max(1, int(round(len(keys) * fraction))) if len(keys) > 1 else 0
+        val_groups.update(keys[j] for j in rng.permutation(len(keys))[:n])
+    val_idx = {i for i, g in enumerate(groups) if g in val_groups}
     pick = lambda keep: [it for i, it in enumerate(ds.items) if (i in val_idx) == keep]  # noqa: E731
     return (Dataset(pick(False), ds.classes, ds.multilabel, ds.source),
             Dataset(pick(True), ds.classes, ds.multilabel, ds.source + f" (val {fraction:.0%})"))
@@ -165,8 +171,9 @@ def _write_history(path: Path, history: list[dict]) -> None:
 
 def prepare_run(cfg: TrainConfig):
     """Data sets and resolved model setup of a run (modalities decide the model when none is named)."""
-    setup_model(cfg.model, cfg.data, ["?"], model_kwargs=cfg.model_kwargs)  # bad options fail before any I/O
-    train_ds, val_ds = resolve_sources(cfg)
+    probe = setup_model(cfg.model, cfg.data, ["?"], model_kwargs=cfg.model_kwargs)  # bad options fail before I/O
+    # the default recipe validates by grouped cross-validation on every clip, never by a random split
+    train_ds, val_ds = resolve_sources(cfg, split=probe.spec.family != "transfer")
     setup = setup_model(cfg.model, cfg.data, train_ds.classes, train_ds.multilabel, cfg.model_kwargs)
     return train_ds, val_ds, setup
 
@@ -359,8 +366,6 @@ def _default_notice(setup) -> str:
 
 
 def _finish_transfer(cfg: TrainConfig, train_ds, val_ds, setup) -> dict:
-    from vidcat.engine.transfer import fit_frame_head
-
     res = fit_frame_head(cfg, train_ds, val_ds, setup)
     out = Path(cfg.out)
     _write_history(out / "history.csv", res["history"])
@@ -368,9 +373,8 @@ def _finish_transfer(cfg: TrainConfig, train_ds, val_ds, setup) -> dict:
     summary = {"model": setup.name, "model_kwargs": setup.kwargs, "data": setup.data.as_dict(),
                "train": {k: v for k, v in asdict(cfg).items() if k != "data"}, "classes": setup.classes,
                "multilabel": False, "epochs_done": 1, "best_score": res["best"], "nonfinite_steps": 0,
-               "skipped_files": {p: r for p, r in res["report"].get("skipped", [])} if isinstance(
-                   res["report"].get("skipped"), list) else {},
-               "damaged_files": {}, "history": res["history"], "recipe": res["report"]}
+               "skipped_files": dict(res["report"]["skipped"]), "damaged_files": dict(res["report"]["damaged"]),
+               "expected": res["report"]["line"], "history": res["history"], "recipe": res["report"]}
     _write_json(out / "config.json", summary)
     return summary
 

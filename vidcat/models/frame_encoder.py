@@ -1,4 +1,4 @@
-"""The frozen frame encoder behind cached features: ``(N, 3, H, W)`` normalised frames → ``(N, D)``.
+"""The frozen frame encoder of ``frame_head``: ``(N, 3, H, W)`` normalised frames → ``(N, D)`` features.
 
 :func:`load_backbone` asks :func:`vidcat.models.pretrained.frame_backbone` for a named, offline-resolved
 ImageNet backbone. ``pretrained=False`` gives the same architecture with seeded random weights (the
@@ -14,8 +14,7 @@ import torch.nn as nn
 
 from vidcat.errors import VidcatError
 
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
+from vidcat.models.registry import IMAGENET_MEAN, IMAGENET_STD
 
 
 @dataclass

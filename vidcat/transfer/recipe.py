@@ -31,6 +31,7 @@ import numpy as np
 import torch
 
 from vidcat.errors import VidcatError
+from vidcat.models.safe_pickle import load_plain, plain
 from vidcat.transfer.backbone import BackboneInfo, load_backbone
 from vidcat.transfer.features import FeatureCache, Sampling, extract_features, normalise
 from vidcat.transfer.heads import KINDS, FeatureHead, build_head, fit_head, predict_proba
@@ -151,11 +152,11 @@ class TransferModel:
             return predict_proba(self.head, self.backbone(x).reshape(b, t, -1))
 
     def state(self) -> dict:
-        return {"format": FORMAT, "classes": self.classes, "backbone": self.info.as_dict(),
-                "backbone_state": self.backbone.state_dict(), "finetuned": self.finetuned,
-                "sampling": self.sampling.as_dict(),
-                "head": {"config": dict(self.head.config), "state": self.head.state_dict()},
-                "recipe": asdict(self.recipe), "report": self.report}
+        return plain({"format": FORMAT, "classes": self.classes, "backbone": self.info.as_dict(),
+                      "backbone_state": self.backbone.state_dict(), "finetuned": self.finetuned,
+                      "sampling": self.sampling.as_dict(),
+                      "head": {"config": dict(self.head.config), "state": self.head.state_dict()},
+                      "recipe": asdict(self.recipe), "report": self.report})
 
     def save(self, path) -> Path:
         path = Path(path)
@@ -172,10 +173,7 @@ class TransferModel:
 
     @classmethod
     def load(cls, path) -> "TransferModel":
-        try:
-            ck = torch.load(path, map_location="cpu", weights_only=False)
-        except (OSError, RuntimeError, EOFError) as e:
-            raise VidcatError(f"cannot read checkpoint {path} ({type(e).__name__})") from None
+        ck = load_plain(path)  # weights_only: a pickle that would run code is refused
         if not isinstance(ck, dict) or ck.get("format") != FORMAT:
             raise VidcatError(f"{path} is not a vidcat transfer checkpoint (format {FORMAT})")
         b = ck["backbone"]

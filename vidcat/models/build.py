@@ -11,6 +11,7 @@ Training, evaluation, prediction, export, cross-validation and ``vidcat fuse`` a
 """
 from __future__ import annotations
 
+import contextlib
 import inspect
 import os
 from dataclasses import dataclass, field, replace
@@ -208,8 +209,16 @@ class Checkpoint:
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-        torch.save(self.to_dict(), tmp)
-        os.replace(tmp, path)
+        try:
+            with open(tmp, "wb") as f:  # a Python file: a full disk is an OSError (ENOSPC), not a RuntimeError
+                torch.save(self.to_dict(), f)
+            os.replace(tmp, path)
+        except BaseException as e:  # full disk, read-only folder, Ctrl-C: no temp file left behind
+            with contextlib.suppress(OSError):
+                tmp.unlink(missing_ok=True)
+            if isinstance(e, OSError) and e.filename in (None, str(tmp)):
+                e.filename = str(path)  # name the checkpoint, not its temp file
+            raise
         return path
 
     @classmethod

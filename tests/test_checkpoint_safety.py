@@ -120,3 +120,13 @@ def test_edited_metadata_is_one_line(tmp_path, bad_files, capsys):
             rc, lines = _run(argv, capsys)
             assert rc == 2 and len(lines) == 1, (name, argv[0], lines)
             assert lines[0].startswith(f"vidcat: error: {path}") and want in lines[0], (name, lines)
+
+
+def test_state_dicts_keep_their_version_metadata(tmp_path):
+    """A state dict is stored as torch stores it: BatchNorm & co. read their ``_metadata`` versions."""
+    from vidcat.models.build import Checkpoint
+
+    ck = Checkpoint.load(_checkpoint(tmp_path / "best.pt"))
+    meta = getattr(ck.state_dict, "_metadata", None)
+    assert meta and all("version" in v for v in meta.values())
+    ck.build()  # loads strictly

@@ -39,6 +39,8 @@ def plain(obj):
     if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
         return {f.name: plain(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
     if isinstance(obj, dict):
+        if obj and all(isinstance(v, torch.Tensor) for v in obj.values()) and all(isinstance(k, str) for k in obj):
+            return obj  # a state dict: kept as torch saves it (an OrderedDict with its version _metadata)
         return {plain(k): plain(v) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
         items = [plain(v) for v in obj]

@@ -1,22 +1,20 @@
 """The upload page at ``/`` in a real headless Chromium (Selenium + Debian's chromium-driver).
 
-A real uvicorn server serves an exported model; the browser picks a real clip from
-../shared/data/media, submits the form and waits for the top-k bars; the labels and percentages
+A real uvicorn server serves an exported model behind an API token; the browser types the token,
+picks a real clip from ../shared/data/media, submits the form and waits for the top-k bars; the labels and percentages
 on the page must equal ``POST /predict``'s JSON for the same file. A screenshot is saved under the
 test's tmp dir. Skipped (with the install line) when no browser or driver is installed.
 """
 from __future__ import annotations
 
 import shutil
-import socket
-import threading
 import time
 
 import pytest
 
 pytest.importorskip("onnxruntime")
 pytest.importorskip("fastapi")
-uvicorn = pytest.importorskip("uvicorn")
+pytest.importorskip("uvicorn")
 httpx = pytest.importorskip("httpx")
 pytest.importorskip("multipart")
 
@@ -25,16 +23,14 @@ CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser") or shuti
 DRIVER = shutil.which("chromedriver")
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+TOKEN = "browser-test-token"
 
 
 @pytest.fixture()
 def server(tmp_path):
-    """uvicorn in a thread serving an exported tiny3d (random weights) on a free port."""
+    """uvicorn in a thread serving an exported tiny3d (random weights) on a free port, token required."""
     from test_onnx_torchfree import make_checkpoint
+    from test_serve_security import running
 
     from vidcat.inference.export import export_onnx
     from vidcat.inference.onnx_predictor import OnnxPredictor
@@ -42,18 +38,10 @@ def server(tmp_path):
 
     ckpt = make_checkpoint(tmp_path / "tiny.pt", "tiny3d", seed=3, frames=8, size=48)
     export_onnx(ckpt, tmp_path / "tiny.onnx", latency=False)
-    port = _free_port()
-    srv = uvicorn.Server(uvicorn.Config(create_app(OnnxPredictor(tmp_path / "tiny.onnx", topk=3)),
-                                        host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=srv.run, daemon=True)
-    thread.start()
-    deadline = time.time() + 20
-    while not srv.started and time.time() < deadline:
-        time.sleep(0.05)
-    assert srv.started, "uvicorn did not start"
-    yield f"http://127.0.0.1:{port}/"
-    srv.should_exit = True
-    thread.join(10)
+    app = create_app(OnnxPredictor(tmp_path / "tiny.onnx", topk=3), token=TOKEN,
+                     allowed_hosts=("127.0.0.1", "localhost"))
+    with running(app) as port:
+        yield f"http://127.0.0.1:{port}/"
 
 
 @pytest.fixture()
@@ -79,13 +67,16 @@ def test_upload_page_in_chromium(server, browser, media_files, tmp_path):
     from selenium.webdriver.support.ui import WebDriverWait
 
     clip = next(p for p in media_files if p.name == "mmaction2_test.mp4")
-    expected = httpx.post(server + "predict", files={"file": (clip.name, clip.read_bytes(), "video/mp4")},
+    files = {"file": (clip.name, clip.read_bytes(), "video/mp4")}
+    assert httpx.post(server + "predict", files=files, timeout=60).status_code == 401
+    expected = httpx.post(server + "predict", files=files, headers={"Authorization": f"Bearer {TOKEN}"},
                           timeout=60).json()
     assert len(expected["labels"]) == 3, expected
 
     browser.get(server)
     assert "vidcat" in browser.title
     assert browser.find_element(By.ID, "out").text == "No prediction yet."
+    browser.find_element(By.ID, "token").send_keys(TOKEN)
     browser.find_element(By.ID, "file").send_keys(str(clip))
     browser.find_element(By.ID, "go").click()
     WebDriverWait(browser, 60).until(EC.presence_of_all_elements_located((By.CSS_SELECTOR, "#out .row")))

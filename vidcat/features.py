@@ -136,6 +136,8 @@ def extract_features(model_or_ckpt, source, *, clips: int = 1, per_clip: bool = 
     import torch
     from tqdm import tqdm
 
+    from vidcat.io.progress import progress as progress_bar
+
     from vidcat.data.dataset import VideoClips, make_loader
     from vidcat.engine.step import SkipReport, fold_views, model_input, to_device
 
@@ -148,8 +150,8 @@ def extract_features(model_or_ckpt, source, *, clips: int = 1, per_clip: bool = 
     views = VideoClips(ds, data_cfg, train=False, clips=clips, crops=1)
     skips = SkipReport(strict, write=lambda m: tqdm.write(f"vidcat: {m}", file=sys.stderr))  # stdout: results only
     feats, paths = [], []
-    for batch in tqdm(make_loader(views, batch_size, False, workers), desc="features", disable=not progress,
-                      unit="batch", leave=False):
+    for batch in progress_bar(make_loader(views, batch_size, False, workers), desc="features", enabled=progress,
+                              unit="batch", leave=False):
         skips(batch["skipped"])
         if not batch["size"]:
             continue

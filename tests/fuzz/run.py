@@ -250,7 +250,7 @@ def run_fuzz(work: Path, limit: int, commands, seed: int = 0, mem: int | None = 
     ckpt = ckpt or make_checkpoint(work, env)
     import torch
 
-    classes = torch.load(ckpt, map_location="cpu", weights_only=False)["classes"]
+    classes = torch.load(ckpt, map_location="cpu", weights_only=True)["classes"]
     manifest = _manifest(entries, paths, classes, work / "manifest.csv")
     jobs = [j for cmd in commands for j in _jobs(cmd, ckpt, paths, manifest, work, timeout, file_timeout)]
     (work / "jobs.json").write_text(json.dumps(jobs))

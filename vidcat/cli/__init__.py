@@ -5,6 +5,7 @@ exist once. User errors print one ``vidcat: error: ...`` line and exit with stat
 """
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import sys
@@ -14,6 +15,7 @@ from vidcat.cli.options import HelpFormatter, Parser
 from vidcat.errors import VidcatError
 
 COMMAND_GROUPS = (data, train, evaluate, serve, info)
+WRITE_ERRNOS = {errno.ENOSPC, errno.EROFS, errno.EACCES, errno.EDQUOT}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -42,11 +44,16 @@ def main(argv=None) -> int:
     except VidcatError as e:
         print(f"vidcat: error: {e}", file=sys.stderr)
         return 2
+    except BrokenPipeError:
+        return 0
+    except OSError as e:  # an output that cannot be written: full disk, read-only or forbidden folder
+        if e.errno not in WRITE_ERRNOS:
+            raise
+        print(f"vidcat: error: cannot write {e.filename or 'an output file'}: {e.strerror or e}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print("vidcat: interrupted", file=sys.stderr)
         return 130
-    except BrokenPipeError:
-        return 0
 
 
 if __name__ == "__main__":

@@ -11,7 +11,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from tqdm import tqdm
 
 from vidcat.config import check_fields, opt
 from vidcat.data import synth_multimodal
@@ -19,6 +18,7 @@ from vidcat.data.manifest import write_manifest
 from vidcat.data.synth_media import mux_av
 from vidcat.data.synth_video import DIRECTIONS, ROTATIONS, render_motion
 from vidcat.errors import VidcatError
+from vidcat.io.progress import progress as progress_bar
 
 SPLITS = ("train", "val", "test")
 
@@ -66,7 +66,7 @@ def generate(out, cfg: SynthConfig, progress: bool = True) -> dict[str, Path]:
     counts = {"train": cfg.per_class, "val": max(cfg.per_class // 4, 2), "test": max(cfg.per_class // 4, 2)}
     jobs = [(split, c, i) for split in SPLITS for c in classes for i in range(counts[split])]
     rows = {s: [] for s in SPLITS}
-    for n, (split, c, i) in enumerate(tqdm(jobs, desc=f"synth {cfg.kind}", disable=not progress, unit="video")):
+    for n, (split, c, i) in enumerate(progress_bar(jobs, desc=f"synth {cfg.kind}", enabled=progress, unit="video")):
         rng = np.random.default_rng([cfg.seed, n])
         rel = Path(split) / c / f"{c}_{i:04d}.mp4"
         (out / rel).parent.mkdir(parents=True, exist_ok=True)

@@ -32,7 +32,8 @@ def plot_curves(history: list[dict], path) -> Path:
         ax.set_xlabel("epoch")
         ax.set_title(key)
         ax.grid(alpha=0.3)
-        ax.legend()
+        if ax.get_legend_handles_labels()[0]:  # multi-label runs have no top1 curve: no empty legend
+            ax.legend()
     ax_acc.set_ylim(0, 1.02)
     return _save(fig, path)
 

@@ -7,7 +7,6 @@ import json
 import logging
 import math
 import os
-import sys
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -15,7 +14,6 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from tqdm import tqdm
 
 from vidcat.config import TrainConfig
 from vidcat.data.dataset import VideoClips, make_loader
@@ -25,6 +23,7 @@ from vidcat.engine.metrics import compute_metrics
 from vidcat.engine.plots import plot_curves
 from vidcat.engine.step import SkipReport, autocast, echo, model_input, predict_scores, split_output, to_device
 from vidcat.errors import VidcatError
+from vidcat.io.progress import progress as progress_bar
 from vidcat.models.build import Checkpoint, build_model, setup_model
 from vidcat.models.fusion import stream_loss_terms
 from vidcat.transfer.recipe import fit_frame_head
@@ -82,11 +81,6 @@ def stratified_split(ds: Dataset, fraction: float, seed: int, groups: list | Non
             Dataset(pick(True), ds.classes, ds.multilabel, ds.source + f" (val {fraction:.0%})"))
 
 
-def show_bars(progress: bool) -> bool:
-    """Progress bars only on a terminal: a log file gets one line per epoch instead of \r spam."""
-    return bool(progress) and sys.stderr.isatty()
-
-
 def lr_lambda(total_steps: int, warmup_steps: int):
     """Linear warm-up then cosine decay to 1% of the peak learning rate."""
     def f(step: int) -> float:
@@ -131,7 +125,7 @@ def evaluate_loader(model, loader, views: int, multilabel: bool, device, amp: st
     scores its share (``eval_sampler``) and the rows are gathered in dataset order, padding removed."""
     model.eval()
     scores, labels, paths, streams, index = [], [], [], {}, []
-    for batch in tqdm(loader, desc=desc, disable=not show_bars(progress), leave=False, unit="batch"):
+    for batch in progress_bar(loader, enabled=progress, desc=desc, leave=False, unit="batch"):
         skips(batch["skipped"])
         skips.warn(batch.get("warnings", ()))
         if not batch["size"]:
@@ -183,7 +177,8 @@ def _train_epoch(model, loader, optimizer, scheduler, cfg: TrainConfig, state: d
     """One pass over ``loader``; skips (and counts) non-finite steps instead of corrupting the weights."""
     model.train()
     t0, seen, correct, loss_sum, n_batches = time.time(), 0, 0, 0.0, 0
-    bar = tqdm(loader, desc=desc, disable=not (show_bars(cfg.progress) and D.is_main()), unit="batch")
+    # a bar on a terminal only; a log file gets train()'s one line per epoch
+    bar = progress_bar(loader, enabled=cfg.progress and D.is_main(), desc=desc, unit="batch", summary=False)
     for batch in bar:
         skips(batch["skipped"])
         skips.warn(batch.get("warnings", ()))

@@ -9,23 +9,35 @@ Routes: ``GET /`` an upload page (self-contained HTML + JS, top-k bars), ``POST 
 with ``{"error": "..."}``; one over the size limit a 413, decided while it streams in (a chunked
 upload without a Content-Length stops at the limit too). The file part is streamed straight into
 a temp file that is always deleted after. At most ``max_concurrent`` requests are handled at once
-(upload + inference); one more gets a 503 with ``Retry-After`` instead of queueing without bound.
+(upload + inference); one more gets a 503 with ``Retry-After`` instead of queueing without bound, and
+one client address may hold at most ``per_client`` of them (429). An upload that sends nothing for
+``upload_timeout`` seconds is dropped with a 408, freeing its slot.
+
+Access (:mod:`vidcat.inference.guard`): with a ``token`` every API route (``/predict``, ``/classes``)
+wants ``Authorization: Bearer <token>`` (401 otherwise); ``/`` and ``/health`` stay open, and
+``/health`` then says ``"auth": "bearer"`` and shows the model only to an authorised caller. A Host
+header outside ``allowed_hosts`` is a 400, a browser POST from another origin a 403.
 The module never imports torch: serving an ``.onnx`` file needs only ONNX Runtime.
 """
 
+import asyncio
 import json
 import logging
 import os
 import re
+import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from vidcat.config import check_fields, opt, require
+from vidcat.config import check_fields, csv_tuple, opt, require
 from vidcat.errors import VidcatError
+from vidcat.inference.guard import Guard, Slots, authorised, default_allowed_hosts, is_loopback
 
 MAX_UPLOAD_BYTES = 256 * 1024 * 1024
 MULTIPART_SLACK = 65536  # multipart headers and boundaries around the file part
+UPLOAD_TIMEOUT = 30.0   # seconds an upload may send nothing before it is dropped (408)
+TOKEN_ENV = "VIDCAT_TOKEN"
 log = logging.getLogger("vidcat")
 
 PAGE = """<!doctype html>
@@ -53,13 +65,16 @@ PAGE = """<!doctype html>
  .score { text-align: right; font-variant-numeric: tabular-nums; color: #5b6475; }
  .error { color: #b3261e; }
  .muted { color: #5b6475; }
+ #auth { display: none; margin-bottom: 12px; }
+ #auth input { width: 100%; box-sizing: border-box; padding: 6px 8px; }
  footer { color: #8a92a3; font-size: 13px; }
 </style></head>
 <body><main>
  <h1>vidcat</h1>
  <p class="sub">Upload a video to see its top categories.
-  Model: <b>__MODEL__</b> (__BACKEND__), __NCLASSES__ classes.</p>
+  __WHAT__.</p>
  <div class="card">
+  <div id="auth"><input id="token" type="password" autocomplete="off" placeholder="API token"></div>
   <form id="form">
    <input id="file" name="file" type="file" accept="video/*" required>
    <button id="go" type="submit">Predict</button>
@@ -72,7 +87,9 @@ PAGE = """<!doctype html>
 <script>
 const form = document.getElementById("form"), file = document.getElementById("file"),
       go = document.getElementById("go"), out = document.getElementById("out"),
-      preview = document.getElementById("preview");
+      preview = document.getElementById("preview"), tokenBox = document.getElementById("token");
+const AUTH = __AUTH__;  // this server wants a bearer token: sent as a header, kept in this page only
+if (AUTH) document.getElementById("auth").style.display = "block";
 function esc(s) { const d = document.createElement("div"); d.textContent = s; return d.innerHTML; }
 preview.addEventListener("error", () => { preview.style.display = "none"; });  // not playable here
 file.addEventListener("change", () => {
@@ -87,7 +104,8 @@ form.addEventListener("submit", async (ev) => {
   const body = new FormData(); body.append("file", file.files[0]);
   go.disabled = true; out.innerHTML = '<span class="muted">Predicting&hellip;</span>';
   try {
-    const r = await fetch("predict", { method: "POST", body });
+    const headers = AUTH && tokenBox.value ? { "Authorization": "Bearer " + tokenBox.value.trim() } : {};
+    const r = await fetch("predict", { method: "POST", body, headers });
     const j = await r.json();
     if (!r.ok) { out.innerHTML = '<span class="error">' + esc(j.error || r.statusText) + '</span>'; return; }
     out.innerHTML = '<div class="muted" style="margin-bottom:8px">' + esc(file.files[0].name) + '</div>' +
@@ -126,11 +144,29 @@ def default_concurrency() -> int:
     return max(1, min(4, os.cpu_count() or 1))
 
 
-async def receive_upload(request, dst, max_bytes: int) -> tuple[str, int]:
+async def chunks(request, timeout: float | None):
+    """The request body's chunks; a wait over ``timeout`` seconds for the next one is a 408."""
+    from starlette.requests import ClientDisconnect
+
+    stream = request.stream().__aiter__()
+    while True:
+        try:
+            chunk = await asyncio.wait_for(stream.__anext__(), timeout)
+        except StopAsyncIteration:
+            return
+        except asyncio.TimeoutError:
+            raise UploadError(408, f"upload stalled: nothing received for {timeout:g} s") from None
+        except ClientDisconnect:  # nobody is left to answer; the slot is freed all the same
+            raise UploadError(400, "the client went away during the upload") from None
+        yield chunk
+
+
+async def receive_upload(request, dst, max_bytes: int, timeout: float | None = None) -> tuple[str, int]:
     """Stream the multipart field ``file`` of ``request`` into the open binary file ``dst``.
 
     Counts bytes as they arrive and stops at ``max_bytes`` (413) whatever the headers say; nothing
-    but the file part is kept. Returns ``(filename, size)``; raises :class:`UploadError`.
+    but the file part is kept; a client that sends nothing for ``timeout`` seconds gets a 408.
+    Returns ``(filename, size)``; raises :class:`UploadError`.
     """
     from python_multipart.multipart import MultipartParseError, MultipartParser, parse_options_header
 
@@ -179,7 +215,7 @@ async def receive_upload(request, dst, max_bytes: int) -> tuple[str, int]:
         "on_header_end": on_header_end, "on_headers_finished": on_headers_finished})
     received = 0
     try:
-        async for chunk in request.stream():
+        async for chunk in chunks(request, timeout):
             received += len(chunk)
             if received > max_bytes + MULTIPART_SLACK:
                 raise UploadError(413, limit_msg)
@@ -192,47 +228,48 @@ async def receive_upload(request, dst, max_bytes: int) -> tuple[str, int]:
     return Path(st["name"]).name or "upload", st["size"]
 
 
-def create_app(predictor, max_upload_bytes: int = MAX_UPLOAD_BYTES, max_concurrent: int | None = None):
+def create_app(predictor, max_upload_bytes: int = MAX_UPLOAD_BYTES, max_concurrent: int | None = None, *,
+               token: str | None = None, allowed_hosts=None, upload_timeout: float | None = UPLOAD_TIMEOUT,
+               per_client: int | None = None):
     """A FastAPI app serving ``predictor`` (a :class:`Predictor` or :class:`OnnxPredictor`).
 
-    ``max_concurrent`` requests (default :func:`default_concurrency`) upload and infer at once;
-    the next one is answered 503 at once.
+    ``max_concurrent`` requests (default :func:`default_concurrency`) upload and infer at once, at
+    most ``per_client`` (None: no limit) from one client address; the next one is answered 503 / 429
+    at once. ``token``: API routes want ``Authorization: Bearer <token>``; ``allowed_hosts``: Host
+    header names accepted (None or ``*``: any); ``upload_timeout``: seconds of upload silence -> 408.
     """
     from fastapi import FastAPI, Request
     from fastapi.responses import HTMLResponse, JSONResponse
-    from starlette.concurrency import run_in_threadpool
 
     from vidcat import __version__
 
-    slots = max_concurrent or default_concurrency()
-    if slots < 1:
-        raise VidcatError(f"max_concurrent must be >= 1, not {slots}")
+    total = max_concurrent or default_concurrency()
+    for name, value in (("max_concurrent", total), ("per_client", per_client or 1)):
+        if value < 1:
+            raise VidcatError(f"{name} must be >= 1, not {value}")
+    slots = Slots(total, per_client)
     app = FastAPI(title="vidcat", version=__version__)
-    busy = {"n": 0}  # requests in flight; only touched on the event loop, so no lock is needed
+    app.add_middleware(Guard, token=token, allowed_hosts=allowed_hosts)
     backend = getattr(predictor, "backend", "torch")
     model_name = (getattr(predictor, "meta", None) or predictor.ckpt or {}).get("model", "?")
     info = {"model": model_name, "backend": backend, "classes": len(predictor.classes),
-            "multilabel": predictor.multilabel, "version": __version__, "max_concurrent": slots}
-    page = (PAGE.replace("__MODEL__", _html(model_name)).replace("__BACKEND__", _html(backend))
-            .replace("__NCLASSES__", str(len(predictor.classes))))
+            "multilabel": predictor.multilabel, "version": __version__, "max_concurrent": total,
+            "per_client": per_client}
+    page = _page(model_name, backend, len(predictor.classes), bool(token))
 
     def error(status: int, msg: str, **headers) -> JSONResponse:
         return JSONResponse({"error": msg}, status_code=status, headers=headers or None)
-
-    def run(path: str, name: str, topk: int) -> dict:
-        record = predictor(path)
-        out = {"path": name, "labels": record["labels"][:topk], "scores": record["scores"][:topk]}
-        if record.get("warning"):
-            out["warning"] = record["warning"]
-        return out
 
     @app.get("/", response_class=HTMLResponse)
     def index():
         return page
 
     @app.get("/health")
-    def health():
-        return {"status": "ok", "in_flight": busy["n"], **info}
+    def health(request: Request):
+        auth = {"auth": "bearer" if token else "none"}
+        if not authorised(request.headers.get("authorization"), token):  # open, but says no more
+            return {"status": "ok", **auth}
+        return {"status": "ok", "in_flight": slots.n, **auth, **info}
 
     @app.get("/classes")
     def classes():
@@ -243,37 +280,60 @@ def create_app(predictor, max_upload_bytes: int = MAX_UPLOAD_BYTES, max_concurre
         topk = request.query_params.get("topk", str(predictor.topk))
         if not topk.isdigit() or int(topk) < 1:
             return error(400, f"topk must be a positive integer, not {topk!r}")
-        if busy["n"] >= slots:
-            return error(503, f"server busy ({slots} requests in progress); retry shortly", **{"Retry-After": "1"})
-        busy["n"] += 1
-        tmp = None
+        client = request.client.host if request.client else "?"
+        refused = slots.refuse(client)
+        if refused:
+            return error(*refused, **{"Retry-After": "1"})
         try:
-            fd, tmp = tempfile.mkstemp(prefix="vidcat-upload-")
-            try:
-                with os.fdopen(fd, "wb") as f:
-                    name, size = await receive_upload(request, f, max_upload_bytes)
-            except UploadError as e:
-                return error(e.status, e.msg)
-            if size == 0:
-                return error(400, f"{name}: empty upload (0 bytes)")
-            # the decoder may use the extension as a hint: give the temp file the upload's
-            named = f"{tmp}{_safe_suffix(name)}"
-            os.replace(tmp, named)
-            tmp = named
-            try:
-                return await run_in_threadpool(run, tmp, name, int(topk))
-            except VidcatError as e:
-                reason = getattr(e, "reason", None) or str(e)
-                return error(400, f"{name}: {reason}")
-            except Exception as e:  # a bug, not a bad upload: say so in the same JSON shape
-                log.exception("predict failed on %s", name)
-                return error(500, f"{name}: internal error ({type(e).__name__}: {e})")
+            status, body = await predict_upload(request, predictor, int(topk), max_upload_bytes, upload_timeout)
         finally:
-            busy["n"] -= 1
-            if tmp:
-                Path(tmp).unlink(missing_ok=True)
+            slots.release(client)
+        return body if status == 200 else error(status, body)
 
     return app
+
+
+async def predict_upload(request, predictor, topk: int, max_bytes: int, timeout: float | None):
+    """Receive the upload into a temp file (always deleted after) and predict it:
+    ``(200, record)`` or ``(status, one-line error)``."""
+    from starlette.concurrency import run_in_threadpool
+
+    def run(path: str, name: str) -> dict:
+        record = predictor(path)
+        out = {"path": name, "labels": record["labels"][:topk], "scores": record["scores"][:topk]}
+        if record.get("warning"):
+            out["warning"] = record["warning"]
+        return out
+
+    fd, tmp = tempfile.mkstemp(prefix="vidcat-upload-")
+    try:
+        try:
+            with os.fdopen(fd, "wb") as f:
+                name, size = await receive_upload(request, f, max_bytes, timeout)
+        except UploadError as e:
+            return e.status, e.msg
+        if size == 0:
+            return 400, f"{name}: empty upload (0 bytes)"
+        # the decoder may use the extension as a hint: give the temp file the upload's
+        named = f"{tmp}{_safe_suffix(name)}"
+        os.replace(tmp, named)
+        tmp = named
+        try:
+            return 200, await run_in_threadpool(run, tmp, name)
+        except VidcatError as e:
+            return 400, f"{name}: {getattr(e, 'reason', None) or e}"
+        except Exception as e:  # a bug, not a bad upload: say so in the same JSON shape
+            log.exception("predict failed on %s", name)
+            return 500, f"{name}: internal error ({type(e).__name__}: {e})"
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+
+
+def _page(model_name: str, backend: str, n_classes: int, auth: bool) -> str:
+    """The upload page; behind a token it names no model (anyone may load it) and asks for the token."""
+    what = ("a protected model: enter the API token" if auth else
+            f"Model: <b>{_html(model_name)}</b> ({_html(backend)}), {n_classes} classes")
+    return (PAGE.replace("__WHAT__", what).replace("__AUTH__", "true" if auth else "false"))
 
 
 def _html(s) -> str:
@@ -297,10 +357,47 @@ class ServeConfig:
     max_concurrent: int = opt(0, "requests handled at once, the next gets 503 (0 = CPU count, at most 4)", min=0)
     fast: str | None = opt(None, "torch checkpoints: serve the fastest inference variant that agrees with eager "
                                  "(auto, or a variant name such as channels_last_bf16)")
+    token_file: str | None = opt(None, f"file holding the API token (default: ${TOKEN_ENV}); clients then send "
+                                       "'Authorization: Bearer TOKEN' (/ and /health stay open)")
+    allowed_hosts: tuple | None = opt(None, "Host header names accepted, comma-separated, '*' = any (default: the "
+                                            "loopback names when --host is loopback, else any)", parse=csv_tuple)
+    upload_timeout: float = opt(UPLOAD_TIMEOUT, "seconds an upload may send nothing before it is dropped (408)",
+                                gt=0)
+    per_client: int = opt(0, "requests one client address may have in flight, the next gets 429 (0 = half of "
+                             "--max-concurrent, at least 1)", min=0)
 
     def __post_init__(self):
         require(self, "checkpoint")
+        if self.allowed_hosts is not None:
+            self.allowed_hosts = csv_tuple(self.allowed_hosts)
+            if not self.allowed_hosts:
+                raise VidcatError("--allowed-hosts names no host (use '*' for any)")
+        if self.token_file is not None and not Path(self.token_file).is_file():
+            raise VidcatError(f"--token-file {self.token_file}: no such file")
         check_fields(self)
+
+    def token(self) -> str | None:
+        """The API token: the first line of ``token_file``, else ``$VIDCAT_TOKEN``, else None (no auth)."""
+        if self.token_file is None:
+            return os.environ.get(TOKEN_ENV, "").strip() or None
+        try:
+            lines = Path(self.token_file).read_text(encoding="utf-8").splitlines()
+        except (OSError, UnicodeDecodeError) as e:
+            raise VidcatError(f"--token-file {self.token_file}: cannot read it ({e})") from None
+        token = lines[0].strip() if lines else ""
+        if len(token) < 8:
+            raise VidcatError(f"--token-file {self.token_file}: the token (first line) needs at least 8 characters")
+        return token
+
+    def app_options(self) -> dict:
+        """``create_app`` keywords; warns on stderr when a non-loopback address is served without a token."""
+        token, slots = self.token(), self.max_concurrent or default_concurrency()
+        if not token and not is_loopback(self.host):
+            print(f"vidcat: warning: serving {self.host} without a token (--token-file or ${TOKEN_ENV}): "
+                  "anyone who reaches this port can use the model", file=sys.stderr, flush=True)
+        return {"max_upload_bytes": self.max_upload_mb * 2**20, "max_concurrent": slots, "token": token,
+                "allowed_hosts": self.allowed_hosts or default_allowed_hosts(self.host),
+                "upload_timeout": self.upload_timeout, "per_client": self.per_client or max(1, slots // 2)}
 
 
 def run_serve(cfg: ServeConfig) -> int:
@@ -314,13 +411,13 @@ def run_serve(cfg: ServeConfig) -> int:
                           "pip install 'vidcat[serve]'") from None
     from vidcat.inference.onnx_predictor import load_predictor
 
+    options = cfg.app_options()  # a bad token file fails before the model loads
     predictor = load_predictor(cfg.checkpoint, device=cfg.device, topk=cfg.topk, threads=cfg.threads)
     if cfg.fast and hasattr(predictor, "model"):  # chosen on random clips of the model's input (no videos yet)
         from vidcat.inference.fast import accelerate
 
         print(json.dumps({"inference_variant": accelerate(predictor, variant=cfg.fast).get("variant")}), flush=True)
-    app = create_app(predictor, max_upload_bytes=cfg.max_upload_mb * 2**20,
-                     max_concurrent=cfg.max_concurrent or None)
+    app = create_app(predictor, **options)
     print(json.dumps({"serving": cfg.checkpoint, "url": f"http://{cfg.host}:{cfg.port}/"}), flush=True)
     uvicorn.run(app, host=cfg.host, port=cfg.port, log_level="warning")
     return 0

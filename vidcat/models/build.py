@@ -11,6 +11,7 @@ Training, evaluation, prediction, export, cross-validation and ``vidcat fuse`` a
 """
 from __future__ import annotations
 
+import contextlib
 import inspect
 import os
 from dataclasses import dataclass, field, replace
@@ -22,6 +23,7 @@ import torch.nn as nn
 from vidcat.config import DataConfig
 from vidcat.errors import VidcatError
 from vidcat.models.registry import ModelSpec, create_model, get_spec
+from vidcat.models.safe_pickle import load_plain, plain
 
 MOTIONS = ("flow", "mv")
 # The model a single stream gets when the user names modalities but no model; several streams -> "fusion".
@@ -156,12 +158,15 @@ def build_model(setup: ModelSetup, pretrained: bool = False, weights: str | None
 class Checkpoint:
     """A saved model: its :class:`ModelSetup`, weights, and run information (epoch, score, optimiser...).
 
-    Stored as a plain dict (``torch.save``), written to a temp name then renamed.
+    Stored as a dict of plain values only (:func:`~vidcat.models.safe_pickle.plain`: tensors, containers,
+    str / numbers / None), written to a temp name then renamed, and read with ``weights_only=True``: a
+    file holding other pickled objects is refused, never run.
     """
 
     setup: ModelSetup
     state_dict: dict
     extra: dict = field(default_factory=dict)
+    source: str = field(default="checkpoint", compare=False)  # the file it came from (error messages)
 
     @property
     def classes(self) -> list:
@@ -180,27 +185,40 @@ class Checkpoint:
 
         s = self.setup
         # a training run's clip cache stays with the run: predict / serve never fill it
-        return {"model": s.name, "model_kwargs": s.kwargs, "classes": s.classes, "multilabel": s.multilabel,
-                "data": replace(s.data, clip_cache=None).as_dict(), "state_dict": self.state_dict, "vidcat_version": __version__, **self.extra}
+        return plain({"model": s.name, "model_kwargs": s.kwargs, "classes": s.classes, "multilabel": s.multilabel,
+                      "data": replace(s.data, clip_cache=None).as_dict(), "state_dict": self.state_dict,
+                      "vidcat_version": __version__, **self.extra})
 
     @classmethod
     def from_dict(cls, d: dict, source="checkpoint") -> "Checkpoint":
         if not isinstance(d, dict) or "model" not in d or "state_dict" not in d:
-            raise VidcatError(f"{source}: not a vidcat checkpoint (no model name / state_dict)")
+            raise VidcatError(f"{source} is not a vidcat checkpoint (no model name / state_dict)")
+        _check_metadata(d, source)
         core = ("model", "model_kwargs", "classes", "multilabel", "data", "state_dict", "vidcat_version")
         kwargs = dict(d.get("model_kwargs") or {})
         kwargs.pop("pretrained", None)  # the weights are in the state dict: never download again
-        setup = ModelSetup(d["model"], kwargs, DataConfig.from_dict(d["data"]), list(d["classes"]),
-                           bool(d.get("multilabel", False)))
-        return cls(setup, d["state_dict"], {k: v for k, v in d.items() if k not in core})
+        try:
+            data = DataConfig.from_dict(d["data"])
+        except (VidcatError, TypeError, ValueError) as e:
+            raise VidcatError(f"{source} is not a usable checkpoint (its data settings: {e})") from None
+        setup = ModelSetup(d["model"], kwargs, data, list(d["classes"]), bool(d.get("multilabel", False)))
+        return cls(setup, d["state_dict"], {k: v for k, v in d.items() if k not in core}, str(source))
 
     def save(self, path) -> Path:
         """``torch.save`` to a temp name, then rename: a killed run never leaves half a checkpoint."""
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-        torch.save(self.to_dict(), tmp)
-        os.replace(tmp, path)
+        try:
+            with open(tmp, "wb") as f:  # a Python file: a full disk is an OSError (ENOSPC), not a RuntimeError
+                torch.save(self.to_dict(), f)
+            os.replace(tmp, path)
+        except BaseException as e:  # full disk, read-only folder, Ctrl-C: no temp file left behind
+            with contextlib.suppress(OSError):
+                tmp.unlink(missing_ok=True)
+            if isinstance(e, OSError) and e.filename in (None, str(tmp)):
+                e.filename = str(path)  # name the checkpoint, not its temp file
+            raise
         return path
 
     @classmethod
@@ -208,14 +226,32 @@ class Checkpoint:
         path = Path(path)
         if not path.is_file():
             raise VidcatError(f"{path}: checkpoint not found")
-        try:
-            d = torch.load(path, map_location=map_location, weights_only=False)
-        except Exception as e:  # torch raises many types for a damaged file
-            raise VidcatError(f"{path}: not a readable checkpoint ({type(e).__name__}: {e})".splitlines()[0]) from None
-        return cls.from_dict(d, path)
+        return cls.from_dict(load_plain(path, map_location), path)
 
     def build(self, device="cpu") -> nn.Module:
         """The trained network in eval mode (random init, then these weights: no download)."""
         model = build_model(self.setup)
-        model.load_state_dict(self.state_dict)
+        try:
+            model.load_state_dict(self.state_dict)
+        except RuntimeError as e:  # an edited class list or model keywords: the head no longer fits
+            lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()]
+            detail = next((ln for ln in lines if ln.startswith("size mismatch")), lines[-1] if lines else "")
+            raise VidcatError(f"{self.source}: its weights do not fit {self.setup.name} with "
+                              f"{len(self.classes)} classes ({detail.rstrip('.')})") from None
         return model.to(device).eval()
+
+
+def _check_metadata(d: dict, source) -> None:
+    """One line for metadata a model cannot be rebuilt from: an unknown model, a malformed class list."""
+    if not isinstance(d["model"], str):
+        raise VidcatError(f"{source} is not a vidcat checkpoint (model name {d['model']!r})")
+    try:
+        get_spec(d["model"])
+    except VidcatError as e:
+        raise VidcatError(f"{source}: {e}") from None
+    classes = d.get("classes")
+    if not isinstance(classes, (list, tuple)) or not classes or not all(isinstance(c, str) for c in classes):
+        raise VidcatError(f"{source} is not a usable checkpoint (its class list must be non-empty names, "
+                          f"not {classes!r:.60})")
+    if not isinstance(d.get("data"), dict) or not isinstance(d.get("state_dict"), dict):
+        raise VidcatError(f"{source} is not a vidcat checkpoint (no data settings / state dict)")

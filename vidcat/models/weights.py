@@ -17,6 +17,7 @@ import torch
 import torch.nn as nn
 
 from vidcat.errors import VidcatError
+from vidcat.models.safe_pickle import refused_global
 
 log = logging.getLogger(__name__)
 
@@ -64,11 +65,11 @@ def _read_state_dict(path: str) -> dict[str, torch.Tensor]:
         raise VidcatError(f"weights file {path} not found")
     try:
         obj = torch.load(p, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError:  # a full checkpoint with config objects: the user named this file
-        try:
-            obj = torch.load(p, map_location="cpu", weights_only=False)
-        except Exception as e:
-            raise VidcatError(f"cannot read weights file {path}: {type(e).__name__}: {e}".splitlines()[0]) from None
+    except pickle.UnpicklingError as e:  # pickled objects: loading them could run code, so never
+        if not refused_global(e):
+            raise VidcatError(f"cannot read weights file {path}: {str(e).splitlines()[0][:120]}") from None
+        raise VidcatError(f"weights file {path} holds pickled Python objects, not only tensors: refused "
+                          f"(save model.state_dict() instead)") from None
     except Exception as e:
         raise VidcatError(f"cannot read weights file {path}: {type(e).__name__}: {e}".splitlines()[0]) from None
     if isinstance(obj, nn.Module):

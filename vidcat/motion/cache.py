@@ -210,8 +210,9 @@ def build_cache(paths, cache_dir, method: str = "dis_fast", size: int | None = N
     counts stored videos the decoder found damaged (truncated): their entry's meta has ``warning``.
     ``workers`` > 1 runs that many processes, each single-threaded.
     """
-    from tqdm import tqdm
     from tqdm.contrib.logging import logging_redirect_tqdm
+
+    from vidcat.io.progress import progress as progress_bar
 
     t0 = time.perf_counter()
     method = canonical(method)
@@ -230,7 +231,7 @@ def build_cache(paths, cache_dir, method: str = "dis_fast", size: int | None = N
     summary = {"method": method, "cache_dir": str(cache_dir), "total": len(files), "computed": 0,
                "cached": 0, "failed": 0, "warned": 0, "failures": []}
     todo = []
-    bar = tqdm(total=len(files), desc=f"motion[{method}]", unit="video", disable=not progress, file=sys.stderr)
+    bar = progress_bar(total=len(files), desc=f"motion[{method}]", unit="video", enabled=progress)
 
     def fail(path, reason):
         if strict:

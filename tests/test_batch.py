@@ -17,9 +17,9 @@ from vidcat.errors import VidcatError  # noqa: E402
 
 @pytest.fixture(scope="module")
 def local_ray():
-    from vidcat.inference.batch import _init_ray
+    from vidcat.engine.cluster import init_ray
 
-    _init_ray(None)
+    init_ray(None)
     yield
     ray.shutdown()
 

@@ -202,3 +202,73 @@ def test_wilson_interval():
     lo, hi = S.wilson(24, 27)
     assert abs(lo - 0.7197) < 1e-3 and abs(hi - 0.9615) < 1e-3
     assert S.wilson(0, 0) == (0.0, 1.0)
+
+
+_CHILD = """
+import sys, time, numpy as np
+sys.path.insert(0, {root!r})
+from tests.test_transfer import DATA, tiny_model, _store_at
+from vidcat.data.manifest import Dataset, Item
+from vidcat.transfer.extract import extract
+paths = {paths!r}
+ds = Dataset([Item(p, ["a"]) for p in paths], ["a"])
+fs = extract(ds, DATA, tiny_model(), views=2, store=_store_at({root_store!r}), workers=0, log=lambda s: None)
+np.save({out!r}, fs.feats)
+"""
+
+
+def _store_at(root):
+    return Store(NAMESPACE, root=root, log=lambda s: None)
+
+
+def _child(clips, store_root, out):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = str(Path(__file__).resolve().parents[1])
+    paths = [it.path for it in clips.items]
+    code = _CHILD.format(root=root, paths=paths, root_store=str(store_root), out=str(out))
+    return subprocess.Popen([sys.executable, "-c", code])
+
+
+def test_two_runs_sharing_a_cache_both_finish_with_the_solo_result(clips, tmp_path):
+    solo = extract(clips, DATA, tiny_model(), views=2, store=_store_at(tmp_path / "solo"), workers=0)
+    procs = [_child(clips, tmp_path / "shared", tmp_path / f"r{i}.npy") for i in range(2)]
+    assert [p.wait(timeout=300) for p in procs] == [0, 0]
+    for i in range(2):
+        assert np.array_equal(np.load(tmp_path / f"r{i}.npy"), solo.feats)
+    assert not list((tmp_path / "shared").rglob("*.tmp-*"))
+
+
+def test_a_killed_extraction_resumes_with_what_it_finished(clips, tmp_path):
+    import signal
+    import time
+
+    store_root = tmp_path / "store"
+    p = _child(clips, store_root, tmp_path / "never.npy")
+    t0 = time.time()
+    while len(list(store_root.rglob("*.vca"))) < 4 and time.time() - t0 < 240 and p.poll() is None:
+        time.sleep(0.05)
+    p.send_signal(signal.SIGKILL)
+    p.wait()
+    done = len(list(store_root.rglob("*.vca")))
+    model = tiny_model()
+    fs = extract(clips, DATA, model, views=2, store=_store_at(store_root), workers=0)
+    assert 0 < done and fs.computed <= 6 - done // 2
+    fresh = extract(clips, DATA, tiny_model(), views=2, store=_store_at(tmp_path / "fresh"), workers=0)
+    assert np.array_equal(fs.feats, fresh.feats)
+
+
+def test_extraction_as_a_ray_job_writes_the_same_entries(clips, tmp_path):
+    pytest.importorskip("ray")
+    from vidcat.models.frame_head import frame_head
+
+    def model():          # an importable model (Ray workers unpickle it): random-init Lite0, seeded
+        return frame_head(3, pretrained=False).eval()
+
+    local = extract(clips, DATA, model(), views=2, store=_store_at(tmp_path / "local"), workers=0)
+    on_ray = extract(clips, DATA, model(), views=2, store=_store_at(tmp_path / "ray"), ray=True)
+    assert on_ray.computed == 6 and np.allclose(on_ray.feats, local.feats, atol=1e-5)
+    again = extract(clips, DATA, model(), views=2, store=_store_at(tmp_path / "ray"), workers=0)
+    assert again.computed == 0 and np.array_equal(again.feats, on_ray.feats)

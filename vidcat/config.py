@@ -209,6 +209,9 @@ class TrainConfig:
                                         "groups near-duplicate clips itself)")
     cache: str | None = opt(None, "cache folder for features and other artefacts (default: $VIDCAT_CACHE, else "
                                   "$XDG_CACHE_HOME/vidcat, else ~/.cache/vidcat)")
+    ray: bool = opt(False, "default model: extract its features as a Ray Data job (workers write the shared "
+                           "cache; the head is fitted here)")
+    address: str | None = opt(None, "Ray cluster to join with --ray (default: $RAY_ADDRESS, else a local Ray)")
     max_steps: int | None = opt(None, "stop after this many steps (smoke tests)", min=1)
     progress: bool = opt(True, "no progress bars", flag="--quiet", invert=True)
     model_kwargs: dict = opt(None, "builder keyword KEY=VALUE (repeatable)", factory=dict, flag="--model-arg",

@@ -67,32 +67,68 @@ class BasePredictor:
         return self.scores(path, text), None
 
     def __call__(self, path, text: str | None = None) -> dict:
-        if self.long_record is not None and self.long_seconds and _duration(path) > self.long_seconds:
+        return self.finish(path, None, text)
+
+    def is_long(self, path) -> bool:
+        return bool(self.long_record is not None and self.long_seconds and _duration(path) > self.long_seconds)
+
+    def prepare(self, path):
+        """The I/O half of a prediction (decode), run one file ahead by :meth:`predict_many`; None defers
+        everything to :meth:`finish` (the default). Raises :class:`VideoError`."""
+        return None
+
+    def score_prepared(self, prepared):
+        raise NotImplementedError
+
+    def finish(self, path, prepared, text: str | None = None) -> dict:
+        """The record of ``path``, from what :meth:`prepare` returned (or from scratch when None)."""
+        if prepared is None and self.is_long(path):
             return self.long_record(path)
-        p, warning = self.scores_and_warning(path, text)
+        p, warning = self.score_prepared(prepared) if prepared is not None else self.scores_and_warning(path, text)
         return make_record(path, p, self.classes, self.topk, warning)
 
     def predict_many(self, paths: Iterable, strict: bool = False) -> Iterator[dict]:
-        """One record per video under ``paths`` (folders recurse), in order.
+        """One record per video under ``paths`` (folders recurse), in order; the next file decodes in a
+        thread while the model scores this one (PyAV and the resize release the GIL).
 
         Every input yields at least one record: a prediction, or ``{"path", "error"}`` for a file that
         cannot be used, a missing path, a symlink loop or a folder without videos. Raises
         :class:`VidcatError` when the inputs hold no video at all; ``strict`` raises at the first error.
         """
-        for path, reason in expand_inputs(paths):
-            if reason is not None:
-                if strict:
-                    raise VideoError(path, reason)
-                yield error_record(path, reason)
-                continue
-            try:
-                yield self(path)
-            except VideoError as e:
-                if strict:
-                    raise
-                yield error_record(path, e.reason)
-            except Exception as e:  # a pathological file or a bug: one record saying so, not a dead batch
-                if strict:
-                    raise
-                log.info("predict failed on %s", path, exc_info=True)  # `vidcat -v` shows the traceback
-                yield error_record(path, f"internal error ({type(e).__name__}: {e})")
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            pending = None
+            for item in _lookahead(expand_inputs(paths)):
+                path, reason, nxt = item
+                if reason is None and pending is None:
+                    pending = pool.submit(self.prepare, path)
+                ahead = pool.submit(self.prepare, nxt) if nxt is not None else None
+                yield from self._record(path, reason, pending, strict)
+                pending = ahead
+
+    def _record(self, path, reason, pending, strict) -> Iterator[dict]:
+        if reason is not None:
+            if strict:
+                raise VideoError(path, reason)
+            yield error_record(path, reason)
+            return
+        try:
+            yield self.finish(path, pending.result())
+        except VideoError as e:
+            if strict:
+                raise
+            yield error_record(path, e.reason)
+        except Exception as e:  # a pathological file or a bug: one record saying so, not a dead batch
+            if strict:
+                raise
+            log.info("predict failed on %s", path, exc_info=True)  # `vidcat -v` shows the traceback
+            yield error_record(path, f"internal error ({type(e).__name__}: {e})")
+
+
+def _lookahead(inputs) -> Iterator[tuple]:
+    """``(path, reason, next readable path or None)`` for each input."""
+    items = list(inputs)
+    for k, (path, reason) in enumerate(items):
+        nxt = items[k + 1] if k + 1 < len(items) else None
+        yield path, reason, (nxt[0] if nxt is not None and nxt[1] is None else None)

@@ -25,10 +25,10 @@ from pathlib import Path
 
 import numpy as np
 
+from vidcat.engine.cluster import LOCAL_CPUS, init_ray
 from vidcat.errors import VidcatError, VideoError
 
 OUT_FORMATS = (".parquet", ".jsonl")
-LOCAL_CPUS = 2
 
 
 @dataclass
@@ -36,8 +36,10 @@ class BatchConfig:
     """Options of ``vidcat batch``."""
 
     checkpoint: str = field(metadata={"help": "RUN/best.pt (torch) or model.onnx (ONNX Runtime)"})
-    data: str = field(metadata={"help": "videos: a folder (recursive), a CSV/JSONL manifest or one file"})
     out: str = field(metadata={"help": "results file: .parquet or .jsonl (one record per input)"})
+    paths: tuple = field(default=(), metadata={"help": "the videos, like predict: a folder (recursive), a CSV/JSONL "
+                                                       "manifest or one file", "positional": True, "nargs": "?"})
+    data: str | None = field(default=None, metadata={"help": "the same, as an option (instead of the positional)"})
     address: str | None = field(default=None, metadata={
         "help": "Ray cluster to join (default: $RAY_ADDRESS, else a local Ray with 2 CPUs)"})
     num_cpus: float = field(default=1.0, metadata={"help": "CPUs per model actor"})
@@ -57,6 +59,12 @@ class BatchConfig:
             raise VidcatError(f"--out must end in .parquet or .jsonl, not {Path(self.out).name!r}")
         if not Path(self.checkpoint).is_file():
             raise VidcatError(f"{self.checkpoint}: checkpoint not found")
+        paths = (self.paths,) if isinstance(self.paths, str) else tuple(self.paths or ())
+        if paths and self.data and paths[0] != self.data:
+            raise VidcatError("give the videos once: as the positional argument or as --data, not both")
+        self.data = self.data or (paths[0] if paths else None)
+        if not self.data:
+            raise VidcatError("the videos to score are required: vidcat batch --checkpoint CKPT VIDEOS --out FILE")
         if not Path(self.data).exists():
             raise VidcatError(f"{self.data}: no such file or folder")
         for name in ("batch_size", "topk", "clips", "actors"):
@@ -236,23 +244,6 @@ def write_records(path, records: list[dict]) -> None:
 
 
 # -- the job ---------------------------------------------------------------------------------------
-def _init_ray(address: str | None):
-    """Join ``address``, or start a local Ray with :data:`LOCAL_CPUS` CPUs."""
-    import ray
-
-    import vidcat
-
-    package = str(Path(vidcat.__file__).parent)
-    if address:
-        ray.init(address=address, runtime_env={"py_modules": [package]}, ignore_reinit_error=True,
-                 log_to_driver=False)
-    else:  # local: workers import this same vidcat checkout
-        path = os.pathsep.join(p for p in (str(Path(package).parent), os.environ.get("PYTHONPATH")) if p)
-        ray.init(num_cpus=LOCAL_CPUS, include_dashboard=False, ignore_reinit_error=True, log_to_driver=False,
-                 runtime_env={"env_vars": {"PYTHONPATH": path, "OMP_NUM_THREADS": "1"}})
-    return ray
-
-
 def batch_predict(cfg: BatchConfig) -> dict:
     """Run the job; returns ``{"out", "inputs", "done_before", "predicted", "errors"}``."""
     items = list_inputs(cfg.data)
@@ -274,7 +265,7 @@ def batch_predict(cfg: BatchConfig) -> dict:
             raise VidcatError(f"the local Ray has {LOCAL_CPUS} CPUs: --actors x --num-cpus must leave one for "
                               f"decoding (got {cfg.actors} x {cfg.num_cpus:g}); pass --address for a bigger cluster")
         if started_here:
-            _init_ray(address)
+            init_ray(address)
         try:
             ds = ray.data.from_items([{"index": i, "path": p, "text": t or ""} for i, p, t in todo],
                                      override_num_blocks=min(len(todo), 64))

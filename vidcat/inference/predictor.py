@@ -47,7 +47,16 @@ class Predictor(BasePredictor):
 
     def scores_and_warning(self, path, text: str | None = None) -> tuple[torch.Tensor, str | None]:
         """Class probabilities (K,) for one video and the io layer's damage warning (or None)."""
-        batch, views = video_batch(path, self.data_cfg, self.classes, self.multilabel, self.clips, self.crops, text)
+        return self.score_prepared(video_batch(path, self.data_cfg, self.classes, self.multilabel, self.clips,
+                                               self.crops, text))
+
+    def prepare(self, path):
+        """Decode ``path``'s views (in :meth:`predict_many`'s look-ahead thread); None for a long file."""
+        return None if self.is_long(path) else video_batch(path, self.data_cfg, self.classes, self.multilabel,
+                                                           self.clips, self.crops)
+
+    def score_prepared(self, prepared) -> tuple[torch.Tensor, str | None]:
+        batch, views = prepared
         p, _ = predict_scores(self.model, batch, views, self.multilabel, self.device)
         return p[0].cpu(), damage_warning(batch)
 

@@ -25,6 +25,7 @@ from vidcat.config import DataConfig
 from vidcat.data.dataset import VideoClips
 from vidcat.data.manifest import Dataset
 from vidcat.errors import VideoError
+from vidcat.io.progress import progress
 from vidcat.io.store import Store, content_key
 
 FEATURE_VERSION = 2
@@ -92,8 +93,12 @@ def _one_line(log, strict, path, reason, prefix="skipped"):
 
 @torch.no_grad()
 def extract(dataset: Dataset, data: DataConfig, model, views: int = 1, store: Store | None = None,
-            strict: bool = False, workers: int | None = None, log=None) -> FeatureSet:
-    """Features (N, views, T, F) of every readable clip of ``dataset``; from the store where there."""
+            strict: bool = False, workers: int | None = None, log=None, ray: str | bool | None = None) -> FeatureSet:
+    """Features (N, views, T, F) of every readable clip of ``dataset``; from the store where there.
+
+    ``ray``: compute the missing entries as a Ray Data job instead (True: ``$RAY_ADDRESS`` or a local Ray;
+    a string: that cluster's address); its workers write the same store entries, so the store root must
+    be reachable from them (a shared filesystem on a real cluster)."""
     log = log or (lambda s: print(s, file=sys.stderr))
     store = store or Store(NAMESPACE)
     t0, enc = time.perf_counter(), encoder_id(model)
@@ -111,7 +116,10 @@ def extract(dataset: Dataset, data: DataConfig, model, views: int = 1, store: St
         if missing:
             todo.append((i, missing))
     damaged = {}
-    if todo:
+    if todo and ray:
+        _fill_ray(dataset, data, model, todo, keys, got, store, skipped, damaged, strict, log,
+                  None if ray is True else ray)
+    elif todo:
         _fill(dataset, data, model, todo, keys, got, store, skipped, damaged, strict, workers, log)
     index = [i for i in got if i not in skipped]
     feats = np.stack([np.stack(got[i]) for i in index]) if index else np.zeros((0, views, data.frames, 0), np.float32)
@@ -132,7 +140,7 @@ def _fill(dataset, data, model, todo, keys, got, store, skipped, damaged, strict
     loader = torch.utils.data.DataLoader(ViewClips(clips, todo), batch_size=None, num_workers=workers,
                                          prefetch_factor=4 if workers else None)
     model.eval()
-    for s in _progress(loader, len(todo)):
+    for s in progress(loader, total=len(todo), desc="features", unit="clip", leave=False):
         i, path = s["i"], dataset.items[s["i"]].path
         if "error" in s:
             skipped[i] = s["error"]
@@ -146,13 +154,56 @@ def _fill(dataset, data, model, todo, keys, got, store, skipped, damaged, strict
             got[i][v] = row
 
 
-def _progress(loader, total):
-    """tqdm on a terminal; a plain iterator (no carriage returns) when stderr is a file."""
-    if not sys.stderr.isatty():
-        return loader
-    from tqdm import tqdm
+class RayFeatureWorker:
+    """A Ray actor: decodes a row's missing views and writes their store entries (the driver reads them)."""
 
-    return tqdm(loader, total=total, desc="features", unit="clip", leave=False)
+    def __init__(self, model, data: DataConfig, store_root: str, views: int):
+        torch.set_num_threads(1)
+        self.model, self.data, self.views = model.eval(), data, views
+        self.store = Store(NAMESPACE, root=store_root)
+
+    def __call__(self, row: dict) -> dict:
+        from vidcat.data.manifest import Item
+
+        ds = Dataset([Item(row["path"], [])], [])
+        s = ViewClips(VideoClips(ds, self.data), [(0, list(row["views"]))])[0]
+        if "error" in s:
+            return {**row, "error": s["error"], "warning": ""}
+        keys = view_keys(self.store, row["path"], encoder_id(self.model), self.data, self.views)
+        with torch.no_grad():
+            for v, f in zip(s["views"], self.model.frame_features(s["video"]).numpy()):
+                self.store.put(keys[v], f)
+        return {**row, "error": "", "warning": s.get("warning") or ""}
+
+
+def _fill_ray(dataset, data, model, todo, keys, got, store, skipped, damaged, strict, log, address):
+    import ray as ray_module
+
+    from vidcat.engine.cluster import LOCAL_CPUS, init_ray
+
+    started = not ray_module.is_initialized()
+    ray = init_ray(address) if started else ray_module
+    try:
+        actors = max(1, int(ray.cluster_resources().get("CPU", LOCAL_CPUS)) - 1)   # one CPU left for reading
+        rows = ray.data.from_items([{"i": i, "path": dataset.items[i].path, "views": v} for i, v in todo],
+                                   override_num_blocks=min(len(todo), 64))
+        out = rows.map(RayFeatureWorker, fn_constructor_kwargs={
+            "model": model, "data": data, "store_root": str(store.root.parent), "views": len(keys[todo[0][0]])},
+            compute=ray.data.ActorPoolStrategy(size=actors), num_cpus=1)
+        for r in out.iter_rows():
+            i, path = int(r["i"]), dataset.items[int(r["i"])].path
+            for v in r["views"] if not r["error"] else ():
+                got[i][v] = store.get(keys[i][v])
+            reason = r["error"] or ("a feature entry is missing after the Ray job (is the cache root shared?)"
+                                    if any(g is None for g in got[i]) else "")
+            if reason:
+                skipped[i] = reason
+                _one_line(log, strict, path, reason)
+            elif r["warning"]:
+                damaged[i] = r["warning"]
+    finally:
+        if started:
+            ray.shutdown()
 
 
 def clip_seed(path: str) -> int:

@@ -77,7 +77,7 @@ def fit_frame_head(cfg: TrainConfig, train_ds: Dataset, val_ds: Dataset | None, 
     model = build_model(setup, pretrained=True)
     ds, n_train = _merged(train_ds, val_ds)
     fs = extract(ds, setup.data, model, views=1 + AUG_VIEWS, store=Store(NAMESPACE, root=cfg.cache),
-                 strict=cfg.strict, log=log)
+                 strict=cfg.strict, log=log, ray=(cfg.address or True) if cfg.ray else None)
     if len(fs.index) == 0:
         raise VidcatError(f"none of the {len(ds.items)} videos could be read")
     labels = np.array([ds.classes.index(ds.items[i].labels[0]) for i in fs.index])

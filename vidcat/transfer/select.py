@@ -98,31 +98,46 @@ def row_basis(z: np.ndarray, rel_tol: float = 1e-9) -> np.ndarray | None:
     return (evecs[:, ok] / s).T @ z            # rows: right singular vectors of z
 
 
-def fit_logreg(x: np.ndarray, y: np.ndarray, C: float, num_classes: int):
-    """Standardise, fit multinomial logistic regression; ``(mu, sigma, keep, W (K, W), b (K,))``."""
+class Projection:
+    """Training-set standardisation (:func:`standardiser`) followed by the row-space coordinates
+    (:func:`row_basis`): fitted once per fold and feature block, shared by every C."""
+
+    def __init__(self, x: np.ndarray):
+        self.mu, self.sigma, self.keep = standardiser(x)
+        self.basis = row_basis(self.standardise(x))
+
+    def standardise(self, x: np.ndarray) -> np.ndarray:
+        return (x - self.mu) / self.sigma * self.keep
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        z = self.standardise(x)
+        return z @ self.basis.T if self.basis is not None else z
+
+
+def logreg(z: np.ndarray, y: np.ndarray, C: float, num_classes: int) -> tuple[np.ndarray, np.ndarray]:
+    """Multinomial logistic regression on ``z``: ``(W (K, dim), b (K,))``; absent classes never win."""
     from sklearn.linear_model import LogisticRegression
 
-    mu, sigma, keep = standardiser(x)
-    z = (x - mu) / sigma * keep
-    w, b = np.zeros((num_classes, x.shape[1])), np.full(num_classes, -1e4)   # absent classes never win
+    w, b = np.zeros((num_classes, z.shape[1])), np.full(num_classes, -1e4)
     present = np.unique(y)
     if len(present) == 1:
         b[present[0]] = 0.0
-        return mu, sigma, keep, w, b
-    basis = row_basis(z)                      # exact: an L2-penalised linear model lives in the row space
+        return w, b
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")      # lbfgs' ConvergenceWarning: the 1-SE choice is what counts
-        clf = LogisticRegression(C=C, max_iter=300, tol=1e-3).fit(z @ basis.T if basis is not None else z, y)
-    coef, icpt = clf.coef_ @ basis if basis is not None else clf.coef_, clf.intercept_
+        clf = LogisticRegression(C=C, max_iter=300, tol=1e-3).fit(z, y)
+    coef, icpt = clf.coef_, clf.intercept_
     if coef.shape[0] == 1:                                 # binary: sklearn keeps one row
         coef, icpt = np.concatenate([-coef / 2, coef / 2]), np.array([-icpt[0] / 2, icpt[0] / 2])
     w[clf.classes_], b[clf.classes_] = coef, icpt
-    return mu, sigma, keep, w, b
+    return w, b
 
 
-def _predict(params, x: np.ndarray) -> np.ndarray:
-    mu, sigma, keep, w, b = params
-    return ((x - mu) / sigma * keep) @ w.T + b
+def fit_logreg(x: np.ndarray, y: np.ndarray, C: float, num_classes: int):
+    """Standardise and fit (in the row space, mapped back exactly): ``(mu, sigma, keep, W (K, W), b (K,))``."""
+    proj = Projection(x)
+    w, b = logreg(proj(x), y, C, num_classes)
+    return proj.mu, proj.sigma, proj.keep, (w @ proj.basis if proj.basis is not None else w), b
 
 
 def fit_head(feats: np.ndarray, labels: np.ndarray, c: Candidate, num_classes: int) -> PooledHead:
@@ -183,22 +198,27 @@ def _blocks(feats: np.ndarray, cands) -> dict:
     return out
 
 
-def _fold_correct(x: np.ndarray, labels, tr, te, C: float, num_classes: int) -> np.ndarray:
+def _fold_correct(x: np.ndarray, labels, tr, te, Cs, num_classes: int) -> list[np.ndarray]:
+    """Correctness on the ``te`` centre views of one feature block fitted on every view of ``tr``, per C."""
     n, v, w = x[tr].shape
-    params = fit_logreg(x[tr].reshape(n * v, w), np.repeat(labels[tr], v), C, num_classes)
-    return _predict(params, x[te, 0]).argmax(1) == labels[te]
+    proj = Projection(x[tr].reshape(n * v, w))
+    ztr, zte, y = proj(x[tr].reshape(n * v, w)), proj(x[te, 0]), np.repeat(labels[tr], v)
+    out = []
+    for C in Cs:
+        wts, b = logreg(ztr, y, C, num_classes)
+        out.append((zte @ wts.T + b).argmax(1) == labels[te])
+    return out
 
 
 def score(blocks: dict, labels, folds, cands, num_classes: int) -> dict:
     """``{candidate: (per-fold accuracies, out-of-fold correct (N,) bool)}``."""
-    res = {}
-    for c in cands:
-        x, oof, accs = blocks[(c.pool, c.app, c.motion)], np.zeros(len(labels), bool), []
+    res = {c: ([], np.zeros(len(labels), bool)) for c in cands}
+    for key in dict.fromkeys((c.pool, c.app, c.motion) for c in cands):
+        group = [c for c in cands if (c.pool, c.app, c.motion) == key]
         for tr, te in folds:
-            ok = _fold_correct(x, labels, tr, te, c.C, num_classes)
-            oof[te] = ok
-            accs.append(float(ok.mean()))
-        res[c] = (accs, oof)
+            for c, ok in zip(group, _fold_correct(blocks[key], labels, tr, te, [c.C for c in group], num_classes)):
+                res[c][1][te] = ok
+                res[c][0].append(float(ok.mean()))
     return res
 
 
@@ -250,7 +270,7 @@ def _nested_oof(blocks, labels, groups, folds, cands, num_classes, d, seed) -> n
     for tr, te in folds:
         inner = [(tr[a], tr[b]) for a, b in grouped_folds(labels[tr], groups[tr], 4, seed + 1)]
         c = one_se_choice(score(blocks, labels, inner, cands, num_classes), d) if inner else FALLBACK
-        oof[te] = _fold_correct(blocks[(c.pool, c.app, c.motion)], labels, tr, te, c.C, num_classes)
+        oof[te] = _fold_correct(blocks[(c.pool, c.app, c.motion)], labels, tr, te, [c.C], num_classes)[0]
     return oof
 
 
@@ -268,7 +288,7 @@ def learning_curve(feats: np.ndarray, labels: np.ndarray, groups: np.ndarray, c:
             sub = tr[np.isin(groups[tr], keep)]
             if len(np.unique(labels[sub])) < 2:
                 continue
-            ok = _fold_correct(x, labels, sub, te, c.C, num_classes)
+            (ok,) = _fold_correct(x, labels, sub, te, [c.C], num_classes)
             kk, n = kk + int(ok.sum()), n + len(te)
         lo, hi = wilson(kk, n)
         rows.append({"fraction": f, "top1": round(kk / n, 4) if n else None, "lo": round(lo, 4), "hi": round(hi, 4),

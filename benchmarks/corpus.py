@@ -152,6 +152,24 @@ SETS: tuple[CorpusSet, ...] = (
                "StratifiedGroupKFold over gGG keeps each source video in one fold."),
     ),
     CorpusSet(
+        name="body-gesture",
+        kind="github", source="RamonRL/BODY-GESTURE-DATASET", commit="29498cd1d4abbaf888ff6565f9dad0def7102398",
+        subdir="dataset/BodyGestureDataset",
+        # S<subject>/{videos,dynamic_videos}/<gesture>_<take>_<distance>m_{upper,full}.avi (+ .npy poses, not taken)
+        path_regex=r"S\d+/(videos|dynamic_videos)/[a-z]+_\d+_\d+m_(upper|full)\.avi",
+        label_regex=r"/([a-z]+)_\d+_\d+m_(?:upper|full)\.avi$", group_regex=r"^(S\d+)/",
+        protocol={"protocol": "logo"},
+        subset="all 450 clips (10 subjects x 15 gestures x 3 takes, one take each at 1 m upper body, 4 m and 6 m full body)",
+        group_meaning=("subject (10 people, S1-S10); leave-one-subject-out. The three takes of a subject x "
+                       "gesture are at 1 m (upper body), 4 m and 6 m (full body)"),
+        licence="unknown (no licence file; a final-degree project's own recordings, RamonRL/BODY-GESTURE-DATASET)",
+        notes=("Human-robot body gestures, 640x480 webcam .avi, a few seconds each: 8 static (attention, left, "
+               "right, stop, yes, shrug, random, static) and 7 dynamic (greeting, continue, turnback, no, "
+               "slowdown, back, come); 'random' and 'static' are the no-command classes. 30 clips a gesture "
+               "(random 32, static 28). The repository also holds per-clip MediaPipe BlazePose .npy arrays, "
+               "not laid out here. joanjaumeoliver/GESTURE-PROJECT is a later copy of the same files."),
+    ),
+    CorpusSet(
         name="ud810",
         kind="local", source="ud810-actions", commit=None, subdir="",
         path_regex=r"PS7A\dP\dT\d\.avi", label_regex=r"PS7(A\d)", group_regex=r"P(\d)",

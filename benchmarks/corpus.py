@@ -131,6 +131,45 @@ SETS: tuple[CorpusSet, ...] = (
         verified=False,
     ),
     CorpusSet(
+        name="ucf101-5",
+        kind="github", source="2024ab05275-chocs/Student_2024ab05275_Video_Classification",
+        commit="117e995fb9f170cfc5b11d658ed2949aa1823656",
+        subdir="dataset",
+        # class_<k>_<Class>/v_<Class>_g<GG>_c<CC>.avi: UCF101's own names (group GG = 25 source-video groups)
+        path_regex=r"class_\d_[A-Za-z]+/v_[A-Za-z]+_g\d\d_c\d\d\.avi",
+        label_regex=r"/v_([A-Za-z]+)_g\d\d_", group_regex=r"_(g\d\d)_c\d\d\.avi$",
+        protocol={"protocol": "group_kfold", "folds": 5},
+        subset=("all 400 clips of the repository's UCF101 subset (Diving, JumpRope, SkyDiving, Surfing, Swing; "
+                "80 clips each, the repository's own random pick of 80 of each class's clips)"),
+        group_meaning=("UCF101 group gGG (25 a class): the clips of one group are cut from one long YouTube "
+                       "video (same actor, background, viewpoint); the group number is shared across classes, "
+                       "so a fold holds out whole groups g01..g25 of every class, as UCF101's own splits do"),
+        licence=("UCF101 (Soomro, Zamir & Shah, CRCV-TR-12-01, 2012), released for research; this course "
+                 "repository re-hosts the clips without a licence file"),
+        notes=("UCF101 YouTube clips, 320x240 25 fps, 2-20 s. A course project (BITS 'Student_2024ab05275') "
+               "committed 80 clips of each of 5 classes, all 25 groups present for JumpRope/SkyDiving/Swing, 24 "
+               "for Surfing, 22 for Diving. Clips of one group share a source video, so ungrouped splits leak; "
+               "StratifiedGroupKFold over gGG keeps each source video in one fold."),
+    ),
+    CorpusSet(
+        name="body-gesture",
+        kind="github", source="RamonRL/BODY-GESTURE-DATASET", commit="29498cd1d4abbaf888ff6565f9dad0def7102398",
+        subdir="dataset/BodyGestureDataset",
+        # S<subject>/{videos,dynamic_videos}/<gesture>_<take>_<distance>m_{upper,full}.avi (+ .npy poses, not taken)
+        path_regex=r"S\d+/(videos|dynamic_videos)/[a-z]+_\d+_\d+m_(upper|full)\.avi",
+        label_regex=r"/([a-z]+)_\d+_\d+m_(?:upper|full)\.avi$", group_regex=r"^(S\d+)/",
+        protocol={"protocol": "logo"},
+        subset="all 450 clips (10 subjects x 15 gestures x 3 takes, one take each at 1 m upper body, 4 m and 6 m full body)",
+        group_meaning=("subject (10 people, S1-S10); leave-one-subject-out. The three takes of a subject x "
+                       "gesture are at 1 m (upper body), 4 m and 6 m (full body)"),
+        licence="unknown (no licence file; a final-degree project's own recordings, RamonRL/BODY-GESTURE-DATASET)",
+        notes=("Human-robot body gestures, 640x480 webcam .avi, a few seconds each: 8 static (attention, left, "
+               "right, stop, yes, shrug, random, static) and 7 dynamic (greeting, continue, turnback, no, "
+               "slowdown, back, come); 'random' and 'static' are the no-command classes. 30 clips a gesture "
+               "(random 32, static 28). The repository also holds per-clip MediaPipe BlazePose .npy arrays, "
+               "not laid out here. joanjaumeoliver/GESTURE-PROJECT is a later copy of the same files."),
+    ),
+    CorpusSet(
         name="ud810",
         kind="local", source="ud810-actions", commit=None, subdir="",
         path_regex=r"PS7A\dP\dT\d\.avi", label_regex=r"PS7(A\d)", group_regex=r"P(\d)",

@@ -113,6 +113,7 @@ class Store:
         self.root = cache_root(root) / namespace
         self.log = log or (lambda s: print(s, file=sys.stderr))
         self.rejected = 0                   # bad entries found (and removed) by this instance
+        self._verified: set = set()         # (path, size, mtime_ns) of mmap entries whose checksum passed
 
     def key(self, spec: dict) -> str:
         return spec_key({"namespace": self.namespace, "version": self.version, **spec})
@@ -120,25 +121,51 @@ class Store:
     def path(self, key: str) -> Path:
         return self.root / key[:2] / f"{key}.vca"
 
-    def put(self, key: str, array: np.ndarray, meta: dict | None = None) -> Path:
-        """Store ``array`` (and small JSON ``meta``) under ``key`` atomically."""
-        a = np.ascontiguousarray(array)
+    def _head(self, key: str, dtype: np.dtype, shape, sha256: str, meta: dict | None) -> bytes:
         header = {"format": 1, "namespace": self.namespace, "version": self.version, "key": key,
-                  "dtype": a.dtype.str, "shape": list(a.shape), "sha256": hashlib.sha256(a.data).hexdigest(),
+                  "dtype": np.dtype(dtype).str, "shape": [int(n) for n in shape], "sha256": sha256,
                   "meta": meta or {}}
         head = json.dumps(header).encode()
         start = len(MAGIC) + 4 + len(head)
-        pad = (-start) % _ALIGN
+        return MAGIC + struct.pack("<I", len(head)) + head + b"\0" * ((-start) % _ALIGN)
+
+    def put_stream(self, key: str, dtype, shape, chunks, meta: dict | None = None) -> Path:
+        """Store an array of ``dtype``/``shape`` given as an iterable of C-order ``chunks`` (along the
+        first axis) without holding it in memory: the header is written with a placeholder checksum and
+        rewritten in place (same length) once every chunk is in; atomic like :meth:`put`."""
+        dtype, shape = np.dtype(dtype), tuple(int(n) for n in shape)
+        nbytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
 
         def write(f):
-            f.write(MAGIC + struct.pack("<I", len(head)) + head + b"\0" * pad)
+            head = self._head(key, dtype, shape, "0" * 64, meta)
+            f.write(head)
+            h, n = hashlib.sha256(), 0
+            for c in chunks:
+                c = np.ascontiguousarray(c, dtype=dtype)
+                h.update(c.data)
+                f.write(c.data)
+                n += c.nbytes
+            if n != nbytes:
+                raise ValueError(f"put_stream: {n} bytes written, {nbytes} expected for shape {shape}")
+            f.seek(0)
+            f.write(self._head(key, dtype, shape, h.hexdigest(), meta))
+            f.seek(0, os.SEEK_END)
+        return atomic_write(self.path(key), write)
+
+    def put(self, key: str, array: np.ndarray, meta: dict | None = None) -> Path:
+        """Store ``array`` (and small JSON ``meta``) under ``key`` atomically."""
+        a = np.ascontiguousarray(array)
+        head = self._head(key, a.dtype, a.shape, hashlib.sha256(a.data).hexdigest(), meta)
+
+        def write(f):
+            f.write(head)
             f.write(a.data)
         return atomic_write(self.path(key), write)
 
     def get(self, key: str, mmap: bool = False, with_meta: bool = False):
         """The verified array under ``key`` (``(array, meta)`` with ``with_meta``), or None when absent or
-        bad. ``mmap`` maps the data read-only and checks its size, not its checksum (for large entries
-        read piecewise)."""
+        bad. ``mmap`` maps the data read-only (for large entries read piecewise); its checksum is verified
+        once per entry file by this instance (the first get), in chunks, never all in memory."""
         p = self.path(key)
         if not p.exists():
             return None
@@ -164,6 +191,17 @@ class Store:
         if p.stat().st_size != offset + nbytes:
             raise ValueError(f"size {p.stat().st_size} != {offset + nbytes} (truncated or padded)")
         if mmap:
+            st = p.stat()
+            stamp = (str(p), st.st_size, st.st_mtime_ns)
+            if stamp not in self._verified:
+                h = hashlib.sha256()
+                with open(p, "rb") as f:
+                    f.seek(offset)
+                    for chunk in iter(lambda: f.read(8 * _MIB), b""):
+                        h.update(chunk)
+                if h.hexdigest() != header["sha256"]:
+                    raise ValueError("checksum mismatch (garbled)")
+                self._verified.add(stamp)
             return np.memmap(p, dtype=dtype, mode="r", offset=offset, shape=shape), header
         with open(p, "rb") as f:
             f.seek(offset)

@@ -18,6 +18,18 @@ AMP_MODES = ("none", "bf16")
 FLOW_METHODS = ("dis", "dis_ultrafast", "dis_fast", "dis_medium", "farneback", "tvl1", "raft", "raft_small",
                 "raft_large", "mv")
 MODALITIES = ("video", "audio", "text", "flow", "mv")
+MULTI_STREAM = "multi"  # a model's input_key / spec modality when it takes the whole batch dict (fusion)
+
+
+@dataclass(frozen=True)
+class SamplerConfig:
+    """``mode``: "clip" = T consecutive frames ``stride`` apart; "tsn" = one frame in each of T
+    equal segments (Wang et al. 2016), covering the whole video whatever its length. The samplers
+    themselves are in :mod:`vidcat.data.sampling`."""
+
+    mode: str = "clip"
+    frames: int = 16
+    stride: int = 1
 
 
 def opt(default=None, help: str = "", *, factory=None, **meta):
@@ -138,9 +150,7 @@ class DataConfig:
         return replace(self, **{k: v for k, v in generic.items() if getattr(self, k) is None})
 
     @property
-    def sampler_config(self):
-        from vidcat.data.sampling import SamplerConfig
-
+    def sampler_config(self) -> SamplerConfig:
         f = self.filled()
         return SamplerConfig(f.sampler, f.frames, f.stride)
 

@@ -19,12 +19,12 @@ from __future__ import annotations
 import copy
 import json
 from dataclasses import dataclass
-import os
 import sys
 from pathlib import Path
 
 from vidcat.config import check_fields, opt, parse_kv, require
 from vidcat.errors import VidcatError
+from vidcat.io.store import atomic_path
 
 # torch / numpy are imported inside the functions: the CLI imports this module for its parser on every
 # command, and `vidcat --help` should not pay for torch.
@@ -137,7 +137,8 @@ def extract_features(model_or_ckpt, source, *, clips: int = 1, per_clip: bool = 
     from tqdm import tqdm
 
     from vidcat.data.dataset import VideoClips, make_loader
-    from vidcat.engine.step import SkipReport, fold_views, model_input, to_device
+    from vidcat.io.console import SkipReport
+    from vidcat.models.inputs import fold_views, model_input, to_device
 
     if clips < 1:
         raise VidcatError("--clips must be at least 1")
@@ -173,14 +174,8 @@ def extract_features(model_or_ckpt, source, *, clips: int = 1, per_clip: bool = 
 
 
 def _atomic(path: Path, write) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
+    with atomic_path(path) as tmp:
         write(tmp)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
     return path
 
 

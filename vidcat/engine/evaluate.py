@@ -1,8 +1,6 @@
 """Held-out evaluation of a checkpoint: metrics JSON, per-class table and confusion-matrix PNG."""
 from __future__ import annotations
 
-import json
-import os
 from pathlib import Path
 
 import torch
@@ -12,10 +10,11 @@ from vidcat.data.dataset import VideoClips, make_loader
 from vidcat.data.manifest import load_dataset
 from vidcat.engine.metrics import compute_metrics
 from vidcat.engine.plots import plot_confusion
-from vidcat.engine.step import SkipReport
-from vidcat.engine.train import evaluate_loader, setup_threads
+from vidcat.io.console import SkipReport
+from vidcat.engine.scoring import evaluate_loader, setup_threads
 from vidcat.errors import VidcatError
 from vidcat.models.build import Checkpoint
+from vidcat.io.store import atomic_write_json
 
 
 def evaluate(cfg: EvalConfig) -> dict:
@@ -74,11 +73,7 @@ def _ablation_modalities(model, data_cfg: DataConfig, ablate):
 
 
 def write_json(path, obj) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(json.dumps(obj, indent=2))
-    os.replace(tmp, path)
+    atomic_write_json(path, obj)
 
 
 def format_table(result: dict) -> str:

@@ -7,7 +7,6 @@ import json
 import logging
 import math
 import os
-import sys
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -23,23 +22,16 @@ from vidcat.data.manifest import Dataset, load_dataset
 from vidcat.engine import distributed as D
 from vidcat.engine.metrics import compute_metrics
 from vidcat.engine.plots import plot_curves
-from vidcat.engine.step import SkipReport, autocast, echo, model_input, predict_scores, split_output, to_device
+from vidcat.engine.scoring import evaluate_loader, setup_threads, show_bars
+from vidcat.io.console import SkipReport, echo
+from vidcat.models.inputs import autocast, model_input, split_output, to_device
 from vidcat.errors import VidcatError
 from vidcat.models.build import Checkpoint, build_model, setup_model
 from vidcat.models.fusion import stream_loss_terms
+from vidcat.io.store import atomic_open, atomic_write
 
 log = logging.getLogger("vidcat")
 STREAM_LOSS_WEIGHT = 0.5  # auxiliary loss on each stream's own logits keeps every stream useful alone
-
-
-class NoReadableVideos(VidcatError):
-    """Every file of an evaluation set was unreadable."""
-
-
-def setup_threads(threads: int) -> None:
-    """Pin torch's intra-op threads (the 2-core default is already right; oversubscription hurts)."""
-    if threads > 0:
-        torch.set_num_threads(threads)
 
 
 def resolve_sources(cfg: TrainConfig) -> tuple[Dataset, Dataset | None]:
@@ -74,11 +66,6 @@ def stratified_split(ds: Dataset, fraction: float, seed: int) -> tuple[Dataset, 
     pick = lambda keep: [it for i, it in enumerate(ds.items) if (i in val_idx) == keep]  # noqa: E731
     return (Dataset(pick(False), ds.classes, ds.multilabel, ds.source),
             Dataset(pick(True), ds.classes, ds.multilabel, ds.source + f" (val {fraction:.0%})"))
-
-
-def show_bars(progress: bool) -> bool:
-    """Progress bars only on a terminal: a log file gets one line per epoch instead of \r spam."""
-    return bool(progress) and sys.stderr.isatty()
 
 
 def lr_lambda(total_steps: int, warmup_steps: int):
@@ -118,49 +105,12 @@ def make_optimizer(model, cfg: TrainConfig):
     return torch.optim.AdamW(groups, lr=cfg.lr, weight_decay=cfg.weight_decay)
 
 
-def evaluate_loader(model, loader, views: int, multilabel: bool, device, amp: str, skips: SkipReport,
-                    progress: bool = False, desc: str = "eval", drop=()):
-    """Run ``model`` over ``loader`` -> (scores (N,K), labels, paths, per-stream scores, loss);
-    ``drop``: modalities removed from every sample (mask 0), for ablations. Under torchrun each rank
-    scores its share (``eval_sampler``) and the rows are gathered in dataset order, padding removed."""
-    model.eval()
-    scores, labels, paths, streams, index = [], [], [], {}, []
-    for batch in tqdm(loader, desc=desc, disable=not show_bars(progress), leave=False, unit="batch"):
-        skips(batch["skipped"])
-        skips.warn(batch.get("warnings", ()))
-        if not batch["size"]:
-            continue
-        p, per_stream = predict_scores(model, batch, views, multilabel, device, amp, drop=drop)
-        scores.append(p.cpu())
-        labels.append(batch["label"])
-        paths += batch["path"]
-        index += batch["index"].tolist() if "index" in batch else []
-        for name, s in per_stream.items():
-            streams.setdefault(name, []).append(s.cpu())
-    if not scores and not D.is_distributed():
-        raise NoReadableVideos("no readable videos to evaluate")
-    s, y = (torch.cat(scores), torch.cat(labels)) if scores else (torch.zeros(0, 0), torch.zeros(0, dtype=torch.long))
-    if D.is_distributed():  # per-stream scores stay local: the fused ones decide
-        s, y = D.gather_eval(s, y, len(loader.dataset), index or None)
-        streams = {}
-        if not len(s):
-            raise NoReadableVideos("no readable videos to evaluate")
-    eps = 1e-7
-    if multilabel:
-        loss = float(F.binary_cross_entropy(s.clamp(eps, 1 - eps), y.float()))
-    else:
-        loss = float(F.nll_loss(torch.log(s.clamp_min(eps)), y))
-    return s.numpy(), y.numpy(), paths, {k: torch.cat(v).numpy() for k, v in streams.items()}, loss
-
-
 def _write_history(path: Path, history: list[dict]) -> None:
     keys = list(dict.fromkeys(k for h in history for k in h))
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with open(tmp, "w", newline="") as f:
+    with atomic_open(path, "w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=keys)
         w.writeheader()
         w.writerows(history)
-    os.replace(tmp, path)
 
 
 def prepare_run(cfg: TrainConfig):
@@ -386,6 +336,4 @@ def _write_json(path: Path, obj) -> None:
             return [clean(x) for x in v]
         return v
 
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(json.dumps(clean(obj), indent=2, default=str))
-    os.replace(tmp, path)
+    atomic_write(path, json.dumps(clean(obj), indent=2, default=str))

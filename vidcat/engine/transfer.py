@@ -10,7 +10,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from vidcat.config import TrainConfig
-from vidcat.engine.step import echo
+from vidcat.io.console import echo
 from vidcat.errors import VidcatError
 from vidcat.models.build import Checkpoint, ModelSetup, build_model
 

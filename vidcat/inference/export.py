@@ -88,7 +88,7 @@ def _logits_module(model, keys: list[str]):
     """``model`` wrapped so that the exported graph takes ``keys`` as positional inputs and returns logits."""
     import torch.nn as nn
 
-    from vidcat.engine.step import split_output
+    from vidcat.models.inputs import split_output
 
     class Logits(nn.Module):
         def __init__(self, m):

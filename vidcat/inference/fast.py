@@ -39,7 +39,7 @@ DEFAULT_VARIANTS = ("eager", "channels_last", "bf16", "channels_last_bf16", "ort
 
 
 def _logits(out) -> torch.Tensor:
-    from vidcat.engine.step import split_output
+    from vidcat.models.inputs import split_output
 
     return split_output(out)[0]
 
@@ -138,7 +138,7 @@ def build_variant(model, name: str, example: torch.Tensor, calib=None, threads: 
 
 
 class FastModel:
-    """A model replacement for :func:`vidcat.engine.step.predict_scores`: called with the input tensor,
+    """A model replacement for :func:`vidcat.models.inputs.predict_scores`: called with the input tensor,
     returns logits; ``input_key`` names its batch entry; ``variant`` and ``report`` say what was chosen."""
 
     def __init__(self, model, variant: str = "eager", example: torch.Tensor | None = None, calib=None,

@@ -37,6 +37,8 @@ MAGIC = b"VCST1\n"
 _ALIGN = 64
 _MIB = 1 << 20
 _STALE_TMP_S = 3600.0
+_UMASK = os.umask(0)
+os.umask(_UMASK)                    # mkstemp makes 0600 files: finished ones get the usual 0666 & ~umask
 
 
 def cache_root(override=None) -> Path:
@@ -62,19 +64,41 @@ def spec_key(spec: dict) -> str:
 
 
 @contextmanager
-def atomic_open(path, mode: str = "wb"):
-    """Open a temp file beside ``path``; on a clean exit it is fsynced and renamed over ``path``."""
+def atomic_open(path, mode: str = "wb", **kw):
+    """Open a temp file beside ``path``; on a clean exit it is fsynced and renamed over ``path``.
+    ``kw`` (``newline``, ``encoding``) go to :func:`open` for text modes."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=f".tmp-{os.getpid()}")
     try:
-        with os.fdopen(fd, mode) as f:
+        with os.fdopen(fd, mode, **kw) as f:
             yield f
             f.flush()
             os.fsync(f.fileno())
+        os.chmod(tmp, 0o666 & ~_UMASK)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+@contextmanager
+def atomic_path(path):
+    """A temp path beside ``path`` (same suffix) for writers that want a file name (PyAV, ONNX,
+    matplotlib, pyarrow); on a clean exit it is fsynced and renamed over ``path``, else removed."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=f".tmp-{os.getpid()}{path.suffix}")
+    os.close(fd)
+    tmp = Path(tmp)
+    try:
+        yield tmp
+        with open(tmp, "rb+") as f:
+            os.fsync(f.fileno())
+        os.chmod(tmp, 0o666 & ~_UMASK)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
         raise
 
 
@@ -88,8 +112,8 @@ def atomic_write(path, data: bytes | str | Callable) -> Path:
     return Path(path)
 
 
-def atomic_write_json(path, obj) -> Path:
-    return atomic_write(path, json.dumps(obj, indent=2, default=str) + "\n")
+def atomic_write_json(path, obj, indent: int | None = 2) -> Path:
+    return atomic_write(path, json.dumps(obj, indent=indent, default=str) + "\n")
 
 
 def sweep_temp(folder, older_than_s: float = _STALE_TMP_S) -> int:

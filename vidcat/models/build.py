@@ -12,7 +12,6 @@ Training, evaluation, prediction, export, cross-validation and ``vidcat fuse`` a
 from __future__ import annotations
 
 import inspect
-import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -22,6 +21,7 @@ import torch.nn as nn
 from vidcat.config import DataConfig
 from vidcat.errors import VidcatError
 from vidcat.models.registry import ModelSpec, create_model, get_spec
+from vidcat.io.store import atomic_write
 
 MOTIONS = ("flow", "mv")
 # The model a single stream gets when the user names modalities but no model; several streams -> "fusion".
@@ -196,12 +196,7 @@ class Checkpoint:
 
     def save(self, path) -> Path:
         """``torch.save`` to a temp name, then rename: a killed run never leaves half a checkpoint."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-        torch.save(self.to_dict(), tmp)
-        os.replace(tmp, path)
-        return path
+        return atomic_write(path, lambda f: torch.save(self.to_dict(), f))
 
     @classmethod
     def load(cls, path, map_location="cpu") -> "Checkpoint":

@@ -38,8 +38,8 @@ def frame_head(num_classes: int, pretrained: bool = False, backbone: str = "effi
                pooling: str = "avgpos", head: str = "trend", frames: int = 8, hidden: int = 128,
                dropout: float = 0.3) -> nn.Module:
     """``head``: a :data:`vidcat.transfer.heads.KINDS` kind; ``pooling``: avg | avgpos (+ activation centroids)."""
-    from vidcat.transfer.backbone import load_backbone
-    from vidcat.transfer.heads import build_head
+    from vidcat.models.frame_backbone import load_backbone
+    from vidcat.models.feature_heads import build_head
 
     module, info = load_backbone(backbone, pretrained=pretrained, pooling=pooling)
     return FrameHead(module, build_head(dict(kind=head, feat_dim=info.feat_dim, num_classes=num_classes,

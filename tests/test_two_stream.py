@@ -17,7 +17,7 @@ from vidcat.data.dataset import VideoClips, collate
 from vidcat.data.manifest import Dataset, Item
 from vidcat.models.build import Checkpoint
 from vidcat.models.registry import create_model
-from vidcat.engine.fuse import tune_fusion_weights
+from vidcat.engine.fusion_weights import tune_fusion_weights
 from vidcat.models.fusion.two_stream import FUSION_MODES
 
 SMALL = {"backbone": "mobilenet_v3_small"}  # light 2D streams keep these tests fast

@@ -126,14 +126,10 @@ class DataConfig:
         _check(0 < lo <= hi <= 1, "crop_scale", "0 < lo <= hi <= 1", self.crop_scale)
         check_fields(self)
 
-    @property
-    def is_resolved(self) -> bool:
-        return None not in (self.frames, self.stride, self.size, self.sampler, self.mean, self.std, self.modalities)
-
     def resolved(self, spec) -> "DataConfig":
         """A copy with every ``None`` replaced by what the model ``spec`` expects."""
         fill = {"modalities": tuple(spec.defaults.get("modalities", (spec.modality,)))
-                if spec.modality == "multi" else (spec.modality,)}
+                if spec.modality == MULTI_STREAM else (spec.modality,)}
         if spec.modality not in ("audio", "text"):
             # an audio/text model's own frames/size describe mel frames, not the clip: keep 16 frames there
             fill.update(frames=spec.frames, size=spec.size, sampler=spec.sampler, stride=spec.stride,

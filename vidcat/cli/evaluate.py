@@ -8,8 +8,8 @@ from dataclasses import dataclass
 
 from vidcat.cli.common import command, views_alias
 from vidcat.config import EvalConfig, PredictConfig, check_fields, opt, require
-from vidcat.engine.fuse import FuseConfig, run_fuse
-from vidcat.features import FeaturesConfig, run_features
+from vidcat.engine.fusion_weights import FuseConfig, run_fuse
+from vidcat.inference.embeddings import FeaturesConfig, run_features
 
 
 def run_eval(cfg: EvalConfig) -> int:

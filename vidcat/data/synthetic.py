@@ -18,7 +18,6 @@ from vidcat.data import synth_multimodal
 from vidcat.data.manifest import write_manifest
 from vidcat.data.synth_media import mux_av
 from vidcat.data.synth_video import DIRECTIONS, ROTATIONS, render_motion
-from vidcat.errors import VidcatError
 
 SPLITS = ("train", "val", "test")
 
@@ -73,8 +72,3 @@ def generate(out, cfg: SynthConfig, progress: bool = True) -> dict[str, Path]:
         extra = make_video(out / rel, rng, c, cfg)
         rows[split].append({"path": rel.as_posix(), "label": c, **extra})
     return {split: write_manifest(out / f"{split}.csv", rows[split]) for split in SPLITS}
-
-
-def check_kind(kind: str) -> None:
-    if kind not in ("motion", "av", "avt"):
-        raise VidcatError(f"unknown synthetic kind {kind!r} (motion | av | avt)")

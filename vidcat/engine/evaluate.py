@@ -5,7 +5,7 @@ from pathlib import Path
 
 import torch
 
-from vidcat.config import DataConfig, EvalConfig
+from vidcat.config import DataConfig, EvalConfig, MULTI_STREAM
 from vidcat.data.dataset import VideoClips, make_loader
 from vidcat.data.manifest import load_dataset
 from vidcat.engine.metrics import compute_metrics
@@ -62,7 +62,7 @@ def _ablation_modalities(model, data_cfg: DataConfig, ablate):
     """Validated modality names for ``--ablate`` (None: no ablation; empty: all of the model's)."""
     if ablate is None:
         return None
-    if getattr(model, "input_key", None) != "multi":
+    if getattr(model, "input_key", None) != MULTI_STREAM:
         raise VidcatError(f"--ablate needs a multi-modal model (e.g. fusion); {model.vidcat_spec.name} reads "
                           f"only '{getattr(model, 'input_key', 'video')}'")
     known = list(getattr(model, "names", None) or data_cfg.modalities)

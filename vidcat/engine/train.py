@@ -16,13 +16,13 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from vidcat.config import TrainConfig
+from vidcat.config import MULTI_STREAM, TrainConfig
 from vidcat.data.dataset import VideoClips, make_loader
 from vidcat.data.manifest import Dataset, load_dataset
 from vidcat.engine import distributed as D
 from vidcat.engine.metrics import compute_metrics
 from vidcat.engine.plots import plot_curves
-from vidcat.engine.scoring import evaluate_loader, setup_threads, show_bars
+from vidcat.engine.scoring import NoReadableVideos, evaluate_loader, setup_threads, show_bars
 from vidcat.io.console import SkipReport, echo
 from vidcat.models.inputs import autocast, model_input, split_output, to_device
 from vidcat.errors import VidcatError
@@ -97,7 +97,7 @@ def training_loss(out, labels: torch.Tensor, multilabel: bool) -> tuple[torch.Te
 
 
 def make_optimizer(model, cfg: TrainConfig):
-    from vidcat.models.weights import freeze_backbone, param_groups
+    from vidcat.models.surgery import freeze_backbone, param_groups
 
     if cfg.freeze_backbone:
         freeze_backbone(model)
@@ -216,7 +216,7 @@ def train(cfg: TrainConfig) -> dict:
     main = D.is_main()
     if val_loader is None and main:
         echo("no validation set (--val, val.csv, --val-split): best.pt is the epoch with the lowest training loss")
-    model_name = f"{setup.name}" + (f" over {','.join(data_cfg.modalities)}" if setup.spec.modality == "multi" else "")
+    model_name = f"{setup.name}" + (f" over {','.join(data_cfg.modalities)}" if setup.spec.modality == MULTI_STREAM else "")
     if cfg.progress and main:
         echo(f"training {model_name} on {len(train_ds)} videos ({len(val_ds) if val_ds else 0} for validation), "
              f"{data_cfg.frames}x{data_cfg.size}² clips, {cfg.epochs} epochs")
@@ -274,7 +274,7 @@ def train(cfg: TrainConfig) -> dict:
                "best_score": state["best"], "nonfinite_steps": state["nonfinite_steps"],
                "skipped_files": dict(skips.seen), "damaged_files": dict(skips.warned), "history": state["history"]}
     if getattr(net, "fusion", None) == "weighted" and val_loader is not None and main and not D.is_distributed():
-        from vidcat.engine.fuse import tune_checkpoint
+        from vidcat.engine.fusion_weights import tune_checkpoint
 
         summary["fusion_tuning"] = tune_checkpoint(out / "best.pt", net, val_loader, device)
     if main:

@@ -37,6 +37,7 @@ from vidcat.errors import VidcatError
 # metadata_props keys (strings; JSON values)
 from vidcat.inference.onnx_predictor import (  # noqa: E402,F401  (the reading side owns the keys)
     META_CLASSES, META_DATA, META_INPUT, META_MODEL, META_MULTILABEL, META_QUANT, META_VERSION, metadata_of)
+from vidcat.config import MULTI_STREAM
 
 EXPORTABLE_INPUTS = ("video", "flow", "mv", "audio")
 PARITY_TOL = 1e-3  # max |logit difference| (scaled by the logit range) that an fp32 export may show
@@ -72,7 +73,7 @@ def graph_inputs(model, ckpt: dict) -> list[str]:
     from vidcat.models.fusion import batch_key, mask_key
 
     key = getattr(model, "input_key", "video")
-    if key != "multi":
+    if key != MULTI_STREAM:
         if key not in EXPORTABLE_INPUTS:
             raise VidcatError(f"{ckpt['model']} reads '{key}': export supports {', '.join(EXPORTABLE_INPUTS)}")
         return [key]
@@ -94,7 +95,7 @@ def _logits_module(model, keys: list[str]):
         def __init__(self, m):
             super().__init__()
             self.m, self.keys = m, list(keys)
-            self.multi = getattr(m, "input_key", "video") == "multi"
+            self.multi = getattr(m, "input_key", "video") == MULTI_STREAM
 
         def forward(self, *xs):
             return split_output(self.m(dict(zip(self.keys, xs)) if self.multi else xs[0]))[0]
@@ -281,7 +282,7 @@ def export_onnx(checkpoint_path, out, opset: int = 17, int8: bool = False, calib
 
     try:
         try:
-            _torch_to_onnx(net, random_feeds(1, 1), tmp, opset, dynamic=input_key != "multi")
+            _torch_to_onnx(net, random_feeds(1, 1), tmp, opset, dynamic=input_key != MULTI_STREAM)
             _set_metadata(tmp, meta)  # also runs the ONNX checker
         except Exception as e:  # an op the exporter cannot translate, an unusable opset, ...
             first = (str(e).strip().splitlines() or [""])[0][:300]

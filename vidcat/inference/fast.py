@@ -30,6 +30,7 @@ import numpy as np
 import torch
 
 from vidcat.errors import VidcatError
+from vidcat.config import MULTI_STREAM
 
 TORCH_VARIANTS = ("eager", "channels_last", "bf16", "channels_last_bf16", "compile", "compile_bf16")
 ORT_VARIANTS = ("ort_fp32", "ort_int8")
@@ -129,7 +130,7 @@ def build_variant(model, name: str, example: torch.Tensor, calib=None, threads: 
     """
     if name not in VARIANTS:
         raise VidcatError(f"unknown inference variant {name!r}; known: {', '.join(VARIANTS)}")
-    if getattr(model, "input_key", "video") == "multi" and name != "eager":
+    if getattr(model, "input_key", "video") == MULTI_STREAM and name != "eager":
         raise VidcatError(f"variant {name} needs a single-stream model (this one reads several streams)")
     if name in ORT_VARIANTS:
         return ort_variant(model, example, int8=name == "ort_int8", calib=calib, threads=threads)

@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 import torch.nn as nn
 
-from vidcat.config import DataConfig
+from vidcat.config import DataConfig, MULTI_STREAM
 from vidcat.errors import VidcatError
 from vidcat.models.registry import ModelSpec, create_model, get_spec
 from vidcat.io.store import atomic_write
@@ -40,7 +40,7 @@ def takes(spec: ModelSpec) -> str:
     """What a model reads, in words (for error messages)."""
     if spec.modality == "video":
         return "video only (or one flow/mv stream)"
-    if spec.modality == "multi":
+    if spec.modality == MULTI_STREAM:
         return "several streams"
     return f"{spec.modality} only"
 
@@ -48,7 +48,7 @@ def takes(spec: ModelSpec) -> str:
 def check_modalities(spec: ModelSpec, modalities) -> None:
     """Refuse, in one line, modalities the model cannot read (instead of silently ignoring some)."""
     mods = tuple(modalities)
-    if spec.modality == "multi":
+    if spec.modality == MULTI_STREAM:
         return  # the fusion builders validate their own stream sets
     ok = (len(mods) == 1 and mods[0] in ("video", *MOTIONS)) if spec.modality == "video" else mods == (spec.modality,)
     if not ok:
@@ -122,9 +122,9 @@ def setup_model(model: str | None, data: DataConfig, classes, multilabel: bool =
     if unknown:
         params = [p for p in inspect.signature(spec.builder).parameters if p not in ("num_classes", "kw", "kwargs")]
         raise VidcatError(f"--model-arg {unknown[0]}: {name} takes none such; its keywords: {', '.join(params)}")
-    if "frames" in inspect.signature(spec.builder).parameters and spec.modality != "multi":
+    if "frames" in inspect.signature(spec.builder).parameters and spec.modality != MULTI_STREAM:
         kw.setdefault("frames", data.frames)   # a head whose size depends on T (frame_head's attention)
-    if spec.modality == "multi":
+    if spec.modality == MULTI_STREAM:
         kw.setdefault("modalities", list(data.modalities))
         if accepts(spec.builder, "flow_length"):
             kw.setdefault("flow_length", data.flow_length)

@@ -234,7 +234,7 @@ def _read(info: WeightInfo) -> dict:
 
         sd = load_file(info.path)
     else:
-        from vidcat.models.weights import _read_state_dict
+        from vidcat.models.surgery import _read_state_dict
 
         sd = _read_state_dict(info.path)
     return from_timm(sd) if info.layout == "timm" or "conv_stem.weight" in sd else sd
@@ -254,7 +254,7 @@ def imagenet_model(name: str = "efficientnet_lite0", weights=None, download: boo
     bad = [k for k in own if (k not in sd and not k.endswith("num_batches_tracked")) or (k in sd and sd[k].shape != own[k].shape)]
     extra = [k for k in sd if k not in own]
     if bad or extra:
-        from vidcat.models.weights import _some
+        from vidcat.models.surgery import _some
 
         raise VidcatError(f"weights file {info.path} does not fit {name}: {len(bad)} missing or mis-shaped "
                           f"({_some(bad)}), {len(extra)} unexpected ({_some(extra)})")
@@ -279,7 +279,7 @@ def frame_backbone(name: str = "efficientnet_lite0", pretrained: bool = True, in
         net, src = EfficientNetLite(e.variant, 0), dict(source="random", path=None, sha256=None)
     net._fc, net._dropout = nn.Identity(), nn.Identity()
     if in_channels != 3:
-        from vidcat.models.weights import widen_first_conv
+        from vidcat.models.surgery import widen_first_conv
 
         widen_first_conv(net, in_channels)
     cfg = dict(name=name, feat_dim=net.num_features, mean=e.mean, std=e.std, input_size=(in_channels, *e.input_size[1:]),

@@ -89,7 +89,7 @@ def create_model(name: str, num_classes: int, **kw) -> nn.Module:
     # (e.g. a frame CNN trained on the "flow" stream)
     model.input_key = input_key or spec.modality
     if weights:
-        from vidcat.models.weights import load_weights
+        from vidcat.models.surgery import load_weights
 
         load_weights(model, weights)
     return model

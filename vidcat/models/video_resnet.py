@@ -13,7 +13,7 @@ import torch.nn as nn
 from vidcat.errors import VidcatError
 from vidcat.models.inflated import InflatedConv3d, inflate_2d, inflate_conv2d  # noqa: F401 (re-exported; registers i3d_efficientnet_lite*)
 from vidcat.models.registry import IMAGENET_MEAN, IMAGENET_STD, register_model
-from vidcat.models.weights import get_classifier, set_classifier, torchvision_pretrained
+from vidcat.models.surgery import get_classifier, set_classifier, torchvision_pretrained
 
 _TRAN_2018 = "Tran et al. 2018, A Closer Look at Spatiotemporal Convolutions for Action Recognition"
 

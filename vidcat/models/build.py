@@ -132,24 +132,24 @@ def setup_model(model: str | None, data: DataConfig, classes, multilabel: bool =
         kw.setdefault("input_key", data.modalities[0])     # e.g. a tsn temporal stream on "flow"
         if accepts(spec.builder, "in_channels"):
             kw.setdefault("in_channels", 2 * data.flow_length)
+    if (data.mean, data.std) == (tuple(spec.mean), tuple(spec.std)):
+        # weights that fix their own normalisation (an EfficientNet-Lite backbone: 0.5/0.5) replace the
+        # registry's default, never a mean/std the caller chose -- decided here, before anything is built
+        from vidcat.models.pretrained import normalisation_for
+
+        norm = normalisation_for(name, kw)
+        if norm is not None:
+            data = replace(data, mean=norm[0], std=norm[1])
     return ModelSetup(name, kw, data, list(classes), bool(multilabel))
 
 
 def build_model(setup: ModelSetup, pretrained: bool = False, weights: str | None = None) -> nn.Module:
-    """The network of ``setup`` (random init, published weights with ``pretrained``, or a local file)."""
+    """The network of ``setup`` (random init, published weights with ``pretrained``, or a local file).
+    Changes nothing in ``setup``: its input pipeline was settled by :func:`setup_model`."""
     if not setup.classes:
         raise VidcatError("a model needs at least one class")
-    model = create_model(setup.name, num_classes=len(setup.classes), pretrained=pretrained, weights=weights,
-                         **setup.kwargs)
-    # a backbone's weights fix their own normalisation (EfficientNet-Lite: 0.5/0.5): it replaces the
-    # registry's default, never a mean/std the caller chose
-    spec, data = setup.spec, setup.data
-    if (data.mean, data.std) == (tuple(spec.mean), tuple(spec.std)):
-        from vidcat.models.pretrained import model_normalisation
-
-        mean, std = model_normalisation(model)
-        setup.data = replace(data, mean=tuple(mean), std=tuple(std))
-    return model
+    return create_model(setup.name, num_classes=len(setup.classes), pretrained=pretrained, weights=weights,
+                        **setup.kwargs)
 
 
 @dataclass

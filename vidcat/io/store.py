@@ -37,8 +37,20 @@ MAGIC = b"VCST1\n"
 _ALIGN = 64
 _MIB = 1 << 20
 _STALE_TMP_S = 3600.0
-_UMASK = os.umask(0)
-os.umask(_UMASK)                    # mkstemp makes 0600 files: finished ones get the usual 0666 & ~umask
+
+
+def _current_umask() -> int:
+    """The process umask, read without changing it where Linux tells it (os.umask sets as it reads)."""
+    try:
+        with open("/proc/self/status") as f:
+            return int(next(line.split()[1] for line in f if line.startswith("Umask:")), 8)
+    except (OSError, StopIteration, ValueError):
+        mask = os.umask(0o022)
+        os.umask(mask)
+        return mask
+
+
+_UMASK = _current_umask()            # mkstemp makes 0600 files: finished ones get the usual 0666 & ~umask
 
 
 def cache_root(override=None) -> Path:

@@ -91,7 +91,7 @@ def seek_per_window(ckpt, video, window=2.0, stride=1.0, batch_size=8) -> int:
     from vidcat.data.manifest import Dataset, Item
     from vidcat.data.modalities import ClipContext
     from vidcat.data.sampling import sample_indices
-    from vidcat.engine.step import predict_scores
+    from vidcat.models.inputs import predict_scores
     from vidcat.inference.predictor import Predictor
     from vidcat.io.video import VideoReader
 

@@ -10,8 +10,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from vidcat.data.clip_cache import ClipCache, fingerprint, open_clips
+from vidcat.data.clip_cache import ClipCache, open_clips
 from vidcat.errors import VideoError
+from vidcat.io.store import content_key
 from vidcat.io.video import VideoReader, read_frames
 
 
@@ -48,13 +49,13 @@ def test_key_follows_content_and_size(demo, tmp_path):
     cache = ClipCache(tmp_path / "c")
     copy = tmp_path / "renamed.mp4"
     shutil.copy(demo, copy)
-    assert fingerprint(copy) == fingerprint(demo)
+    assert content_key(copy) == content_key(demo)
     assert cache.key(copy, 64) == cache.key(demo, 64) != cache.key(demo, 96)
     assert ClipCache(tmp_path / "c", frame_stride=2).key(demo, 64) != cache.key(demo, 64)
     data = bytearray(copy.read_bytes())
     data[-10] ^= 0xFF
     copy.write_bytes(bytes(data))
-    assert fingerprint(copy) != fingerprint(demo)
+    assert content_key(copy) != content_key(demo)
 
 
 def test_frame_stride_snaps_down(demo, tmp_path):
@@ -150,3 +151,78 @@ def test_bench_loader_and_train_smoke(demo, motion_data, tmp_path):
     assert all(s["clips_per_s"] > 0 and s["nonfinite_steps"] == 0 for s in t["settings"])
     with pytest.raises(VidcatError, match="--workers must list counts >= 0"):
         BenchTrainConfig(workers="0,-1")
+
+
+# -- caches that heal (issue 20): bad entries are recomputed, never trusted -------------------------
+def _corrupt(entry: Path, how: str, donor: Path | None = None) -> None:
+    data = bytearray(entry.read_bytes())
+    if how == "truncated":
+        entry.write_bytes(bytes(data[: len(data) // 2]))
+    elif how == "garbled":
+        data[-100] ^= 0xFF                                   # one byte of the frames, not the header
+        entry.write_bytes(bytes(data))
+    elif how == "foreign":
+        entry.write_bytes(donor.read_bytes())               # another file's entry copied in
+    elif how == "old_format":
+        np.save(open(entry, "wb"), np.zeros((2, 4, 4, 3), np.uint8))
+
+
+@pytest.fixture()
+def two_clips(tmp_path):
+    from vidcat.data.synth_media import mux_av
+    from vidcat.data.synth_video import render_motion
+    from vidcat.data.synthetic import SynthConfig
+
+    cfg = SynthConfig()
+    return [mux_av(tmp_path / f"{d}.mp4", render_motion(np.random.default_rng(i), d, cfg), 12)
+            for i, d in enumerate(("left", "up"))]
+
+
+@pytest.mark.parametrize("how", ["truncated", "garbled", "foreign", "old_format"])
+def test_bad_entry_is_recomputed_with_one_line(two_clips, tmp_path, how):
+    a, b = two_clips
+    fresh = read_frames(a, [0, 3, 5], short_side=32)
+    ClipCache(tmp_path / "c").get_or_decode(a, [0], 32)
+    ClipCache(tmp_path / "c").get_or_decode(b, [0], 32)
+    cache = ClipCache(tmp_path / "c")
+    entry, donor = cache.store.path(cache.key(a, 32)), cache.store.path(cache.key(b, 32))
+    _corrupt(entry, how, donor)
+    lines = []
+    cache = ClipCache(tmp_path / "c", log=lines.append)      # a new process's view: nothing verified yet
+    np.testing.assert_array_equal(cache.get_or_decode(a, [0, 3, 5], 32), fresh)
+    assert len(lines) == 1 and str(entry) in lines[0] and "recomputing" in lines[0]
+    np.testing.assert_array_equal(ClipCache(tmp_path / "c").get_or_decode(a, [0, 3, 5], 32), fresh)
+
+
+def test_leftover_temp_file_is_swept(two_clips, tmp_path):
+    cache = ClipCache(tmp_path / "c")
+    cache.get_or_decode(two_clips[0], [0], 32)
+    left = cache.store.path(cache.key(two_clips[0], 32)).with_name(".x.vca.tmp-99999")
+    left.write_bytes(b"half an entry")
+    os.utime(left, (0, 0))                                   # its writer died long ago
+    ClipCache(tmp_path / "c")
+    assert not left.exists()
+
+
+def _fill_worker(args):
+    root, paths, indices = args
+    cache = ClipCache(root, chunk_bytes=1 << 14)             # many chunks: the writers interleave
+    return [cache.get_or_decode(p, indices, 32).tobytes() for p in paths]
+
+
+def test_two_processes_fill_one_cache(two_clips, tmp_path):
+    import multiprocessing as mp
+
+    idx = list(range(0, 24, 2))
+    jobs = [(str(tmp_path / "c"), [str(p) for p in two_clips], idx),
+            (str(tmp_path / "c"), [str(p) for p in two_clips[::-1]], idx)]
+    with mp.get_context("spawn").Pool(2) as pool:
+        r1, r2 = pool.map(_fill_worker, jobs)
+    assert r1 == r2[::-1]
+    for p, got in zip(two_clips, r1):
+        assert got == read_frames(p, idx, short_side=32).tobytes()
+    lines = []
+    cache = ClipCache(tmp_path / "c", log=lines.append)
+    assert all((p, 32) in cache for p in two_clips) and not list((tmp_path / "c").rglob("*.tmp-*"))
+    cache.get_or_decode(two_clips[0], [0], 32)
+    assert lines == []

@@ -7,7 +7,7 @@ import av
 import numpy as np
 import pytest
 
-from vidcat.io.keyframes import keyframe_indices, snap_to_keyframes, tsn_keyframe_indices
+from vidcat.data.keyframes import keyframe_indices, snap_to_keyframes, tsn_keyframe_indices
 from vidcat.io.video import VideoReader, iter_frames, output_size, read_frames
 
 

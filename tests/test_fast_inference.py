@@ -49,7 +49,7 @@ def test_quick_train_learns(motion_data, tmp_path):
     model = create_model("tiny3d", num_classes=len(train.classes))
     losses = quick_train(model, small, DataConfig(**CFG), epochs=4, batch_size=8, lr=5e-3, cache=tmp_path / "cc")
     assert losses[-1] < losses[0] * 0.9, losses
-    assert len(list((tmp_path / "cc").rglob("*.npy"))) == len(small.items)  # epochs 2-4 read the clip cache
+    assert len(list((tmp_path / "cc").rglob("*.vca"))) == len(small.items)  # epochs 2-4 read the clip cache
 
 
 @pytest.mark.parametrize("name,tol", [("channels_last", 1e-4), ("ort_fp32", 1e-4), ("bf16", 0.05),

@@ -1,4 +1,4 @@
-"""`vidcat features` / extract_features: penultimate embeddings, aligned with paths and labels, that a
+"""`vidcat features` / extract_embeddings: penultimate embeddings, aligned with paths and labels, that a
 scikit-learn classifier can be trained on; atomic .npy + .json output; unreadable files skipped in one line."""
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from vidcat.cli import main
 from vidcat.config import DataConfig
 from vidcat.models.build import Checkpoint, ModelSetup
 from vidcat.errors import VidcatError
-from vidcat.features import embedding_model, extract_features
+from vidcat.inference.embeddings import embedding_model, extract_embeddings
 from vidcat.models.registry import create_model, get_spec
 
 SMALL = dict(frames=8, size=32)
@@ -53,8 +53,8 @@ def test_features_train_a_sklearn_classifier(motion_data):
     from sklearn.preprocessing import StandardScaler
 
     model = create_model("tiny3d", 4)  # random init: its 3D filters still respond to motion direction
-    x_tr, p_tr, y_tr = extract_features(model, motion_data / "train.csv", **SMALL, batch_size=16)
-    x_te, p_te, y_te = extract_features(model, motion_data / "test.csv", **SMALL, batch_size=16)
+    x_tr, p_tr, y_tr = extract_embeddings(model, motion_data / "train.csv", **SMALL, batch_size=16)
+    x_te, p_te, y_te = extract_embeddings(model, motion_data / "test.csv", **SMALL, batch_size=16)
     rows_tr, rows_te = _manifest(motion_data / "train.csv"), _manifest(motion_data / "test.csv")
     assert x_tr.shape == (len(rows_tr), 128) and x_te.shape == (len(rows_te), 128)
     assert x_tr.dtype == np.float32 and np.isfinite(x_tr).all()
@@ -72,11 +72,11 @@ def test_checkpoint_name_and_module_give_the_same_features(motion_data, tmp_path
     ckpt = tmp_path / "best.pt"
     Checkpoint(ModelSetup("tiny3d", {}, data, ["down", "left", "right", "up"]), model.state_dict()).save(ckpt)
     files = sorted((motion_data / "test" / "left").glob("*.mp4"))[:3]
-    a, pa, la = extract_features(model, files, **SMALL)
-    b, pb, lb = extract_features(ckpt, files)  # frames/size come from the checkpoint
+    a, pa, la = extract_embeddings(model, files, **SMALL)
+    b, pb, lb = extract_embeddings(ckpt, files)  # frames/size come from the checkpoint
     np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
     assert pa == pb == [str(f) for f in files] and la == lb == [None] * 3  # a list of files has no labels
-    per_clip, _, _ = extract_features(ckpt, files, clips=3, per_clip=True)
+    per_clip, _, _ = extract_embeddings(ckpt, files, clips=3, per_clip=True)
     assert per_clip.shape == (3, 3, 128)
     assert not np.allclose(per_clip[:, 0], per_clip[:, 2])  # three different positions in the video
 
@@ -120,9 +120,9 @@ def test_parquet_output(motion_data, tmp_path, capsys):
         rc = main(["features", files[0], "--model", "tiny3d", "--frames", "4", "--size", "32", "--out", str(out), "--quiet"])
         assert rc == 2 and "pip install pyarrow" in capsys.readouterr().err and not out.exists()
         return
-    arr, paths, _ = extract_features("tiny3d", files, frames=4, size=32)
-    from vidcat.features import write_features
-    write_features(out, arr, paths, ["right", "right"])
+    arr, paths, _ = extract_embeddings("tiny3d", files, frames=4, size=32)
+    from vidcat.inference.embeddings import write_embeddings
+    write_embeddings(out, arr, paths, ["right", "right"])
     table = pq.read_table(out)
     assert table.column("path").to_pylist() == paths
     np.testing.assert_allclose(np.array(table.column("embedding").to_pylist()), arr, rtol=1e-6)
@@ -130,8 +130,8 @@ def test_parquet_output(motion_data, tmp_path, capsys):
 
 def test_features_errors(tmp_path):
     with pytest.raises(VidcatError, match="no such file"):
-        extract_features("tiny3d", tmp_path / "missing")
+        extract_embeddings("tiny3d", tmp_path / "missing")
     with pytest.raises(VidcatError, match="unknown model 'nope'"):
-        extract_features("nope", tmp_path)
+        extract_embeddings("nope", tmp_path)
     with pytest.raises(VidcatError, match="no videos found"):
-        extract_features("tiny3d", tmp_path)
+        extract_embeddings("tiny3d", tmp_path)

@@ -11,7 +11,7 @@ import torch.nn as nn
 
 from vidcat.errors import VidcatError
 from vidcat.models.registry import count_parameters, create_model, get_spec, list_models
-from vidcat.models.weights import freeze_backbone, get_classifier, load_weights, param_groups
+from vidcat.models.surgery import freeze_backbone, get_classifier, load_weights, param_groups
 
 # (frames, size) small enough for a CPU test where the architecture allows; None = the registry size
 SMALL = {"tiny3d": (8, 32), "tsn": (8, 32), "tsm": (8, 32), "lrcn": (8, 32), "r3d_18": (8, 32), "mc3_18": (8, 32),
@@ -43,7 +43,7 @@ def test_model_trains_one_step(name):
     out.logsumexp(1).sum().backward()
     no_grad = [n for n, p in model.named_parameters() if p.requires_grad and p.grad is None]  # frozen: by design
     assert not no_grad, f"unused parameters: {no_grad[:5]}"
-    head_name, head = get_classifier(model)  # the uniform head convention (see weights.py)
+    head_name, head = get_classifier(model)  # the uniform head convention (see surgery.py)
     assert (head.out_features if isinstance(head, nn.Linear) else head.out_channels) == 3, head_name
 
 
@@ -166,7 +166,7 @@ def test_lrcn_variants(kw):
                                       ("mobilenet_v3_large", 1280), ("efficientnet_b0", 1280)])
 def test_backbones_and_cross_modality_init(name, dim):
     from vidcat.models.tsn import build_backbone2d
-    from vidcat.models.weights import _first_conv, widen_first_conv
+    from vidcat.models.surgery import _first_conv, widen_first_conv
 
     net, feat_dim = build_backbone2d(name)
     assert feat_dim == dim
@@ -287,7 +287,7 @@ def test_weights_with_another_head_size_keep_the_new_head(tmp_path, caplog):
     torch.save(src.state_dict(), path)
     dst = _tiny(5)
     head_before = dst.fc.weight.detach().clone()
-    with caplog.at_level(logging.INFO, logger="vidcat.models.weights"):
+    with caplog.at_level(logging.INFO, logger="vidcat.models.surgery"):
         load_weights(dst, path)
     assert _same(src, dst, skip="fc.") and torch.equal(dst.fc.weight, head_before)
     assert [r.getMessage() for r in caplog.records] == [

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from vidcat.errors import VidcatError, VideoError
-from vidcat.motion.cache import read_entry
+from vidcat.motion.cache import load_entry
 from vidcat.motion import (build_cache, compute_flow, compute_motion, dequantize, entry_path, load_cached,
                            quantize, read_motion_vectors, stack_flow)
 
@@ -192,7 +192,10 @@ def test_cache_build_resume_params_bad_files(videos, tmp_path, caplog):
     assert load_cached(paths[0], cache, "dis_medium") is None
     s = build_cache(paths, cache, "mv", progress=False)  # stored compact, expanded on load
     assert s["computed"] == 2 and np.array_equal(load_cached(paths[1], cache, "mv"), read_motion_vectors(paths[1]))
-    os.utime(paths[0], ns=(time.time_ns(), time.time_ns() + 10**9))  # edited file -> new key
+    os.utime(paths[0], ns=(time.time_ns(), time.time_ns() + 10**9))  # touched, same bytes -> same key
+    assert build_cache(paths, cache, "mv", progress=False)["cached"] == 2
+    with open(paths[0], "ab") as f:                                     # edited bytes -> new key
+        f.write(b"\0" * 16)
     assert build_cache(paths, cache, "mv", progress=False)["computed"] == 1
     with pytest.raises(VideoError, match="empty.mp4"):
         build_cache([d / "empty.mp4"], cache, "dis_fast", progress=False, strict=True)
@@ -213,26 +216,76 @@ def test_cache_survives_sigkill(tmp_path):
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
                           text=True).stdout.strip()
     fake = entry_path(vids[-1], cache, "farneback")
-    Path(f"{fake}.tmp-{dead}").write_bytes(b"PK\x03\x04 half written")
+    fake.parent.mkdir(parents=True)
+    Path(f"{fake}.tmp-{dead}").write_bytes(b"VCST1\n half written")
     code = (f"from vidcat.motion import build_cache; "
             f"build_cache({[str(v) for v in vids]!r}, {str(cache)!r}, 'farneback', workers=1, progress=False)")
     proc = subprocess.Popen([sys.executable, "-c", code], cwd=ROOT)
     try:
         deadline = time.monotonic() + 60
-        while not list(cache.glob("*.npz")) and proc.poll() is None and time.monotonic() < deadline:
+        while not list(cache.rglob("*.vca")) and proc.poll() is None and time.monotonic() < deadline:
             time.sleep(0.005)
         proc.kill()  # SIGKILL: no cleanup handlers run
     finally:
         proc.wait()
-    done = list(cache.glob("*.npz"))
+    done = list(cache.rglob("*.vca"))
     assert 1 <= len(done) < 8, "the run was not interrupted mid-way"
     assert load_cached(vids[-1], cache, "farneback") is None  # the .tmp is ignored
-    for e in done:  # every visible entry is complete
-        assert read_entry(e)[0].shape == (29, 120, 160, 2)
+    for v in vids:  # every visible entry is complete
+        got = load_entry(v, cache, "farneback")
+        assert got is None or got[0].shape == (29, 120, 160, 2)
     s = build_cache(vids, cache, "farneback", progress=False)
     assert s["cached"] == len(done) and s["computed"] == 8 - len(done) and s["failed"] == 0
-    assert not list(cache.glob("*.tmp-*"))
+    for tmp in cache.rglob("*.tmp-*"):  # left by killed writers: swept once stale
+        os.utime(tmp, (0, 0))
+    assert build_cache(vids, cache, "farneback", progress=False)["cached"] == 8
+    assert not list(cache.rglob("*.tmp-*"))
     assert load_cached(vids[-1], cache, "farneback").shape == (29, 120, 160, 2)
+
+
+@pytest.mark.parametrize("how", ["truncated", "garbled", "foreign", "old_format"])
+def test_bad_cache_entry_is_recomputed_with_one_line(videos, tmp_path, caplog, how):
+    """Caches that heal (issue 20): a bad entry is rejected with one line and recomputed, never trusted."""
+    _, (a, b) = videos
+    cache = tmp_path / "cache"
+    assert build_cache([a, b], cache, "dis_fast", progress=False)["computed"] == 2
+    entry, donor = entry_path(a, cache, "dis_fast"), entry_path(b, cache, "dis_fast")
+    data = bytearray(entry.read_bytes())
+    if how == "truncated":
+        entry.write_bytes(bytes(data[: len(data) // 2]))
+    elif how == "garbled":
+        data[-7] ^= 0xFF
+        entry.write_bytes(bytes(data))
+    elif how == "foreign":
+        entry.write_bytes(donor.read_bytes())
+    else:  # an entry of the old .npz format under the new name
+        np.savez(open(entry, "wb"), motion=np.zeros((2, 4, 4, 2), np.uint8))
+    with caplog.at_level(logging.WARNING, logger="vidcat.motion"):
+        s = build_cache([a, b], cache, "dis_fast", progress=False)
+    assert (s["computed"], s["cached"], s["failed"]) == (1, 1, 0)
+    lines = [r.getMessage() for r in caplog.records]
+    assert len(lines) == 1 and str(entry) in lines[0] and "recomputing" in lines[0]
+    assert np.array_equal(load_cached(a, cache, "dis_fast"), compute_motion(a, "dis_fast"))
+
+
+def test_bad_entry_on_load_is_none_then_rebuilt(videos, tmp_path):
+    _, (a, _) = videos
+    build_cache([a], tmp_path / "c", "mv", progress=False)
+    entry = entry_path(a, tmp_path / "c", "mv")
+    entry.write_bytes(entry.read_bytes()[:-3])
+    assert load_cached(a, tmp_path / "c", "mv") is None and not entry.exists()
+    assert build_cache([a], tmp_path / "c", "mv", progress=False)["computed"] == 1
+    assert np.array_equal(load_cached(a, tmp_path / "c", "mv"), read_motion_vectors(a))
+
+
+def test_stale_temp_file_is_swept(videos, tmp_path):
+    _, (a, _) = videos
+    build_cache([a], tmp_path / "c", "mv", progress=False)
+    left = entry_path(a, tmp_path / "c", "mv").with_name(".x.vca.tmp-424242")
+    left.write_bytes(b"half")
+    os.utime(left, (0, 0))
+    build_cache([a], tmp_path / "c", "mv", progress=False)
+    assert not left.exists()
 
 
 # -- CLI and bench ------------------------------------------------------------------------------

@@ -98,3 +98,34 @@ def test_content_key_ignores_path_and_mtime(tmp_path):
     a.write_bytes(os.urandom(3000)), b.write_bytes(a.read_bytes())
     os.utime(b, (1, 1))
     assert S.content_key(a) == S.content_key(b)
+
+
+def test_put_stream_equals_put_and_rejects_a_short_stream(st):
+    a = np.arange(5 * 4 * 3, dtype=np.uint8).reshape(5, 4, 3)
+    k = st.key({"stream": 1})
+    st.put_stream(k, np.uint8, a.shape, (a[i:i + 2] for i in range(0, 5, 2)), meta={"n": 5})
+    got, meta = st.get(k, mmap=True, with_meta=True)
+    assert np.array_equal(np.asarray(got), a) and meta == {"n": 5}
+    with pytest.raises(ValueError, match="bytes written"):
+        st.put_stream(st.key({"stream": 2}), np.uint8, a.shape, iter([a[:2]]))
+    assert not st.path(st.key({"stream": 2})).exists()
+
+
+def test_mmap_get_verifies_the_checksum_once(st):
+    k = st.key({"m": 1})
+    st.put(k, np.ones((64, 64), np.uint8))
+    p = st.path(k)
+    data = bytearray(p.read_bytes())
+    data[-1] ^= 0xFF
+    p.write_bytes(bytes(data))
+    assert st.get(k, mmap=True) is None and st.rejected == 1
+
+
+def test_finished_files_get_the_usual_permissions(tmp_path):
+    mask = os.umask(0o022)
+    os.umask(mask)
+    p = S.atomic_write(tmp_path / "config.json", "{}")
+    with S.atomic_path(tmp_path / "m.onnx") as t:
+        t.write_bytes(b"x")
+    for f in (p, tmp_path / "m.onnx"):
+        assert os.stat(f).st_mode & 0o777 == 0o666 & ~mask

@@ -18,6 +18,27 @@ AMP_MODES = ("none", "bf16")
 FLOW_METHODS = ("dis", "dis_ultrafast", "dis_fast", "dis_medium", "farneback", "tvl1", "raft", "raft_small",
                 "raft_large", "mv")
 MODALITIES = ("video", "audio", "text", "flow", "mv")
+# Input normalisations (mean, std of [0, 1] RGB pixels), each defined once: the registry, the weight
+# entries and the generic data pipeline take them from here.
+KINETICS_MEAN = (0.43216, 0.394666, 0.37645)   # torchvision's Kinetics-400 video models
+KINETICS_STD = (0.22803, 0.22145, 0.216989)
+IMAGENET_MEAN = (0.485, 0.456, 0.406)          # PyTorch-trained ImageNet CNNs
+IMAGENET_STD = (0.229, 0.224, 0.225)
+HALF_MEAN = HALF_STD = (0.5, 0.5, 0.5)         # TensorFlow-trained EfficientNet-Lite: (pixel - 127) / 128
+PYTORCHVIDEO_MEAN = (0.45, 0.45, 0.45)         # PyTorchVideo's Kinetics models (X3D, MViT)
+PYTORCHVIDEO_STD = (0.225, 0.225, 0.225)
+MULTI_STREAM = "multi"  # a model's input_key / spec modality when it takes the whole batch dict (fusion)
+
+
+@dataclass(frozen=True)
+class SamplerConfig:
+    """``mode``: "clip" = T consecutive frames ``stride`` apart; "tsn" = one frame in each of T
+    equal segments (Wang et al. 2016), covering the whole video whatever its length. The samplers
+    themselves are in :mod:`vidcat.data.sampling`."""
+
+    mode: str = "clip"
+    frames: int = 16
+    stride: int = 1
 
 
 def opt(default=None, help: str = "", *, factory=None, **meta):
@@ -114,14 +135,10 @@ class DataConfig:
         _check(0 < lo <= hi <= 1, "crop_scale", "0 < lo <= hi <= 1", self.crop_scale)
         check_fields(self)
 
-    @property
-    def is_resolved(self) -> bool:
-        return None not in (self.frames, self.stride, self.size, self.sampler, self.mean, self.std, self.modalities)
-
     def resolved(self, spec) -> "DataConfig":
         """A copy with every ``None`` replaced by what the model ``spec`` expects."""
         fill = {"modalities": tuple(spec.defaults.get("modalities", (spec.modality,)))
-                if spec.modality == "multi" else (spec.modality,)}
+                if spec.modality == MULTI_STREAM else (spec.modality,)}
         if spec.modality not in ("audio", "text"):
             # an audio/text model's own frames/size describe mel frames, not the clip: keep 16 frames there
             fill.update(frames=spec.frames, size=spec.size, sampler=spec.sampler, stride=spec.stride,
@@ -133,14 +150,12 @@ class DataConfig:
     def filled(self) -> "DataConfig":
         """A copy with every ``None`` set to the generic input (16x64² clips, Kinetics normalisation, video):
         for using the data pipeline without a model; training resolves for its model instead."""
-        generic = dict(frames=16, size=64, sampler="clip", stride=1, mean=(0.43216, 0.394666, 0.37645),
-                       std=(0.22803, 0.22145, 0.216989), modalities=("video",))
+        generic = dict(frames=16, size=64, sampler="clip", stride=1, mean=KINETICS_MEAN,
+                       std=KINETICS_STD, modalities=("video",))
         return replace(self, **{k: v for k, v in generic.items() if getattr(self, k) is None})
 
     @property
-    def sampler_config(self):
-        from vidcat.data.sampling import SamplerConfig
-
+    def sampler_config(self) -> SamplerConfig:
         f = self.filled()
         return SamplerConfig(f.sampler, f.frames, f.stride)
 

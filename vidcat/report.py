@@ -2,10 +2,10 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 from vidcat.errors import VidcatError
+from vidcat.io.store import atomic_write
 
 
 def write_report(run) -> str:
@@ -39,7 +39,5 @@ def write_report(run) -> str:
         if (run / "confusion.png").exists():
             lines += ["", "![confusion](confusion.png)"]
     out = run / "report.md"
-    tmp = run / f".report.md.tmp-{os.getpid()}"
-    tmp.write_text("\n".join(lines) + "\n")
-    os.replace(tmp, out)
+    atomic_write(out, "\n".join(lines) + "\n")
     return str(out)

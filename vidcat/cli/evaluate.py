@@ -8,8 +8,8 @@ from dataclasses import dataclass
 
 from vidcat.cli.common import command, views_alias
 from vidcat.config import EvalConfig, PredictConfig, check_fields, opt, require
-from vidcat.engine.fuse import FuseConfig, run_fuse
-from vidcat.features import FeaturesConfig, run_features
+from vidcat.engine.fusion_weights import FuseConfig, run_fuse
+from vidcat.inference.embeddings import FeaturesConfig, run_features
 
 
 def run_eval(cfg: EvalConfig) -> int:
@@ -23,13 +23,13 @@ def run_predict(cfg: PredictConfig) -> int:
     from vidcat.inference.onnx_predictor import load_predictor
 
     if not cfg.checkpoint.lower().endswith(".onnx"):  # an exported model.onnx runs without torch
-        from vidcat.engine.train import setup_threads
+        from vidcat.engine.scoring import setup_threads
 
         setup_threads(cfg.threads)
     predictor = load_predictor(cfg.checkpoint, device=cfg.device, clips=cfg.clips, crops=cfg.crops, topk=cfg.topk,
                                threads=cfg.threads)
     if cfg.fast and hasattr(predictor, "model"):
-        from vidcat.engine.step import echo
+        from vidcat.io.console import echo
         from vidcat.inference.fast import accelerate
 
         choice = accelerate(predictor, [p for p in cfg.paths if Path(p).is_file()][:4], variant=cfg.fast)

@@ -8,13 +8,13 @@ from __future__ import annotations
 import csv
 import json
 import logging
-import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from vidcat.errors import VidcatError
 from vidcat.io.video import find_videos
+from vidcat.io.store import atomic_open
 
 LABEL_SEP = ";"
 log = logging.getLogger("vidcat")
@@ -168,13 +168,11 @@ def write_manifest(path, rows: list[dict], fieldnames: list[str] | None = None) 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     keys = fieldnames or list(dict.fromkeys(k for r in rows for k in r)) or ["path", "label"]
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with open(tmp, "w", newline="", encoding="utf-8") as f:
+    with atomic_open(path, "w", newline="", encoding="utf-8") as f:
         w = csv.DictWriter(f, fieldnames=keys, extrasaction="ignore")
         w.writeheader()
         for r in rows:
             w.writerow({k: LABEL_SEP.join(map(str, v)) if isinstance(v, (list, tuple)) else v for k, v in r.items()})
-    os.replace(tmp, path)
     return path
 
 

@@ -30,6 +30,7 @@ import av
 import numpy as np
 
 from vidcat.errors import VidcatError, VideoError
+from vidcat.io.store import atomic_path
 
 
 @dataclass
@@ -93,7 +94,6 @@ def reencode(src, dst, short_side: int = 128, gop: int = 16, crf: int = 20, pres
     info = probe(src)  # raises VideoError for an unreadable file
     dst = Path(dst)
     dst.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dst.with_name(f".{dst.name}.tmp-{os.getpid()}")
     report = {"audio": False, "subtitles_copied": 0, "subtitles_dropped": 0}
     inp = open_container(src)
     try:
@@ -103,7 +103,7 @@ def reencode(src, dst, short_side: int = 128, gop: int = 16, crf: int = 20, pres
         vin.thread_type = "AUTO"
         ain = inp.streams.audio[0] if audio and inp.streams.audio else None
         subs = list(inp.streams.subtitles)
-        with av.open(str(tmp), "w", format="mp4") as out:
+        with atomic_path(dst) as tmp, av.open(str(tmp), "w", format="mp4") as out:
             rate = vin.average_rate or vin.guessed_rate or Fraction(25)
             vout = out.add_stream("libx264", rate=rate, options={"crf": str(crf), "preset": preset})
             vout.pix_fmt = "yuv420p"
@@ -156,12 +156,10 @@ def reencode(src, dst, short_side: int = 128, gop: int = 16, crf: int = 20, pres
                 for af in resampler.resample(None):
                     out.mux(aout.encode(af))
                 out.mux(aout.encode())
-        os.replace(tmp, dst)
     except av.error.FFmpegError as e:
         raise VideoError(src, f"re-encoding failed ({e})") from None
     finally:
         inp.close()
-        tmp.unlink(missing_ok=True)
     report.update(frames=frames, size=list(size))
     return report
 
@@ -234,7 +232,7 @@ def clip_decode_seconds(path, frames: int, short_side: int, positions=(0.2, 0.5,
 
 def prepare(cfg: PrepareConfig, log=None) -> dict:
     """Re-encode the data set of ``cfg``; returns the report (counts, bytes, measured clip speed-up)."""
-    from vidcat.engine.step import echo
+    from vidcat.io.console import echo
 
     log = log or echo
     pairs, manifests = _plan(cfg)
@@ -282,7 +280,7 @@ def run_prepare(cfg: PrepareConfig) -> int:
     report = prepare(cfg)
     print(json.dumps(report, indent=1))
     if "epoch_decode_speedup" in report:
-        from vidcat.engine.step import echo
+        from vidcat.io.console import echo
 
         echo(f"clip decode {report['clip_decode_ms_before']} -> {report['clip_decode_ms_after']} ms: "
              f"{report['epoch_decode_speedup']}x faster epochs (decode side)")

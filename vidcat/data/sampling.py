@@ -5,19 +5,11 @@ draws random positions, testing uses deterministic centred ones, so evaluation i
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 
+from vidcat.config import SamplerConfig
 
-@dataclass(frozen=True)
-class SamplerConfig:
-    """``mode``: "clip" = T consecutive frames ``stride`` apart; "tsn" = one frame in each of T
-    equal segments (Wang et al. 2016), covering the whole video whatever its length."""
-
-    mode: str = "clip"
-    frames: int = 16
-    stride: int = 1
+__all__ = ["SamplerConfig", "clip_indices", "sample_indices", "tsn_indices", "view_positions"]
 
 
 def tsn_indices(total: int, segments: int, train: bool, rng: np.random.Generator | None = None,

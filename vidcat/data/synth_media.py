@@ -5,7 +5,6 @@ under a temporary name and moved into place, so a crash never leaves a half-writ
 """
 from __future__ import annotations
 
-import os
 import warnings
 from fractions import Fraction
 from pathlib import Path
@@ -14,6 +13,7 @@ import av
 import numpy as np
 
 from vidcat.io.text import Cue, write_srt
+from vidcat.io.store import atomic_path
 
 # Subtitle codec per container: MP4/MOV carry 3GPP timed text, Matroska carries ASS.
 _SUBTITLE_CODEC = {"mp4": "mov_text", "mov": "mov_text", "matroska": "ass"}
@@ -71,10 +71,9 @@ def mux_av(path, frames: np.ndarray, fps: float, audio: np.ndarray | None = None
     frames = np.asarray(frames, np.uint8)
     _, h, w, _ = frames.shape
     frames = np.pad(frames, ((0, 0), (0, h % 2), (0, w % 2), (0, 0)), mode="edge")
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     rate = Fraction(fps).limit_denominator(1001)
     sidecar = None
-    try:
+    with atomic_path(path) as tmp:
         with av.open(str(tmp), "w", format=fmt) as out:
             out.metadata.update(metadata or {})
             v = out.add_stream("libx264", rate=rate, options={"crf": str(crf), "preset": preset})
@@ -102,9 +101,6 @@ def mux_av(path, frames: np.ndarray, fps: float, audio: np.ndarray | None = None
                     out.mux(a.encode(af))
                 out.mux(a.encode())
             out.mux(sub_packets)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
     if sidecar is not None:
         warnings.warn(f"this PyAV ({av.__version__}) cannot encode subtitles; wrote {sidecar.name} beside the video")
         write_srt(subtitles, sidecar)

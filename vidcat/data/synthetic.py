@@ -73,8 +73,3 @@ def generate(out, cfg: SynthConfig, progress: bool = True) -> dict[str, Path]:
         extra = make_video(out / rel, rng, c, cfg)
         rows[split].append({"path": rel.as_posix(), "label": c, **extra})
     return {split: write_manifest(out / f"{split}.csv", rows[split]) for split in SPLITS}
-
-
-def check_kind(kind: str) -> None:
-    if kind not in ("motion", "av", "avt"):
-        raise VidcatError(f"unknown synthetic kind {kind!r} (motion | av | avt)")

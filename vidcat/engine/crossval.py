@@ -71,6 +71,62 @@ def _fold_rows(ds: Dataset, index: np.ndarray, groups: list[str]) -> list[dict]:
             for i in index]
 
 
+def _check_folds(ds: Dataset, groups: list[str], splits) -> None:
+    """Every fold must be able to train every class, or its model could not even name the test labels."""
+    for k, (tr, te) in enumerate(splits, 1):
+        have = {lab for i in tr for lab in ds.items[i].labels}
+        lacking = [c for c in ds.classes if c not in have]
+        if lacking:
+            held = sorted({groups[i] for i in te}, key=_natural)
+            raise VidcatError(f"fold {k} (test groups {', '.join(held[:5])}): no training videos of class "
+                              f"{', '.join(lacking[:5])}; use fewer folds or other groups")
+        assert not {groups[i] for i in tr} & {groups[i] for i in te}
+
+
+def _run_fold(k: int, n_folds: int, tr, te, ds: Dataset, groups: list[str], train_cfg: TrainConfig, cv: CVConfig,
+              out: Path) -> tuple[dict, str]:
+    """Train and score fold ``k`` (or reuse its eval.json under resume) -> (its record, the model name)."""
+    from vidcat.engine.evaluate import evaluate
+    from vidcat.engine.train import train
+
+    fold_dir = out / f"fold_{k}"
+    before = [f.read_text() if f.exists() else None for f in (fold_dir / "train.csv", fold_dir / "test.csv")]
+    train_csv = write_manifest(fold_dir / "train.csv", _fold_rows(ds, tr, groups))
+    test_csv = write_manifest(fold_dir / "test.csv", _fold_rows(ds, te, groups))
+    same_split = before == [train_csv.read_text(), test_csv.read_text()]
+    test_groups = sorted({groups[i] for i in te}, key=_natural)
+    eval_json = fold_dir / "eval.json"
+    t0 = time.time()
+    if train_cfg.resume and same_split and eval_json.exists():
+        result = json.loads(eval_json.read_text())
+        model = result.get("model", train_cfg.model)
+        log.info("fold %d: reusing %s", k, eval_json)
+    else:
+        if train_cfg.progress:
+            print(f"vidcat: cv fold {k}/{n_folds}: test groups {', '.join(test_groups[:8])}"
+                  f"{' ...' if len(test_groups) > 8 else ''} ({len(tr)} train / {len(te)} test videos)", flush=True)
+        if (fold_dir / "run").exists():  # this fold is trained again: its previous run goes
+            import shutil
+
+            shutil.rmtree(fold_dir / "run")
+        cfg = replace(train_cfg, source=str(train_csv), out=str(fold_dir / "run"), val=None, resume=None)
+        model = train(cfg)["model"]
+        ckpt = fold_dir / "run" / ("best.pt" if train_cfg.val_split > 0 else "last.pt")
+        result = evaluate(EvalConfig(
+            checkpoint=str(ckpt), source=str(test_csv), clips=cv.clips, crops=cv.crops,
+            batch_size=cfg.batch_size, workers=cfg.workers, device=cfg.device, json=str(eval_json),
+            strict=cfg.strict, progress=False, threads=cfg.threads))
+    rec = {"fold": k, "test_groups": test_groups,
+           "train_groups": sorted({groups[i] for i in tr}, key=_natural),
+           "n_train": int(len(tr)), "n_test": int(len(te)), "n_scored": result["n"], "top1": result["top1"],
+           "mean_class_acc": result.get("mean_class_acc"), "mAP": result.get("mAP"),
+           "confusion": result.get("confusion"), "skipped": result.get("skipped", 0),
+           "seconds": round(time.time() - t0, 1), "dir": str(fold_dir)}
+    if train_cfg.progress:
+        print(f"vidcat: cv fold {k}: top1={rec['top1']:.3f} n={rec['n_scored']} ({rec['seconds']:.0f} s)", flush=True)
+    return rec, model
+
+
 def cross_validate(train_cfg: TrainConfig, cv: CVConfig) -> dict:
     """Train and score a model on every fold of ``train_cfg.source`` (into folders under ``train_cfg.out``);
     returns (and writes to ``out/cv.json``) ``{"top1_mean", "top1_std", "pooled_top1", "mean_class_acc_mean",
@@ -80,73 +136,28 @@ def cross_validate(train_cfg: TrainConfig, cv: CVConfig) -> dict:
     ``train_cfg`` (its ``val_split`` is the inner validation fraction; best.pt is scored when it is set,
     else last.pt). ``train_cfg.resume`` reuses folds whose ``eval.json`` exists.
     """
-    from vidcat.engine.evaluate import evaluate, write_json
-    from vidcat.engine.train import train
+    from vidcat.engine.evaluate import write_json
 
-    source, out, folds, resume, progress = train_cfg.source, train_cfg.out, cv.folds, train_cfg.resume, train_cfg.progress
+    source, folds = train_cfg.source, cv.folds
     group_regex, label_regex = train_cfg.group_regex, cv.label_regex
     t_start = time.time()
-    out = Path(out)
+    out = Path(train_cfg.out)
     ds = load_dataset(source, label_regex=label_regex)
     if not ds.classes:
         raise VidcatError(f"{source}: no labels found (a class tree, a label column or --label-regex is needed)")
     groups = assign_groups(ds, group_regex)
     splits = make_folds(ds, groups, folds, train_cfg.seed)
     protocol = "leave-one-group-out" if folds is None else ("group-k-fold" if group_regex else "k-fold")
-    # every fold must be able to train every class, or its model could not even name the test labels
-    for k, (tr, te) in enumerate(splits, 1):
-        have = {lab for i in tr for lab in ds.items[i].labels}
-        lacking = [c for c in ds.classes if c not in have]
-        if lacking:
-            held = sorted({groups[i] for i in te}, key=_natural)
-            raise VidcatError(f"fold {k} (test groups {', '.join(held[:5])}): no training videos of class "
-                              f"{', '.join(lacking[:5])}; use fewer folds or other groups")
-        assert not {groups[i] for i in tr} & {groups[i] for i in te}
+    _check_folds(ds, groups, splits)
     out.mkdir(parents=True, exist_ok=True)
-    use_best = train_cfg.val_split > 0
-    records = []
+    records, model = [], train_cfg.model
     for k, (tr, te) in enumerate(splits, 1):
-        fold_dir = out / f"fold_{k}"
-        before = [f.read_text() if f.exists() else None for f in (fold_dir / "train.csv", fold_dir / "test.csv")]
-        train_csv = write_manifest(fold_dir / "train.csv", _fold_rows(ds, tr, groups))
-        test_csv = write_manifest(fold_dir / "test.csv", _fold_rows(ds, te, groups))
-        same_split = before == [train_csv.read_text(), test_csv.read_text()]
-        test_groups = sorted({groups[i] for i in te}, key=_natural)
-        eval_json = fold_dir / "eval.json"
-        t0 = time.time()
-        if resume and same_split and eval_json.exists():
-            result = json.loads(eval_json.read_text())
-            model = result.get("model", train_cfg.model)
-            log.info("fold %d: reusing %s", k, eval_json)
-        else:
-            if progress:
-                print(f"vidcat: cv fold {k}/{len(splits)}: test groups {', '.join(test_groups[:8])}"
-                      f"{' ...' if len(test_groups) > 8 else ''} ({len(tr)} train / {len(te)} test videos)", flush=True)
-            if (fold_dir / "run").exists():  # this fold is trained again: its previous run goes
-                import shutil
-
-                shutil.rmtree(fold_dir / "run")
-            cfg = replace(train_cfg, source=str(train_csv), out=str(fold_dir / "run"), val=None, resume=None)
-            summary_k = train(cfg)
-            model = summary_k["model"]
-            ckpt = fold_dir / "run" / ("best.pt" if use_best else "last.pt")
-            result = evaluate(EvalConfig(
-                checkpoint=str(ckpt), source=str(test_csv), clips=cv.clips, crops=cv.crops,
-                batch_size=cfg.batch_size, workers=cfg.workers, device=cfg.device, json=str(eval_json),
-                strict=cfg.strict, progress=False, threads=cfg.threads))
-        rec = {"fold": k, "test_groups": test_groups,
-               "train_groups": sorted({groups[i] for i in tr}, key=_natural),
-               "n_train": int(len(tr)), "n_test": int(len(te)), "n_scored": result["n"], "top1": result["top1"],
-               "mean_class_acc": result.get("mean_class_acc"), "mAP": result.get("mAP"),
-               "confusion": result.get("confusion"), "skipped": result.get("skipped", 0),
-               "seconds": round(time.time() - t0, 1), "dir": str(fold_dir)}
+        rec, model = _run_fold(k, len(splits), tr, te, ds, groups, train_cfg, cv, out)
         records.append(rec)
-        if progress:
-            print(f"vidcat: cv fold {k}: top1={rec['top1']:.3f} n={rec['n_scored']} ({rec['seconds']:.0f} s)", flush=True)
 
     top1 = np.array([r["top1"] for r in records])
     summary = {
-        "model": model if records else train_cfg.model, "data": str(source), "protocol": protocol, "folds_requested": folds,
+        "model": model, "data": str(source), "protocol": protocol, "folds_requested": folds,
         "group_regex": group_regex, "label_regex": label_regex, "classes": ds.classes,
         "groups": {g: groups.count(g) for g in sorted(set(groups), key=_natural)} if group_regex else None,
         "n_videos": len(ds), "n_folds": len(records),

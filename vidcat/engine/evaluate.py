@@ -1,21 +1,20 @@
 """Held-out evaluation of a checkpoint: metrics JSON, per-class table and confusion-matrix PNG."""
 from __future__ import annotations
 
-import json
-import os
 from pathlib import Path
 
 import torch
 
-from vidcat.config import DataConfig, EvalConfig
+from vidcat.config import DataConfig, EvalConfig, MULTI_STREAM
 from vidcat.data.dataset import VideoClips, make_loader
 from vidcat.data.manifest import load_dataset
 from vidcat.engine.metrics import compute_metrics
 from vidcat.engine.plots import plot_confusion
-from vidcat.engine.step import SkipReport
-from vidcat.engine.train import evaluate_loader, setup_threads
+from vidcat.io.console import SkipReport
+from vidcat.engine.scoring import evaluate_loader, setup_threads
 from vidcat.errors import VidcatError
 from vidcat.models.build import Checkpoint
+from vidcat.io.store import atomic_write_json
 
 
 def evaluate(cfg: EvalConfig) -> dict:
@@ -63,7 +62,7 @@ def _ablation_modalities(model, data_cfg: DataConfig, ablate):
     """Validated modality names for ``--ablate`` (None: no ablation; empty: all of the model's)."""
     if ablate is None:
         return None
-    if getattr(model, "input_key", None) != "multi":
+    if getattr(model, "input_key", None) != MULTI_STREAM:
         raise VidcatError(f"--ablate needs a multi-modal model (e.g. fusion); {model.vidcat_spec.name} reads "
                           f"only '{getattr(model, 'input_key', 'video')}'")
     known = list(getattr(model, "names", None) or data_cfg.modalities)
@@ -74,11 +73,7 @@ def _ablation_modalities(model, data_cfg: DataConfig, ablate):
 
 
 def write_json(path, obj) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(json.dumps(obj, indent=2))
-    os.replace(tmp, path)
+    atomic_write_json(path, obj)
 
 
 def format_table(result: dict) -> str:

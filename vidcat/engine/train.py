@@ -15,31 +15,24 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from vidcat.config import TrainConfig
+from vidcat.config import MULTI_STREAM, TrainConfig
 from vidcat.data.dataset import VideoClips, make_loader
 from vidcat.data.manifest import Dataset, item_groups, load_dataset
 from vidcat.engine import distributed as D
 from vidcat.engine.metrics import compute_metrics
 from vidcat.engine.plots import plot_curves
-from vidcat.engine.step import SkipReport, autocast, echo, model_input, predict_scores, split_output, to_device
+from vidcat.engine.scoring import NoReadableVideos, evaluate_loader, setup_threads
+from vidcat.io.console import SkipReport, echo
+from vidcat.models.inputs import autocast, model_input, split_output, to_device
 from vidcat.errors import VidcatError
 from vidcat.io.progress import progress as progress_bar
 from vidcat.models.build import Checkpoint, build_model, setup_model
 from vidcat.models.fusion import stream_loss_terms
 from vidcat.transfer.recipe import fit_frame_head
+from vidcat.io.store import atomic_open, atomic_write
 
 log = logging.getLogger("vidcat")
 STREAM_LOSS_WEIGHT = 0.5  # auxiliary loss on each stream's own logits keeps every stream useful alone
-
-
-class NoReadableVideos(VidcatError):
-    """Every file of an evaluation set was unreadable."""
-
-
-def setup_threads(threads: int) -> None:
-    """Pin torch's intra-op threads (the 2-core default is already right; oversubscription hurts)."""
-    if threads > 0:
-        torch.set_num_threads(threads)
 
 
 def resolve_sources(cfg: TrainConfig, split: bool = True) -> tuple[Dataset, Dataset | None]:
@@ -110,7 +103,7 @@ def training_loss(out, labels: torch.Tensor, multilabel: bool) -> tuple[torch.Te
 
 
 def make_optimizer(model, cfg: TrainConfig):
-    from vidcat.models.weights import freeze_backbone, param_groups
+    from vidcat.models.surgery import freeze_backbone, param_groups
 
     if cfg.freeze_backbone:
         freeze_backbone(model)
@@ -118,49 +111,12 @@ def make_optimizer(model, cfg: TrainConfig):
     return torch.optim.AdamW(groups, lr=cfg.lr, weight_decay=cfg.weight_decay)
 
 
-def evaluate_loader(model, loader, views: int, multilabel: bool, device, amp: str, skips: SkipReport,
-                    progress: bool = False, desc: str = "eval", drop=()):
-    """Run ``model`` over ``loader`` -> (scores (N,K), labels, paths, per-stream scores, loss);
-    ``drop``: modalities removed from every sample (mask 0), for ablations. Under torchrun each rank
-    scores its share (``eval_sampler``) and the rows are gathered in dataset order, padding removed."""
-    model.eval()
-    scores, labels, paths, streams, index = [], [], [], {}, []
-    for batch in progress_bar(loader, enabled=progress, desc=desc, leave=False, unit="batch"):
-        skips(batch["skipped"])
-        skips.warn(batch.get("warnings", ()))
-        if not batch["size"]:
-            continue
-        p, per_stream = predict_scores(model, batch, views, multilabel, device, amp, drop=drop)
-        scores.append(p.cpu())
-        labels.append(batch["label"])
-        paths += batch["path"]
-        index += batch["index"].tolist() if "index" in batch else []
-        for name, s in per_stream.items():
-            streams.setdefault(name, []).append(s.cpu())
-    if not scores and not D.is_distributed():
-        raise NoReadableVideos("no readable videos to evaluate")
-    s, y = (torch.cat(scores), torch.cat(labels)) if scores else (torch.zeros(0, 0), torch.zeros(0, dtype=torch.long))
-    if D.is_distributed():  # per-stream scores stay local: the fused ones decide
-        s, y = D.gather_eval(s, y, len(loader.dataset), index or None)
-        streams = {}
-        if not len(s):
-            raise NoReadableVideos("no readable videos to evaluate")
-    eps = 1e-7
-    if multilabel:
-        loss = float(F.binary_cross_entropy(s.clamp(eps, 1 - eps), y.float()))
-    else:
-        loss = float(F.nll_loss(torch.log(s.clamp_min(eps)), y))
-    return s.numpy(), y.numpy(), paths, {k: torch.cat(v).numpy() for k, v in streams.items()}, loss
-
-
 def _write_history(path: Path, history: list[dict]) -> None:
     keys = list(dict.fromkeys(k for h in history for k in h))
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with open(tmp, "w", newline="") as f:
+    with atomic_open(path, "w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=keys)
         w.writeheader()
         w.writerows(history)
-    os.replace(tmp, path)
 
 
 def prepare_run(cfg: TrainConfig):
@@ -237,41 +193,18 @@ def train(cfg: TrainConfig) -> dict:
     optimizer = make_optimizer(net, cfg)
     data_cfg, multilabel = setup.data, train_ds.multilabel
 
-    train_clips = VideoClips(train_ds, data_cfg, train=True)
-    train_clips.seed = cfg.seed
-    sampler = D.distributed_sampler(train_clips, True, cfg.seed)  # None in one process
-    order = torch.Generator()  # the shuffle order of epoch e: f(seed, e), reseeded below
-    train_loader = make_loader(train_clips, cfg.batch_size, True, cfg.workers, sampler=sampler, generator=order)
-    val_loader = None
-    if val_ds:
-        val_clips = VideoClips(val_ds, data_cfg)
-        val_loader = make_loader(val_clips, cfg.batch_size, False, cfg.workers, sampler=D.eval_sampler(val_clips))
+    train_clips, sampler, order, train_loader, val_loader = _loaders(cfg, train_ds, val_ds, data_cfg)
     steps_per_epoch = max(1, math.ceil(len(train_ds) / (cfg.batch_size * D.world_size())))
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lr_lambda(cfg.epochs * steps_per_epoch, max(1, int(cfg.warmup_epochs * steps_per_epoch))))
 
     state = {"epoch": 0, "step": 0, "best": None, "history": [], "nonfinite_steps": 0}
     if cfg.resume and (out / "last.pt").exists():
-        ck = Checkpoint.load(out / "last.pt")
-        if ck.extra.get("epoch", 0) >= cfg.epochs:
-            raise VidcatError(f"{out}: already trained {ck.extra.get('epoch')} epochs (--epochs {cfg.epochs}): nothing "
-                              "to resume; raise --epochs to train on")
-        if ck.setup.name != setup.name or ck.classes != setup.classes:
-            raise VidcatError(f"{out / 'last.pt'}: cannot resume, it holds {ck.setup.name} with classes {ck.classes}")
-        net.load_state_dict(ck.state_dict)
-        optimizer.load_state_dict(ck.extra["optimizer"])
-        scheduler.load_state_dict(ck.extra["scheduler"])
-        state.update(ck.extra["train_state"])
-        torch.set_rng_state(ck.extra["rng"])
-        log.info("resumed from %s at epoch %d", out / "last.pt", state["epoch"])
+        _resume(cfg, out, setup, net, optimizer, scheduler, state)
     model = D.wrap_model(net)  # DistributedDataParallel under torchrun, else net itself
     main = D.is_main()
-    if val_loader is None and main:
-        echo("no validation set (--val, val.csv, --val-split): best.pt is the epoch with the lowest training loss")
-    model_name = f"{setup.name}" + (f" over {','.join(data_cfg.modalities)}" if setup.spec.modality == "multi" else "")
-    if cfg.progress and main:
-        echo(f"training {model_name} on {len(train_ds)} videos ({len(val_ds) if val_ds else 0} for validation), "
-             f"{data_cfg.frames}x{data_cfg.size}² clips, {cfg.epochs} epochs")
+    if main:
+        _announce(cfg, setup, train_ds, val_ds, val_loader is not None)
 
     skips = SkipReport(cfg.strict)
     for epoch in range(state["epoch"], cfg.epochs):
@@ -286,15 +219,8 @@ def train(cfg: TrainConfig) -> dict:
         score = -row["train_loss"]
         if val_loader is not None:
             D.sync_buffers(model)
-            try:
-                s, y, _, _, vloss = evaluate_loader(net, val_loader, 1, multilabel, device, cfg.amp, skips)
-            except NoReadableVideos:
-                echo("the validation set holds no readable video: best.pt is the epoch with the lowest training loss")
-                val_loader = None
-            else:
-                m = compute_metrics(s, y, val_ds.classes, multilabel)
-                row.update(val_loss=vloss, val_top1=m["top1"], val_mAP=m.get("mAP"))
-                score = m["mAP"] if multilabel else m["top1"]
+            val = _validate(net, val_loader, val_ds.classes, multilabel, device, cfg.amp, skips, row)
+            score, val_loader = (score, None) if val is None else (val, val_loader)
         state["history"].append(row)
         state["epoch"] = epoch + 1
         D.sync_buffers(model)
@@ -302,31 +228,16 @@ def train(cfg: TrainConfig) -> dict:
         if improved:
             state["best"] = score
         if main:  # one writer: rank 0 (every rank holds the same weights)
-            if improved:
-                Checkpoint(setup, net.state_dict(), {"epoch": epoch + 1, "score": score}).save(out / "best.pt")
-            Checkpoint(setup, net.state_dict(), {
-                "epoch": epoch + 1, "score": score, "optimizer": optimizer.state_dict(),
-                "scheduler": scheduler.state_dict(), "train_state": state, "rng": torch.get_rng_state(),
-                "world_size": D.world_size()}).save(out / "last.pt")
-            _write_history(out / "history.csv", state["history"])
-            plot_curves(state["history"], out / "curves.png")
-            _write_json(out / "config.json", {"model": setup.name, "model_kwargs": setup.kwargs,
-                                              "data": data_cfg.as_dict(), "classes": setup.classes,
-                                              "epochs_done": state["epoch"], "best_score": state["best"],
-                                              "history": state["history"], "running": True})
+            _save_epoch(out, setup, net, optimizer, scheduler, state, score, improved)
         D.barrier()
         if cfg.progress and main:
             echo(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items() if v is not None))
         if cfg.max_steps and state["step"] >= cfg.max_steps:
             break
 
-    summary = {"model": setup.name, "model_kwargs": setup.kwargs, "data": data_cfg.as_dict(),
-               "train": {k: v for k, v in asdict(cfg).items() if k != "data"},
-               "classes": setup.classes, "multilabel": multilabel, "epochs_done": state["epoch"],
-               "best_score": state["best"], "nonfinite_steps": state["nonfinite_steps"],
-               "skipped_files": dict(skips.seen), "damaged_files": dict(skips.warned), "history": state["history"]}
+    summary = _summary(cfg, setup, state, skips, multilabel)
     if getattr(net, "fusion", None) == "weighted" and val_loader is not None and main and not D.is_distributed():
-        from vidcat.engine.fuse import tune_checkpoint
+        from vidcat.engine.fusion_weights import tune_checkpoint
 
         summary["fusion_tuning"] = tune_checkpoint(out / "best.pt", net, val_loader, device)
     if main:
@@ -335,6 +246,84 @@ def train(cfg: TrainConfig) -> dict:
     if skips.seen and main:
         echo(f"{len(skips.seen)} unreadable file(s) skipped")
     return summary
+
+
+def _announce(cfg: TrainConfig, setup, train_ds, val_ds, has_val: bool) -> None:
+    data_cfg = setup.data
+    if not has_val:
+        echo("no validation set (--val, val.csv, --val-split): best.pt is the epoch with the lowest training loss")
+    model_name = f"{setup.name}" + (f" over {','.join(data_cfg.modalities)}" if setup.spec.modality == MULTI_STREAM else "")
+    if cfg.progress:
+        echo(f"training {model_name} on {len(train_ds)} videos ({len(val_ds) if val_ds else 0} for validation), "
+             f"{data_cfg.frames}x{data_cfg.size}² clips, {cfg.epochs} epochs")
+
+
+def _validate(net, val_loader, classes, multilabel: bool, device, amp: str, skips: SkipReport, row: dict):
+    """Score the validation set into ``row`` -> the epoch's score (mAP or top-1), or None when the set
+    holds no readable video (validation is then dropped)."""
+    try:
+        s, y, _, _, vloss = evaluate_loader(net, val_loader, 1, multilabel, device, amp, skips)
+    except NoReadableVideos:
+        echo("the validation set holds no readable video: best.pt is the epoch with the lowest training loss")
+        return None
+    m = compute_metrics(s, y, classes, multilabel)
+    row.update(val_loss=vloss, val_top1=m["top1"], val_mAP=m.get("mAP"))
+    return m["mAP"] if multilabel else m["top1"]
+
+
+def _loaders(cfg: TrainConfig, train_ds, val_ds, data_cfg):
+    """-> (train clips, distributed sampler or None, shuffle generator, train loader, val loader or None)."""
+    train_clips = VideoClips(train_ds, data_cfg, train=True)
+    train_clips.seed = cfg.seed
+    sampler = D.distributed_sampler(train_clips, True, cfg.seed)  # None in one process
+    order = torch.Generator()  # the shuffle order of epoch e: f(seed, e), reseeded each epoch
+    train_loader = make_loader(train_clips, cfg.batch_size, True, cfg.workers, sampler=sampler, generator=order)
+    val_loader = None
+    if val_ds:
+        val_clips = VideoClips(val_ds, data_cfg)
+        val_loader = make_loader(val_clips, cfg.batch_size, False, cfg.workers, sampler=D.eval_sampler(val_clips))
+    return train_clips, sampler, order, train_loader, val_loader
+
+
+def _resume(cfg: TrainConfig, out: Path, setup, net, optimizer, scheduler, state: dict) -> None:
+    """Load ``out/last.pt`` into the model, optimizer, scheduler, ``state`` and torch's RNG."""
+    ck = Checkpoint.load(out / "last.pt")
+    if ck.extra.get("epoch", 0) >= cfg.epochs:
+        raise VidcatError(f"{out}: already trained {ck.extra.get('epoch')} epochs (--epochs {cfg.epochs}): nothing "
+                          "to resume; raise --epochs to train on")
+    if ck.setup.name != setup.name or ck.classes != setup.classes:
+        raise VidcatError(f"{out / 'last.pt'}: cannot resume, it holds {ck.setup.name} with classes {ck.classes}")
+    net.load_state_dict(ck.state_dict)
+    optimizer.load_state_dict(ck.extra["optimizer"])
+    scheduler.load_state_dict(ck.extra["scheduler"])
+    state.update(ck.extra["train_state"])
+    torch.set_rng_state(ck.extra["rng"])
+    log.info("resumed from %s at epoch %d", out / "last.pt", state["epoch"])
+
+
+def _save_epoch(out: Path, setup, net, optimizer, scheduler, state: dict, score: float, improved: bool) -> None:
+    """best.pt (when improved), last.pt, history.csv, curves.png and a running config.json."""
+    epoch = state["epoch"]
+    if improved:
+        Checkpoint(setup, net.state_dict(), {"epoch": epoch, "score": score}).save(out / "best.pt")
+    Checkpoint(setup, net.state_dict(), {
+        "epoch": epoch, "score": score, "optimizer": optimizer.state_dict(),
+        "scheduler": scheduler.state_dict(), "train_state": state, "rng": torch.get_rng_state(),
+        "world_size": D.world_size()}).save(out / "last.pt")
+    _write_history(out / "history.csv", state["history"])
+    plot_curves(state["history"], out / "curves.png")
+    _write_json(out / "config.json", {"model": setup.name, "model_kwargs": setup.kwargs,
+                                      "data": setup.data.as_dict(), "classes": setup.classes,
+                                      "epochs_done": state["epoch"], "best_score": state["best"],
+                                      "history": state["history"], "running": True})
+
+
+def _summary(cfg: TrainConfig, setup, state: dict, skips: SkipReport, multilabel: bool) -> dict:
+    return {"model": setup.name, "model_kwargs": setup.kwargs, "data": setup.data.as_dict(),
+            "train": {k: v for k, v in asdict(cfg).items() if k != "data"},
+            "classes": setup.classes, "multilabel": multilabel, "epochs_done": state["epoch"],
+            "best_score": state["best"], "nonfinite_steps": state["nonfinite_steps"],
+            "skipped_files": dict(skips.seen), "damaged_files": dict(skips.warned), "history": state["history"]}
 
 
 def _check_run_dir(cfg: TrainConfig, out: Path) -> None:
@@ -385,6 +374,4 @@ def _write_json(path: Path, obj) -> None:
             return [clean(x) for x in v]
         return v
 
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(json.dumps(clean(obj), indent=2, default=str))
-    os.replace(tmp, path)
+    atomic_write(path, json.dumps(clean(obj), indent=2, default=str))

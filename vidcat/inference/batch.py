@@ -27,6 +27,7 @@ import numpy as np
 
 from vidcat.engine.cluster import LOCAL_CPUS, init_ray
 from vidcat.errors import VidcatError, VideoError
+from vidcat.io.store import atomic_path, atomic_write
 
 OUT_FORMATS = (".parquet", ".jsonl")
 
@@ -128,7 +129,7 @@ def decode(row: dict, spec: dict, clips: int, crops: int) -> dict:
             x = clip_views(row["path"], cfg, clips, crops)
             inputs, views = {"video": x}, len(x)
         else:
-            from vidcat.engine.step import NON_INPUT_KEYS
+            from vidcat.models.inputs import NON_INPUT_KEYS
             from vidcat.inference.predictor import video_batch
 
             batch, views = video_batch(row["path"], cfg, spec["classes"], spec["multilabel"], clips, crops,
@@ -174,7 +175,7 @@ class ModelActor:
             return probabilities(run_logits(self.pred.session, merged), self.pred.multilabel, views)
         import torch
 
-        from vidcat.engine.step import predict_scores
+        from vidcat.models.inputs import predict_scores
 
         batch = {k: (torch.from_numpy(v) if isinstance(v, np.ndarray) else v) for k, v in merged.items()}
         p, _ = predict_scores(self.pred.model, batch, views, self.pred.multilabel, self.pred.device)
@@ -225,22 +226,17 @@ def read_records(path) -> list[dict]:
 def write_records(path, records: list[dict]) -> None:
     """``records`` to ``path`` (.jsonl lines or .parquet table) via a temp file and rename."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        if path.suffix.lower() == ".parquet":
-            import pyarrow as pa
-            import pyarrow.parquet as pq
+    if path.suffix.lower() == ".parquet":
+        import pyarrow as pa
+        import pyarrow.parquet as pq
 
-            schema = pa.schema([("path", pa.string()), ("labels", pa.list_(pa.string())),
-                                ("scores", pa.list_(pa.float64())), ("error", pa.string())])
-            cols = {name: [r.get(name) for r in records] for name in schema.names}
+        schema = pa.schema([("path", pa.string()), ("labels", pa.list_(pa.string())),
+                            ("scores", pa.list_(pa.float64())), ("error", pa.string())])
+        cols = {name: [r.get(name) for r in records] for name in schema.names}
+        with atomic_path(path) as tmp:
             pq.write_table(pa.table(cols, schema=schema), tmp)
-        else:
-            tmp.write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    else:
+        atomic_write(path, "".join(json.dumps(r) + "\n" for r in records))
 
 
 # -- the job ---------------------------------------------------------------------------------------

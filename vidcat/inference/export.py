@@ -28,7 +28,7 @@ agreement with fp32 on the calibration (or ``eval_data``) clips.
 from __future__ import annotations
 
 import json
-import os
+import tempfile
 import time
 from pathlib import Path
 
@@ -37,6 +37,8 @@ from vidcat.errors import VidcatError
 # metadata_props keys (strings; JSON values)
 from vidcat.inference.onnx_predictor import (  # noqa: E402,F401  (the reading side owns the keys)
     META_CLASSES, META_DATA, META_INPUT, META_MODEL, META_MULTILABEL, META_QUANT, META_VERSION, metadata_of)
+from vidcat.config import MULTI_STREAM
+from vidcat.io.store import atomic_path
 
 EXPORTABLE_INPUTS = ("video", "flow", "mv", "audio")
 PARITY_TOL = 1e-3  # max |logit difference| (scaled by the logit range) that an fp32 export may show
@@ -72,7 +74,7 @@ def graph_inputs(model, ckpt: dict) -> list[str]:
     from vidcat.models.fusion import batch_key, mask_key
 
     key = getattr(model, "input_key", "video")
-    if key != "multi":
+    if key != MULTI_STREAM:
         if key not in EXPORTABLE_INPUTS:
             raise VidcatError(f"{ckpt['model']} reads '{key}': export supports {', '.join(EXPORTABLE_INPUTS)}")
         return [key]
@@ -88,13 +90,13 @@ def _logits_module(model, keys: list[str]):
     """``model`` wrapped so that the exported graph takes ``keys`` as positional inputs and returns logits."""
     import torch.nn as nn
 
-    from vidcat.engine.step import split_output
+    from vidcat.models.inputs import split_output
 
     class Logits(nn.Module):
         def __init__(self, m):
             super().__init__()
             self.m, self.keys = m, list(keys)
-            self.multi = getattr(m, "input_key", "video") == "multi"
+            self.multi = getattr(m, "input_key", "video") == MULTI_STREAM
 
         def forward(self, *xs):
             return split_output(self.m(dict(zip(self.keys, xs)) if self.multi else xs[0]))[0]
@@ -247,10 +249,8 @@ def export_onnx(checkpoint_path, out, opset: int = 17, int8: bool = False, calib
     """
     _require_onnx()
     import numpy as np
-    import torch
 
     from vidcat import __version__
-    from vidcat.inference.onnx_predictor import run_logits
     from vidcat.models.build import Checkpoint
 
     out = Path(out)
@@ -264,9 +264,6 @@ def export_onnx(checkpoint_path, out, opset: int = 17, int8: bool = False, calib
     calib_feeds, calib_labels = _dataset_clips(calib, ckpt, keys, clips) if calib else (None, None)
     eval_feeds, eval_labels = _dataset_clips(eval_data, ckpt, keys, clips) if eval_data else (calib_feeds, calib_labels)
 
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
-    tmp_q = out.with_name(f".{out.name}.int8-tmp-{os.getpid()}")
     input_key = getattr(model, "input_key", "video")
     meta = {META_CLASSES: json.dumps(ckpt["classes"]), META_MULTILABEL: json.dumps(bool(ckpt["multilabel"])),
             META_DATA: json.dumps(ckpt["data"], default=list), META_MODEL: ckpt["model"],
@@ -279,67 +276,79 @@ def export_onnx(checkpoint_path, out, opset: int = 17, int8: bool = False, calib
         return {k: (np.ones(batch, np.float32) if k.endswith("_mask")
                     else g.standard_normal((batch, *_input_shape(ckpt, k))).astype(np.float32)) for k in keys}
 
-    try:
+    # the fp32 graph goes straight to the output's temp file, or (int8) to a scratch folder beside it
+    with atomic_path(out) as final, tempfile.TemporaryDirectory(dir=out.parent, prefix=f".{out.name}.") as scratch:
+        fp32 = Path(scratch) / "fp32.onnx" if int8 else final
         try:
-            _torch_to_onnx(net, random_feeds(1, 1), tmp, opset, dynamic=input_key != "multi")
-            _set_metadata(tmp, meta)  # also runs the ONNX checker
+            _torch_to_onnx(net, random_feeds(1, 1), fp32, opset, dynamic=input_key != MULTI_STREAM)
+            _set_metadata(fp32, meta)  # also runs the ONNX checker
         except Exception as e:  # an op the exporter cannot translate, an unusable opset, ...
             first = (str(e).strip().splitlines() or [""])[0][:300]
             raise VidcatError(f"{checkpoint_path}: ONNX export of {ckpt['model']} at opset {opset} failed "
                               f"({type(e).__name__}: {first})") from None
 
         # parity: a random batch of 2 (exercises the dynamic batch axis) plus the real clips if any
-        checks = [random_feeds(2, 0)]
-        if eval_feeds:
-            checks.append(_concat(eval_feeds[:8]))
-        sess = _session(tmp, threads)
-        diff, scale = 0.0, 1.0
-        with torch.no_grad():
-            for feeds in checks:
-                ref = net(*(torch.from_numpy(feeds[k]) for k in keys)).numpy()
-                got = run_logits(sess, feeds)
-                diff = max(diff, float(np.abs(ref - got).max()))
-                scale = max(scale, float(np.abs(ref).max()))
+        checks = [random_feeds(2, 0)] + ([_concat(eval_feeds[:8])] if eval_feeds else [])
+        sess = _session(fp32, threads)
+        diff, scale = _parity(net, sess, checks, keys)
         report["max_abs_diff"] = diff
         if diff > PARITY_TOL * scale:
             raise VidcatError(f"{checkpoint_path}: ONNX Runtime output differs from torch by {diff:.3g} "
                               f"(logits up to {scale:.3g}); not written")
-        fp32_bytes = tmp.stat().st_size
-        report["fp32_bytes"] = fp32_bytes
-        final = tmp
+        report["fp32_bytes"] = fp32.stat().st_size
         if int8:
-            method = _quantize(tmp, tmp_q, calib_feeds)
-            _set_metadata(tmp_q, {**meta, META_QUANT: method})
-            qsess = _session(tmp_q, threads)
-            one = {k: v[:1] for k, v in checks[0].items()}
-            report["int8"] = {"method": method, "bytes": tmp_q.stat().st_size,
-                              "size_ratio": round(tmp_q.stat().st_size / fp32_bytes, 4),
-                              "calibration_clips": len(calib_feeds or [])}
-            if latency:
-                report["int8"]["latency_ms"] = {"fp32": _latency_ms(sess, one), "int8": _latency_ms(qsess, one)}
-            if eval_feeds:
-                a = np.concatenate([sess.run(None, f)[0] for f in eval_feeds])
-                b = np.concatenate([qsess.run(None, f)[0] for f in eval_feeds])
-                agree = float((a.argmax(1) == b.argmax(1)).mean())
-                report["int8"].update(top1_agreement=round(agree, 4), agreement_clips=len(eval_feeds),
-                                      agreement_on="eval" if eval_data else "calibration",
-                                      max_abs_logit_diff=round(float(np.abs(a - b).max()), 5))
-                if eval_labels and all(lab in ckpt["classes"] for lab in eval_labels):
-                    y = np.array([ckpt["classes"].index(lab) for lab in eval_labels])
-                    report["int8"]["accuracy"] = {"fp32": round(float((a.argmax(1) == y).mean()), 4),
-                                                  "int8": round(float((b.argmax(1) == y).mean()), 4)}
-            else:
-                report["int8"]["top1_agreement"] = None  # no clips to compare on: pass --calib or --eval
-            final = tmp_q
-        os.replace(final, out)
-        report["bytes"] = out.stat().st_size
-        return report
-    finally:
-        for t in (tmp, tmp_q):
-            t.unlink(missing_ok=True)
+            report["int8"] = _int8_report(fp32, final, meta, sess, checks[0], calib_feeds, eval_feeds, eval_labels,
+                                          ckpt["classes"], threads, latency, "eval" if eval_data else "calibration")
+    report["bytes"] = out.stat().st_size
+    return report
 
 
-# -- CLI -------------------------------------------------------------------------------------------
+def _parity(net, sess, checks: list[dict], keys: list[str]) -> tuple[float, float]:
+    """Largest |torch - ONNX Runtime| logit over ``checks``, and the largest |logit| (the scale)."""
+    import numpy as np
+    import torch
+
+    from vidcat.inference.onnx_predictor import run_logits
+
+    diff, scale = 0.0, 1.0
+    with torch.no_grad():
+        for feeds in checks:
+            ref = net(*(torch.from_numpy(feeds[k]) for k in keys)).numpy()
+            got = run_logits(sess, feeds)
+            diff = max(diff, float(np.abs(ref - got).max()))
+            scale = max(scale, float(np.abs(ref).max()))
+    return diff, scale
+
+
+def _int8_report(fp32: Path, dst: Path, meta: dict, sess, check: dict, calib_feeds, eval_feeds, eval_labels,
+                 classes: list, threads: int, latency: bool, agreement_on: str) -> dict:
+    """Quantize ``fp32`` into ``dst``; -> the int8 part of the report (sizes, latency, agreement with fp32)."""
+    import numpy as np
+
+    method = _quantize(fp32, dst, calib_feeds)
+    _set_metadata(dst, {**meta, META_QUANT: method})
+    qsess = _session(dst, threads)
+    one = {k: v[:1] for k, v in check.items()}
+    fp32_bytes = fp32.stat().st_size
+    rep = {"method": method, "bytes": dst.stat().st_size, "size_ratio": round(dst.stat().st_size / fp32_bytes, 4),
+           "calibration_clips": len(calib_feeds or [])}
+    if latency:
+        rep["latency_ms"] = {"fp32": _latency_ms(sess, one), "int8": _latency_ms(qsess, one)}
+    if not eval_feeds:
+        rep["top1_agreement"] = None  # no clips to compare on: pass --calib or --eval
+        return rep
+    a = np.concatenate([sess.run(None, f)[0] for f in eval_feeds])
+    b = np.concatenate([qsess.run(None, f)[0] for f in eval_feeds])
+    agree = float((a.argmax(1) == b.argmax(1)).mean())
+    rep.update(top1_agreement=round(agree, 4), agreement_clips=len(eval_feeds), agreement_on=agreement_on,
+               max_abs_logit_diff=round(float(np.abs(a - b).max()), 5))
+    if eval_labels and all(lab in classes for lab in eval_labels):
+        y = np.array([classes.index(lab) for lab in eval_labels])
+        rep["accuracy"] = {"fp32": round(float((a.argmax(1) == y).mean()), 4),
+                           "int8": round(float((b.argmax(1) == y).mean()), 4)}
+    return rep
+
+
 def export_main(a) -> int:
     report = export_onnx(a.checkpoint, a.out, opset=a.opset, int8=a.int8, calib=a.calib, eval_data=a.eval,
                          clips=a.clips, threads=a.threads)

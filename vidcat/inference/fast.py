@@ -30,6 +30,7 @@ import numpy as np
 import torch
 
 from vidcat.errors import VidcatError
+from vidcat.config import MULTI_STREAM
 
 TORCH_VARIANTS = ("eager", "channels_last", "bf16", "channels_last_bf16", "compile", "compile_bf16")
 ORT_VARIANTS = ("ort_fp32", "ort_int8")
@@ -39,7 +40,7 @@ DEFAULT_VARIANTS = ("eager", "channels_last", "bf16", "channels_last_bf16", "ort
 
 
 def _logits(out) -> torch.Tensor:
-    from vidcat.engine.step import split_output
+    from vidcat.models.inputs import split_output
 
     return split_output(out)[0]
 
@@ -129,7 +130,7 @@ def build_variant(model, name: str, example: torch.Tensor, calib=None, threads: 
     """
     if name not in VARIANTS:
         raise VidcatError(f"unknown inference variant {name!r}; known: {', '.join(VARIANTS)}")
-    if getattr(model, "input_key", "video") == "multi" and name != "eager":
+    if getattr(model, "input_key", "video") == MULTI_STREAM and name != "eager":
         raise VidcatError(f"variant {name} needs a single-stream model (this one reads several streams)")
     if name in ORT_VARIANTS:
         return ort_variant(model, example, int8=name == "ort_int8", calib=calib, threads=threads)
@@ -138,7 +139,7 @@ def build_variant(model, name: str, example: torch.Tensor, calib=None, threads: 
 
 
 class FastModel:
-    """A model replacement for :func:`vidcat.engine.step.predict_scores`: called with the input tensor,
+    """A model replacement for :func:`vidcat.models.inputs.predict_scores`: called with the input tensor,
     returns logits; ``input_key`` names its batch entry; ``variant`` and ``report`` say what was chosen."""
 
     def __init__(self, model, variant: str = "eager", example: torch.Tensor | None = None, calib=None,

@@ -6,7 +6,7 @@ import torch
 from vidcat.config import DataConfig
 from vidcat.data.dataset import VideoClips, collate
 from vidcat.data.manifest import Dataset, Item
-from vidcat.engine.step import predict_scores
+from vidcat.models.inputs import predict_scores
 from vidcat.errors import VideoError
 from vidcat.inference.base import BasePredictor, make_record  # noqa: F401  (make_record: public here too)
 from vidcat.models.build import Checkpoint

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +22,7 @@ import numpy as np
 
 from vidcat.data.sampling import sample_indices
 from vidcat.inference.base import make_record
+from vidcat.io.store import atomic_open, atomic_write
 
 
 @dataclass
@@ -119,7 +119,7 @@ class WindowScorer:
 
             return probabilities(run_logits(self.pred.session, {"video": np.stack(samples)}), self.pred.multilabel)
         from vidcat.data.dataset import collate
-        from vidcat.engine.step import predict_scores
+        from vidcat.models.inputs import predict_scores
 
         p, _ = predict_scores(self.pred.model, collate(samples), 1, self.pred.multilabel, self.pred.device)
         return p.cpu().numpy().copy()
@@ -205,14 +205,10 @@ def _write_outputs(result: dict, s: np.ndarray, out: Path, stem: str) -> None:
 
     out.mkdir(parents=True, exist_ok=True)
     result["csv"], result["json"], result["png"] = (str(out / f"{stem}_timeline.{e}") for e in ("csv", "json", "png"))
-    tmp = out / f".{stem}.csv.tmp-{os.getpid()}"
-    with open(tmp, "w", newline="") as f:
+    with atomic_open(result["csv"], "w", newline="") as f:
         w = csv.writer(f)
         w.writerow(["time", "start", "end", "top", *result["classes"]])
         for t, (a, b), top, row in zip(result["times"], result["spans"], result["top"], s):
             w.writerow([f"{t:.3f}", f"{a:.3f}", f"{b:.3f}", top, *[f"{v:.5f}" for v in row]])
-    os.replace(tmp, result["csv"])
-    tmp = out / f".{stem}.json.tmp-{os.getpid()}"
-    tmp.write_text(json.dumps(result))
-    os.replace(tmp, result["json"])
+    atomic_write(result["json"], json.dumps(result))
     plot_timeline(np.asarray(result["times"]), s, result["classes"], result["png"], cuts=result["cuts"])

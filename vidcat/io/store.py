@@ -18,6 +18,7 @@ at most compute an entry twice and both read a valid one.
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -37,6 +38,20 @@ MAGIC = b"VCST1\n"
 _ALIGN = 64
 _MIB = 1 << 20
 _STALE_TMP_S = 3600.0
+
+
+def _current_umask() -> int:
+    """The process umask, read without changing it where Linux tells it (os.umask sets as it reads)."""
+    try:
+        with open("/proc/self/status") as f:
+            return int(next(line.split()[1] for line in f if line.startswith("Umask:")), 8)
+    except (OSError, StopIteration, ValueError):
+        mask = os.umask(0o022)
+        os.umask(mask)
+        return mask
+
+
+_UMASK = _current_umask()            # mkstemp makes 0600 files: finished ones get the usual 0666 & ~umask
 
 
 def cache_root(override=None) -> Path:
@@ -62,19 +77,44 @@ def spec_key(spec: dict) -> str:
 
 
 @contextmanager
-def atomic_open(path, mode: str = "wb"):
-    """Open a temp file beside ``path``; on a clean exit it is fsynced and renamed over ``path``."""
+def atomic_open(path, mode: str = "wb", **kw):
+    """Open a temp file beside ``path``; on a clean exit it is fsynced and renamed over ``path``.
+    ``kw`` (``newline``, ``encoding``) go to :func:`open` for text modes."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=f".tmp-{os.getpid()}")
     try:
-        with os.fdopen(fd, mode) as f:
+        with os.fdopen(fd, mode, **kw) as f:
             yield f
             f.flush()
             os.fsync(f.fileno())
+        os.chmod(tmp, 0o666 & ~_UMASK)
+        os.replace(tmp, path)
+    except BaseException as e:  # full disk, read-only folder, Ctrl-C: no temp file left behind
+        with contextlib.suppress(OSError):
+            Path(tmp).unlink(missing_ok=True)
+        if isinstance(e, OSError) and e.filename in (None, tmp):
+            e.filename = str(path)  # name the destination, not its temp file
+        raise
+
+
+@contextmanager
+def atomic_path(path):
+    """A temp path beside ``path`` (same suffix) for writers that want a file name (PyAV, ONNX,
+    matplotlib, pyarrow); on a clean exit it is fsynced and renamed over ``path``, else removed."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=f".tmp-{os.getpid()}{path.suffix}")
+    os.close(fd)
+    tmp = Path(tmp)
+    try:
+        yield tmp
+        with open(tmp, "rb+") as f:
+            os.fsync(f.fileno())
+        os.chmod(tmp, 0o666 & ~_UMASK)
         os.replace(tmp, path)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
 
 
@@ -88,8 +128,8 @@ def atomic_write(path, data: bytes | str | Callable) -> Path:
     return Path(path)
 
 
-def atomic_write_json(path, obj) -> Path:
-    return atomic_write(path, json.dumps(obj, indent=2, default=str) + "\n")
+def atomic_write_json(path, obj, indent: int | None = 2) -> Path:
+    return atomic_write(path, json.dumps(obj, indent=indent, default=str) + "\n")
 
 
 def sweep_temp(folder, older_than_s: float = _STALE_TMP_S) -> int:
@@ -113,6 +153,7 @@ class Store:
         self.root = cache_root(root) / namespace
         self.log = log or (lambda s: print(s, file=sys.stderr))
         self.rejected = 0                   # bad entries found (and removed) by this instance
+        self._verified: set = set()         # (path, size, mtime_ns) of mmap entries whose checksum passed
 
     def key(self, spec: dict) -> str:
         return spec_key({"namespace": self.namespace, "version": self.version, **spec})
@@ -120,25 +161,51 @@ class Store:
     def path(self, key: str) -> Path:
         return self.root / key[:2] / f"{key}.vca"
 
-    def put(self, key: str, array: np.ndarray, meta: dict | None = None) -> Path:
-        """Store ``array`` (and small JSON ``meta``) under ``key`` atomically."""
-        a = np.ascontiguousarray(array)
+    def _head(self, key: str, dtype: np.dtype, shape, sha256: str, meta: dict | None) -> bytes:
         header = {"format": 1, "namespace": self.namespace, "version": self.version, "key": key,
-                  "dtype": a.dtype.str, "shape": list(a.shape), "sha256": hashlib.sha256(a.data).hexdigest(),
+                  "dtype": np.dtype(dtype).str, "shape": [int(n) for n in shape], "sha256": sha256,
                   "meta": meta or {}}
         head = json.dumps(header).encode()
         start = len(MAGIC) + 4 + len(head)
-        pad = (-start) % _ALIGN
+        return MAGIC + struct.pack("<I", len(head)) + head + b"\0" * ((-start) % _ALIGN)
+
+    def put_stream(self, key: str, dtype, shape, chunks, meta: dict | None = None) -> Path:
+        """Store an array of ``dtype``/``shape`` given as an iterable of C-order ``chunks`` (along the
+        first axis) without holding it in memory: the header is written with a placeholder checksum and
+        rewritten in place (same length) once every chunk is in; atomic like :meth:`put`."""
+        dtype, shape = np.dtype(dtype), tuple(int(n) for n in shape)
+        nbytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
 
         def write(f):
-            f.write(MAGIC + struct.pack("<I", len(head)) + head + b"\0" * pad)
+            head = self._head(key, dtype, shape, "0" * 64, meta)
+            f.write(head)
+            h, n = hashlib.sha256(), 0
+            for c in chunks:
+                c = np.ascontiguousarray(c, dtype=dtype)
+                h.update(c.data)
+                f.write(c.data)
+                n += c.nbytes
+            if n != nbytes:
+                raise ValueError(f"put_stream: {n} bytes written, {nbytes} expected for shape {shape}")
+            f.seek(0)
+            f.write(self._head(key, dtype, shape, h.hexdigest(), meta))
+            f.seek(0, os.SEEK_END)
+        return atomic_write(self.path(key), write)
+
+    def put(self, key: str, array: np.ndarray, meta: dict | None = None) -> Path:
+        """Store ``array`` (and small JSON ``meta``) under ``key`` atomically."""
+        a = np.ascontiguousarray(array)
+        head = self._head(key, a.dtype, a.shape, hashlib.sha256(a.data).hexdigest(), meta)
+
+        def write(f):
+            f.write(head)
             f.write(a.data)
         return atomic_write(self.path(key), write)
 
     def get(self, key: str, mmap: bool = False, with_meta: bool = False):
         """The verified array under ``key`` (``(array, meta)`` with ``with_meta``), or None when absent or
-        bad. ``mmap`` maps the data read-only and checks its size, not its checksum (for large entries
-        read piecewise)."""
+        bad. ``mmap`` maps the data read-only (for large entries read piecewise); its checksum is verified
+        once per entry file by this instance (the first get), in chunks, never all in memory."""
         p = self.path(key)
         if not p.exists():
             return None
@@ -164,6 +231,17 @@ class Store:
         if p.stat().st_size != offset + nbytes:
             raise ValueError(f"size {p.stat().st_size} != {offset + nbytes} (truncated or padded)")
         if mmap:
+            st = p.stat()
+            stamp = (str(p), st.st_size, st.st_mtime_ns)
+            if stamp not in self._verified:
+                h = hashlib.sha256()
+                with open(p, "rb") as f:
+                    f.seek(offset)
+                    for chunk in iter(lambda: f.read(8 * _MIB), b""):
+                        h.update(chunk)
+                if h.hexdigest() != header["sha256"]:
+                    raise ValueError("checksum mismatch (garbled)")
+                self._verified.add(stamp)
             return np.memmap(p, dtype=dtype, mode="r", offset=offset, shape=shape), header
         with open(p, "rb") as f:
             f.seek(offset)

@@ -13,17 +13,17 @@ from __future__ import annotations
 
 import contextlib
 import inspect
-import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import torch
 import torch.nn as nn
 
-from vidcat.config import DataConfig
+from vidcat.config import DataConfig, MULTI_STREAM
 from vidcat.errors import VidcatError
 from vidcat.models.registry import ModelSpec, create_model, get_spec
 from vidcat.models.safe_pickle import load_plain, plain
+from vidcat.io.store import atomic_write
 
 MOTIONS = ("flow", "mv")
 # The model a single stream gets when the user names modalities but no model; several streams -> "fusion".
@@ -42,7 +42,7 @@ def takes(spec: ModelSpec) -> str:
     """What a model reads, in words (for error messages)."""
     if spec.modality == "video":
         return "video only (or one flow/mv stream)"
-    if spec.modality == "multi":
+    if spec.modality == MULTI_STREAM:
         return "several streams"
     return f"{spec.modality} only"
 
@@ -50,7 +50,7 @@ def takes(spec: ModelSpec) -> str:
 def check_modalities(spec: ModelSpec, modalities) -> None:
     """Refuse, in one line, modalities the model cannot read (instead of silently ignoring some)."""
     mods = tuple(modalities)
-    if spec.modality == "multi":
+    if spec.modality == MULTI_STREAM:
         return  # the fusion builders validate their own stream sets
     ok = (len(mods) == 1 and mods[0] in ("video", *MOTIONS)) if spec.modality == "video" else mods == (spec.modality,)
     if not ok:
@@ -124,9 +124,9 @@ def setup_model(model: str | None, data: DataConfig, classes, multilabel: bool =
     if unknown:
         params = [p for p in inspect.signature(spec.builder).parameters if p not in ("num_classes", "kw", "kwargs")]
         raise VidcatError(f"--model-arg {unknown[0]}: {name} takes none such; its keywords: {', '.join(params)}")
-    if "frames" in inspect.signature(spec.builder).parameters and spec.modality != "multi":
+    if "frames" in inspect.signature(spec.builder).parameters and spec.modality != MULTI_STREAM:
         kw.setdefault("frames", data.frames)   # a head whose size depends on T (frame_head's attention)
-    if spec.modality == "multi":
+    if spec.modality == MULTI_STREAM:
         kw.setdefault("modalities", list(data.modalities))
         if accepts(spec.builder, "flow_length"):
             kw.setdefault("flow_length", data.flow_length)
@@ -134,24 +134,24 @@ def setup_model(model: str | None, data: DataConfig, classes, multilabel: bool =
         kw.setdefault("input_key", data.modalities[0])     # e.g. a tsn temporal stream on "flow"
         if accepts(spec.builder, "in_channels"):
             kw.setdefault("in_channels", 2 * data.flow_length)
+    if (data.mean, data.std) == (tuple(spec.mean), tuple(spec.std)):
+        # weights that fix their own normalisation (an EfficientNet-Lite backbone: 0.5/0.5) replace the
+        # registry's default, never a mean/std the caller chose -- decided here, before anything is built
+        from vidcat.models.pretrained import normalisation_for
+
+        norm = normalisation_for(name, kw)
+        if norm is not None:
+            data = replace(data, mean=norm[0], std=norm[1])
     return ModelSetup(name, kw, data, list(classes), bool(multilabel))
 
 
 def build_model(setup: ModelSetup, pretrained: bool = False, weights: str | None = None) -> nn.Module:
-    """The network of ``setup`` (random init, published weights with ``pretrained``, or a local file)."""
+    """The network of ``setup`` (random init, published weights with ``pretrained``, or a local file).
+    Changes nothing in ``setup``: its input pipeline was settled by :func:`setup_model`."""
     if not setup.classes:
         raise VidcatError("a model needs at least one class")
-    model = create_model(setup.name, num_classes=len(setup.classes), pretrained=pretrained, weights=weights,
-                         **setup.kwargs)
-    # a backbone's weights fix their own normalisation (EfficientNet-Lite: 0.5/0.5): it replaces the
-    # registry's default, never a mean/std the caller chose
-    spec, data = setup.spec, setup.data
-    if (data.mean, data.std) == (tuple(spec.mean), tuple(spec.std)):
-        from vidcat.models.pretrained import model_normalisation
-
-        mean, std = model_normalisation(model)
-        setup.data = replace(data, mean=tuple(mean), std=tuple(std))
-    return model
+    return create_model(setup.name, num_classes=len(setup.classes), pretrained=pretrained, weights=weights,
+                        **setup.kwargs)
 
 
 @dataclass
@@ -206,20 +206,7 @@ class Checkpoint:
 
     def save(self, path) -> Path:
         """``torch.save`` to a temp name, then rename: a killed run never leaves half a checkpoint."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-        try:
-            with open(tmp, "wb") as f:  # a Python file: a full disk is an OSError (ENOSPC), not a RuntimeError
-                torch.save(self.to_dict(), f)
-            os.replace(tmp, path)
-        except BaseException as e:  # full disk, read-only folder, Ctrl-C: no temp file left behind
-            with contextlib.suppress(OSError):
-                tmp.unlink(missing_ok=True)
-            if isinstance(e, OSError) and e.filename in (None, str(tmp)):
-                e.filename = str(path)  # name the checkpoint, not its temp file
-            raise
-        return path
+        return atomic_write(path, lambda f: torch.save(self.to_dict(), f))
 
     @classmethod
     def load(cls, path, map_location="cpu") -> "Checkpoint":

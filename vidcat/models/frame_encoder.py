@@ -12,9 +12,8 @@ from dataclasses import asdict, dataclass, field
 import torch
 import torch.nn as nn
 
+from vidcat.config import IMAGENET_MEAN, IMAGENET_STD
 from vidcat.errors import VidcatError
-
-from vidcat.models.registry import IMAGENET_MEAN, IMAGENET_STD
 
 
 @dataclass

@@ -19,11 +19,12 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from vidcat.config import HALF_MEAN, HALF_STD
 from vidcat.errors import VidcatError
 from vidcat.models.frame_encoder import load_backbone
 from vidcat.models.registry import register_model
 
-LITE_NORM = dict(mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5))  # what the EfficientNet-Lite weights expect
+LITE_NORM = dict(mean=HALF_MEAN, std=HALF_STD)  # what the EfficientNet-Lite weights expect
 POOLS = ("mean", "meanstd", "absdiff", "trend")
 POOL_WIDTH = {"mean": 1, "meanstd": 2, "absdiff": 2, "trend": 3}
 GRID = 4

@@ -15,6 +15,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from vidcat.config import HALF_MEAN, HALF_STD
 from vidcat.errors import VidcatError
 from vidcat.models.registry import register_model
 
@@ -112,7 +113,7 @@ def i3d_efficientnet_lite(variant: int, num_classes: int, pretrained: bool = Fal
 
 
 _I3D = "Carreira & Zisserman 2017, Quo Vadis, Action Recognition?"
-_HALF = dict(mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5))
+_HALF = dict(mean=HALF_MEAN, std=HALF_STD)
 
 
 def _register(variant: int) -> None:

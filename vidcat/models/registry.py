@@ -12,12 +12,8 @@ from typing import Callable
 
 import torch.nn as nn
 
+from vidcat.config import IMAGENET_MEAN, IMAGENET_STD, KINETICS_MEAN, KINETICS_STD  # noqa: F401 (re-exported)
 from vidcat.errors import VidcatError
-
-KINETICS_MEAN = (0.43216, 0.394666, 0.37645)
-KINETICS_STD = (0.22803, 0.22145, 0.216989)
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
 @dataclass(frozen=True)
@@ -89,7 +85,7 @@ def create_model(name: str, num_classes: int, **kw) -> nn.Module:
     # (e.g. a frame CNN trained on the "flow" stream)
     model.input_key = input_key or spec.modality
     if weights:
-        from vidcat.models.weights import load_weights
+        from vidcat.models.surgery import load_weights
 
         load_weights(model, weights)
     return model

@@ -13,7 +13,7 @@ import torch.nn as nn
 
 from vidcat.errors import VidcatError
 from vidcat.models.registry import IMAGENET_MEAN, IMAGENET_STD, register_model
-from vidcat.models.weights import torchvision_pretrained, widen_first_conv
+from vidcat.models.surgery import torchvision_pretrained, widen_first_conv
 
 BACKBONES = ("resnet18", "resnet50", "mobilenet_v3_small", "mobilenet_v3_large", "efficientnet_b0",
              "efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2")

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import torch.nn as nn
 
+from vidcat.config import PYTORCHVIDEO_MEAN, PYTORCHVIDEO_STD
 from vidcat.errors import VidcatError
 from vidcat.models.inflated import InflatedConv3d, inflate_2d, inflate_conv2d  # noqa: F401 (re-exported; registers i3d_efficientnet_lite*)
 from vidcat.models.registry import IMAGENET_MEAN, IMAGENET_STD, register_model
-from vidcat.models.weights import get_classifier, set_classifier, torchvision_pretrained
+from vidcat.models.surgery import get_classifier, set_classifier, torchvision_pretrained
 
 _TRAN_2018 = "Tran et al. 2018, A Closer Look at Spatiotemporal Convolutions for Action Recognition"
 
@@ -64,7 +65,7 @@ def _check_input(module: nn.Module, args) -> None:
         raise VidcatError(f"mvit_v2_s needs 16x224x224 clips, got {'x'.join(map(str, args[0].shape[2:]))}")
 
 
-@register_model("mvit_v2_s", fixed_input=True, family="transformer", frames=16, size=224, mean=(0.45, 0.45, 0.45), std=(0.225, 0.225, 0.225),
+@register_model("mvit_v2_s", fixed_input=True, family="transformer", frames=16, size=224, mean=PYTORCHVIDEO_MEAN, std=PYTORCHVIDEO_STD,
                 paper="Li et al. 2022, MViTv2", description="multiscale vision transformer v2 small (torchvision), fixed 16x224")
 def mvit_v2_s(num_classes: int, pretrained: bool = False) -> nn.Module:
     model = _tv("mvit_v2_s", "MViT_V2_S_Weights", "head.1", num_classes, pretrained)

@@ -14,6 +14,7 @@ from collections import OrderedDict
 
 import torch.nn as nn
 
+from vidcat.config import PYTORCHVIDEO_MEAN, PYTORCHVIDEO_STD
 from vidcat.errors import VidcatError
 from vidcat.models.registry import register_model
 
@@ -118,7 +119,7 @@ def _x3d(num_classes: int, pretrained: bool, name: str) -> nn.Module:
 
 
 _PAPER = "Feichtenhofer 2020, X3D: Expanding Architectures for Efficient Video Recognition"
-_NORM = dict(mean=(0.45, 0.45, 0.45), std=(0.225, 0.225, 0.225), paper=_PAPER)
+_NORM = dict(mean=PYTORCHVIDEO_MEAN, std=PYTORCHVIDEO_STD, paper=_PAPER)
 
 
 @register_model("x3d_xs", family="3d", frames=4, size=160, description="X3D-XS, 4x160 clips", **_NORM)

@@ -1,37 +1,33 @@
 """Compute motion (flow or codec MVs) once per video and keep it on disk.
 
-Entries are ``<stem>-<key>.npz`` (zip of a uint8 ``.npy`` + ``meta.json``), where ``key`` hashes a
-fast file fingerprint (size, mtime, first and last 64 KiB) with the method and every parameter
-that changes the result, so editing a video or a setting recomputes instead of serving stale data.
-Writes go to ``<entry>.tmp-<pid>`` and are renamed into place (``os.replace`` is atomic), so a killed
-run leaves at worst a ``.tmp-*`` file that is never read and is swept on the next run; finished
-entries are skipped, which makes runs resumable.
+Entries are artefact-store entries (:class:`vidcat.io.store.Store`, namespace ``motion``, under the
+cache folder): the key hashes the file's :func:`~vidcat.io.store.content_key` (size + sha256 of its
+first and last MiB; mtime left out, so copies and touched files share entries) with the method and
+every parameter that changes the result, so editing a video or a setting recomputes instead of
+serving stale data. Writes are atomic (temp file + rename), so a killed run leaves at worst a temp
+file that is never read and is swept once stale; finished entries are skipped, which makes runs
+resumable. Every read is verified (size, checksum, key): a truncated, garbled or foreign entry, or
+one from an older vidcat (``.npz`` files), is ignored or rejected with one line and recomputed.
 """
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 import multiprocessing as mp
-import os
-import re
 import sys
 import time
-import zipfile
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 
 import numpy as np
 
 from vidcat.errors import VidcatError, VideoError
+from vidcat.io.store import Store, content_key
 from vidcat.inputs import expand_inputs
 from vidcat.motion.flow import BOUND, canonical_method, flow_of_stream, iter_video_frames
 from vidcat.motion.motion_vectors import expand_grids, read_motion_vectors, read_mv_grids
 
 log = logging.getLogger("vidcat.motion")
-CACHE_VERSION = 2  # 2: flow from every decoded frame (streamed), not from header-count timestamps
-_CHUNK = 64 * 1024
-_TMP = re.compile(r"\.tmp-(\d+)$")
+CACHE_VERSION = 3  # 3: artefact-store entries; 2: flow from every decoded frame (streamed)
 _KEY_IGNORES = {"device"}  # parameters that never change the result
 
 
@@ -60,26 +56,20 @@ def _flow(path, method: str, size, threads: int, params: dict) -> tuple[np.ndarr
     return flow, getattr(frames, "warning", None)
 
 
-def fingerprint(path) -> str:
-    """Cheap identity of a file's content: size, mtime and its first and last 64 KiB."""
-    p = Path(path)
+def _file_key(path) -> str:
+    """The file's content key; a missing or unreadable file is a :class:`VideoError`."""
     try:
-        st = p.stat()
-        with open(p, "rb") as f:
-            head = f.read(_CHUNK)
-            if st.st_size > _CHUNK:
-                f.seek(max(st.st_size - _CHUNK, _CHUNK))
-            tail = f.read(_CHUNK)
+        return content_key(path)
     except FileNotFoundError:
         raise VideoError(path, "file not found") from None
     except IsADirectoryError:
         raise VideoError(path, "is a directory, not a video file") from None
     except OSError as e:
         raise VideoError(path, f"cannot read file ({e.strerror})") from None
-    h = hashlib.blake2b(f"{st.st_size}:{st.st_mtime_ns}:".encode(), digest_size=16)
-    h.update(head)
-    h.update(tail)
-    return h.hexdigest()
+
+
+def _store(cache_dir) -> Store:
+    return Store("motion", CACHE_VERSION, root=cache_dir, log=lambda line: log.warning("%s", line))
 
 
 def _settings(method: str, size, params: dict) -> dict:
@@ -91,13 +81,15 @@ def _settings(method: str, size, params: dict) -> dict:
     return {"v": CACHE_VERSION, "method": method, "size": size, **s}
 
 
+def entry_key(path, cache_dir, method: str = "dis_fast", size: int | None = None, **params) -> str:
+    """The store key of this file's entry with these settings."""
+    method = canonical(method)
+    return _store(cache_dir).key({"file": _file_key(path), **_settings(method, size, params)})
+
+
 def entry_path(path, cache_dir, method: str = "dis_fast", size: int | None = None, **params) -> Path:
     """Where the cache entry for this file and these settings lives (whether or not it exists)."""
-    method = canonical(method)
-    blob = json.dumps({"file": fingerprint(path), **_settings(method, size, params)}, sort_keys=True, default=str)
-    key = hashlib.blake2b(blob.encode(), digest_size=10).hexdigest()
-    stem = re.sub(r"[^A-Za-z0-9_.-]+", "_", Path(path).stem)[:48] or "video"
-    return Path(cache_dir) / f"{stem}-{key}.npz"
+    return _store(cache_dir).path(entry_key(path, cache_dir, method, size, **params))
 
 
 def _compute_compact(path, method, size, threads, params) -> tuple[np.ndarray, dict | None, str | None]:
@@ -110,31 +102,13 @@ def _compute_compact(path, method, size, threads, params) -> tuple[np.ndarray, d
     return flow, None, warning
 
 
-def _save(dst: Path, arr: np.ndarray, meta: dict) -> None:
-    """Atomic write: a fully written, fsynced temp file renamed over ``dst``."""
-    tmp = dst.with_name(f"{dst.name}.tmp-{os.getpid()}")
-    try:
-        with open(tmp, "wb") as f:
-            # deflate level 1: ~3x faster than numpy's savez_compressed, nearly as small for
-            # these fields (mostly values near 128, block-constant for MVs)
-            with zipfile.ZipFile(f, "w", zipfile.ZIP_DEFLATED, compresslevel=1) as zf:
-                with zf.open("motion.npy", "w", force_zip64=True) as e:
-                    np.lib.format.write_array(e, np.ascontiguousarray(arr), allow_pickle=False)
-                zf.writestr("meta.json", json.dumps(meta))
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, dst)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-
-
-def read_entry(entry) -> tuple[np.ndarray, dict]:
-    """Read one ``.npz`` entry -> (uint8 array, meta dict); raises on a damaged file."""
-    with zipfile.ZipFile(entry) as zf:
-        meta = json.loads(zf.read("meta.json"))
-        with zf.open("motion.npy") as e:
-            arr = np.lib.format.read_array(e, allow_pickle=False)
+def load_entry(path, cache_dir, method: str = "dis_fast", size: int | None = None, **params):
+    """``(uint8 motion array, meta)`` of the verified entry for ``path`` with these settings, or
+    ``None`` when absent or bad (a bad entry is removed with one warning line)."""
+    got = _store(cache_dir).get(entry_key(path, cache_dir, method, size, **params), with_meta=True)
+    if got is None:
+        return None
+    arr, meta = got
     if meta.get("grid"):
         arr = expand_grids(arr, meta["grid"])
     return arr, meta
@@ -142,49 +116,18 @@ def read_entry(entry) -> tuple[np.ndarray, dict]:
 
 def load_cached(path, cache_dir, method: str = "dis_fast", size: int | None = None, **params):
     """The cached motion array for ``path`` with these settings, or ``None`` if not (validly) cached."""
-    entry = entry_path(path, cache_dir, method, size, **params)
-    if not entry.is_file():
-        return None
-    try:
-        return read_entry(entry)[0]
-    except Exception as e:  # damaged by something outside our atomic writes (disk, user)
-        log.warning("%s: unreadable cache entry %s (%s); it will be recomputed", path, entry.name, e)
-        return None
+    got = load_entry(path, cache_dir, method, size, **params)
+    return None if got is None else got[0]
 
 
-def _done(entry: Path) -> bool:
-    return entry.is_file() and zipfile.is_zipfile(entry)
-
-
-def _sweep_tmp(cache_dir: Path) -> int:
-    """Delete temp files left by killed runs (their writer process is gone)."""
-    n = 0
-    for p in cache_dir.glob("*.tmp-*"):
-        m = _TMP.search(p.name)
-        if not m:
-            continue
-        pid = int(m.group(1))
-        try:
-            if pid != os.getpid():
-                os.kill(pid, 0)  # signal 0: only asks whether the process exists
-                continue
-        except ProcessLookupError:
-            pass
-        except PermissionError:
-            continue
-        p.unlink(missing_ok=True)
-        n += 1
-    return n
-
-
-def _build_one(path: str, entry: str, method: str, size, params: dict, threads: int):
+def _build_one(path: str, cache_dir: str, key: str, method: str, size, params: dict, threads: int):
     """Worker: compute and store one video -> (path, error or None, seconds, damage warning or None)."""
     t0 = time.perf_counter()
     try:
         arr, grid, warning = _compute_compact(path, method, size, threads, params)
         meta = {"source": str(path), "shape": list(arr.shape), **_settings(method, size, params),
                 "kind": "flow" if grid is None else "mv", "grid": grid, "warning": warning}
-        _save(Path(entry), arr, meta)
+        _store(cache_dir).put(key, arr, meta)
         return path, None, time.perf_counter() - t0, warning
     except (KeyboardInterrupt, SystemExit):
         raise
@@ -200,15 +143,43 @@ def _init_worker():
     cv2.setNumThreads(1)
 
 
-def build_cache(paths, cache_dir, method: str = "dis_fast", size: int | None = None, workers: int = 1,
+def _check_method(method: str, params: dict) -> None:
+    """Fail once, up front, when the method's optional parts are missing."""
+    if method.startswith("raft"):
+        from vidcat.motion.flow import find_raft_weights
+        find_raft_weights(method, params.get("weights"))
+    if method == "tvl1":
+        from vidcat.motion.flow import _tvl1_factory
+        _tvl1_factory()
+
+
+def _run_jobs(jobs: list, workers: int, done) -> None:
+    """Run ``_build_one`` over ``jobs`` here or in ``workers`` spawned processes; ``done(result)`` each."""
+    if workers <= 1 or len(jobs) <= 1:
+        for j in jobs:
+            done(_build_one(*j))
+        return
+    ctx = mp.get_context("spawn")  # no fork of a process holding torch/OpenCV threads
+    with ProcessPoolExecutor(min(workers, len(jobs)), mp_context=ctx, initializer=_init_worker) as ex:
+        futs = [ex.submit(_build_one, *j) for j in jobs]
+        try:
+            for fut in as_completed(futs):
+                done(fut.result())
+        except BaseException:
+            ex.shutdown(wait=False, cancel_futures=True)
+            raise
+
+
+def build_cache(paths, cache_dir=None, method: str = "dis_fast", size: int | None = None, workers: int = 1,
                 progress: bool = True, strict: bool = False, **params) -> dict:
     """Compute and store motion for every video in ``paths`` (files or folders); returns a summary.
 
-    Already-cached entries are skipped (``cached`` count); bad videos are logged as one line each
-    and counted in ``failed`` (``strict=True`` raises ``VideoError`` instead); so is every input
+    Already-cached (valid) entries are skipped (``cached`` count); bad videos are logged as one line
+    each and counted in ``failed`` (``strict=True`` raises ``VideoError`` instead); so is every input
     that gives no video (a missing path, a link loop, a folder without videos), and ``warned``
     counts stored videos the decoder found damaged (truncated): their entry's meta has ``warning``.
-    ``workers`` > 1 runs that many processes, each single-threaded.
+    ``workers`` > 1 runs that many processes, each single-threaded. ``cache_dir`` defaults to
+    :func:`~vidcat.io.store.cache_root`.
     """
     from tqdm.contrib.logging import logging_redirect_tqdm
 
@@ -216,22 +187,14 @@ def build_cache(paths, cache_dir, method: str = "dis_fast", size: int | None = N
 
     t0 = time.perf_counter()
     method = canonical(method)
-    if method.startswith("raft"):
-        from vidcat.motion.flow import find_raft_weights
-        find_raft_weights(method, params.get("weights"))  # fail once, up front
-    if method == "tvl1":
-        from vidcat.motion.flow import _tvl1_factory
-        _tvl1_factory()
+    _check_method(method, params)
     inputs = expand_inputs(paths)  # every input path gives one entry: a file or a reason
-    files = [f for f, _ in inputs]
-    cache_dir = Path(cache_dir)
-    cache_dir.mkdir(parents=True, exist_ok=True)
-    _sweep_tmp(cache_dir)
-
-    summary = {"method": method, "cache_dir": str(cache_dir), "total": len(files), "computed": 0,
+    store = _store(cache_dir)
+    store.root.mkdir(parents=True, exist_ok=True)
+    store.sweep()
+    summary = {"method": method, "cache_dir": str(store.root.parent), "total": len(inputs), "computed": 0,
                "cached": 0, "failed": 0, "warned": 0, "failures": []}
-    todo = []
-    bar = progress_bar(total=len(files), desc=f"motion[{method}]", unit="video", enabled=progress)
+    bar = progress_bar(total=len(inputs), desc=f"motion[{method}]", unit="video", enabled=progress)
 
     def fail(path, reason):
         if strict:
@@ -239,54 +202,37 @@ def build_cache(paths, cache_dir, method: str = "dis_fast", size: int | None = N
         log.warning("skipped %s: %s", path, reason)
         summary["failed"] += 1
         summary["failures"].append({"path": str(path), "reason": reason})
+        bar.update()
+
+    def done(res):
+        path, reason, _, warning = res
+        if reason is not None:
+            return fail(path, reason)
+        summary["computed"] += 1
+        if warning:  # stored anyway (what the file holds), but said
+            log.warning("%s: %s", path, warning)
+            summary["warned"] += 1
+        bar.update()
 
     with logging_redirect_tqdm(), bar:  # log lines above the bar, not through it
+        todo = []
         for f, problem in inputs:
-            if problem is not None:
-                fail(f, problem)
-                bar.update()
-                continue
             try:
-                entry = entry_path(f, cache_dir, method, size, **params)
+                if problem is not None:
+                    raise VideoError(f, problem)
+                key = entry_key(f, store.root.parent, method, size, **params)
             except VideoError as e:
                 fail(f, e.reason)
-                bar.update()
                 continue
-            if _done(entry):
+            if store.get(key) is not None:  # verified: a bad entry is removed and recomputed
                 summary["cached"] += 1
                 bar.update()
             else:
-                todo.append((str(f), str(entry)))
-        threads = 0 if workers <= 1 else 1
-        jobs = [(f, e, method, size, params, threads) for f, e in todo]
-
-        def done(res):
-            path, reason, _, warning = res
-            if reason is None:
-                summary["computed"] += 1
-                if warning:  # stored anyway (what the file holds), but said
-                    log.warning("%s: %s", path, warning)
-                    summary["warned"] += 1
-            else:
-                fail(path, reason)
-            bar.update()
-
-        if workers <= 1 or len(jobs) <= 1:
-            for j in jobs:
-                done(_build_one(*j))
-        else:
-            ctx = mp.get_context("spawn")  # no fork of a process holding torch/OpenCV threads
-            with ProcessPoolExecutor(min(workers, len(jobs)), mp_context=ctx, initializer=_init_worker) as ex:
-                futs = [ex.submit(_build_one, *j) for j in jobs]
-                try:
-                    for fut in as_completed(futs):
-                        done(fut.result())
-                except BaseException:
-                    ex.shutdown(wait=False, cancel_futures=True)
-                    raise
+                todo.append((str(f), str(store.root.parent), key, method, size, params, 0 if workers <= 1 else 1))
+        _run_jobs(todo, workers, done)
     summary["seconds"] = round(time.perf_counter() - t0, 3)
     if progress:
         print(f"motion cache [{method}]: {summary['total']} videos: {summary['computed']} computed, "
               f"{summary['cached']} already cached, {summary['failed']} skipped (bad) "
-              f"in {summary['seconds']:.1f}s -> {cache_dir}", file=sys.stderr)
+              f"in {summary['seconds']:.1f}s -> {summary['cache_dir']}", file=sys.stderr)
     return summary

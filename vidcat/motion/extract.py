@@ -4,7 +4,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
-from vidcat.config import FLOW_METHODS, check_fields, opt, require
+from vidcat.config import FLOW_METHODS, check_fields, opt
 from vidcat.errors import VidcatError
 
 
@@ -16,7 +16,8 @@ class FlowConfig:
                        nargs="+")
     method: str = opt("dis_fast", "dis = dis_fast; mv = codec motion vectors (fastest); tvl1 needs opencv-contrib",
                       choices=FLOW_METHODS)
-    cache: str = opt(None, "cache folder (created if missing)", required=True)
+    cache: str | None = opt(None, "cache folder (created if missing; default: $VIDCAT_CACHE, else "
+                                  "$XDG_CACHE_HOME/vidcat, else ~/.cache/vidcat)")
     size: int | None = opt(None, "resize to this short side first (default: native)", min=8)
     workers: int = opt(1, "parallel processes", min=1)
     strict: bool = opt(False, "stop at the first unreadable video")
@@ -24,7 +25,6 @@ class FlowConfig:
     progress: bool = opt(True, "no progress bar", flag="--quiet", invert=True)
 
     def __post_init__(self):
-        require(self, "cache")
         self.paths = tuple(str(p) for p in (self.paths or ()))
         check_fields(self)
 

@@ -14,7 +14,7 @@ from typing import Callable, Iterable, Iterator, Sequence
 import cv2
 import numpy as np
 
-from vidcat.errors import VidcatError, VideoError
+from vidcat.errors import VidcatError
 
 BOUND = 20.0
 DIS_PRESETS = {
@@ -140,36 +140,12 @@ def iter_video_frames(path, short_side: int | None = None, threads: int = 0, gra
     """Every decodable frame of ``path`` in display order, uint8 (H, W, 3) RGB or (H, W) gray.
 
     Streams: memory and time follow the frames actually in the file, never the header's frame
-    count (a damaged AVI header can claim half a billion frames). The io layer's ``iter_frames``
-    (decode limits, and a ``.warning`` naming damage once the stream is consumed) when it exists.
+    count (a damaged AVI header can claim half a billion frames): the io layer's ``iter_frames``
+    (decode limits, and a ``.warning`` naming damage once the stream is consumed).
     """
     from vidcat.io import video as vio
 
-    if hasattr(vio, "iter_frames"):
-        return vio.iter_frames(path, short_side=short_side, gray=gray, threads=threads)
-    return _decode_all(path, short_side, threads, gray)
-
-
-def _decode_all(path, short_side, threads, gray):
-    """Fallback for an io layer without ``iter_frames``: a decode error after the first frame ends
-    the stream (truncated file), before it raises VideoError."""
-    import av
-
-    from vidcat.io import video as vio
-
-    with vio.VideoReader(path, threads=threads) as r:
-        r._seek(0.0)
-        n = 0
-        try:
-            for frame in r.container.decode(r.stream):
-                n += 1
-                img = r._to_rgb(frame, short_side)
-                yield _gray(img) if gray else img
-        except av.error.FFmpegError as e:
-            if not n:
-                raise VideoError(path, f"decoding failed ({e.strerror or type(e).__name__})") from None
-        if not n:
-            raise VideoError(path, "no decodable video frames (truncated or corrupt)")
+    return vio.iter_frames(path, short_side=short_side, gray=gray, threads=threads)
 
 
 def flow_of_stream(frames: Iterable[np.ndarray], method: str = "dis_fast", bound: float = BOUND,

@@ -21,7 +21,7 @@ import numpy as np
 
 from vidcat.data.sampling import clip_indices, tsn_indices
 from vidcat.errors import VidcatError
-from vidcat.io.keyframes import keyframe_indices, snap_to_keyframes
+from vidcat.data.keyframes import keyframe_indices, snap_to_keyframes
 from vidcat.io.video import VideoReader, default_threads, iter_frames, output_size
 
 

@@ -205,7 +205,7 @@ def bench_loader(cfg: BenchLoaderConfig, log=None) -> dict:
 
 
 def run_bench_loader(cfg: BenchLoaderConfig) -> int:
-    from vidcat.engine.step import echo
+    from vidcat.io.console import echo
 
     print(json.dumps(bench_loader(cfg, log=echo), indent=1))
     return 0

@@ -185,7 +185,7 @@ def bench_variants(cfg: BenchModelConfig, log=None) -> dict:
 
 
 def run_bench_model(cfg: BenchModelConfig) -> int:
-    from vidcat.engine.step import echo
+    from vidcat.io.console import echo
 
     print(json.dumps(bench_variants(cfg, log=echo), indent=1))
     return 0

@@ -72,7 +72,7 @@ class Stepper:
         self.nonfinite = 0
 
     def __call__(self, batch: dict) -> float:
-        from vidcat.engine.step import model_input, split_output
+        from vidcat.models.inputs import model_input, split_output
 
         self.model.train()
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.amp == "bf16"):

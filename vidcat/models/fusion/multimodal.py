@@ -14,6 +14,7 @@ import torch.nn as nn
 from vidcat.errors import VidcatError
 from vidcat.models.fusion.core import FUSIONS, build_fusion
 from vidcat.models.registry import get_spec, register_model
+from vidcat.config import MULTI_STREAM
 
 # modality -> registry model name, or (name, builder keywords). Text: word unigrams only. With 1-2 grams the
 # hashed bigrams of a clip's filler words identify each training video, and the text stream memorised the
@@ -48,7 +49,7 @@ def resolve_streams(modalities, streams: dict | None = None, pretrained: bool = 
                               "(or pass streams={...})")
         name, kw = _stream(table[m])
         spec = get_spec(name)
-        if spec.modality == "multi":
+        if spec.modality == MULTI_STREAM:
             raise VidcatError(f"fusion: stream {m!r} cannot itself be a multi-modal model ({name})")
         if pretrained:
             kw.setdefault("pretrained", True)
@@ -62,7 +63,7 @@ def resolve_streams(modalities, streams: dict | None = None, pretrained: bool = 
 
 # 8 frames 2 apart at 32²: measured on `av` (240 training clips), the cheap clip learns the fused task
 # (0.95-0.98 test top-1) where 16x64² clips trained 8x slower and had not yet in the same epochs.
-@register_model("fusion", family="fusion", modality="multi", frames=8, stride=2, size=32, temporal=True,
+@register_model("fusion", family="fusion", modality=MULTI_STREAM, frames=8, stride=2, size=32, temporal=True,
                 defaults={"modalities": ("video", "audio")},
                 description="one stream per modality (tiny3d / audio_cnn / text_hash ...) fused (late by default)",
                 paper="Arevalo et al., Gated Multimodal Units, 2017; Neverova et al., ModDrop, TPAMI 2016")

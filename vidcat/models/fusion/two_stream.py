@@ -32,6 +32,7 @@ from vidcat.errors import VidcatError
 from vidcat.models.build import accepts
 from vidcat.models.fusion.core import FUSIONS, FusionModel, batch_key, mask_key
 from vidcat.models.registry import IMAGENET_MEAN, IMAGENET_STD, create_model, get_spec, register_model
+from vidcat.config import MULTI_STREAM
 
 MOTIONS = ("flow", "mv")
 FUSION_MODES = (*FUSIONS, "conv")
@@ -184,7 +185,7 @@ class ConvFusionTwoStream(nn.Module):
         return {"logits": logits, "stream_logits": stream_logits, "weights": None, "mask": mask}
 
 
-@register_model("two_stream", family="fusion", modality="multi", frames=8, size=112, temporal=True, sampler="tsn",
+@register_model("two_stream", family="fusion", modality=MULTI_STREAM, frames=8, size=112, temporal=True, sampler="tsn",
                 mean=IMAGENET_MEAN, std=IMAGENET_STD,
                 paper="Simonyan & Zisserman 2014; Feichtenhofer et al. 2016 (conv fusion)",
                 description="RGB stream + flow/motion-vector stream, late/weighted/learned/conv fusion")

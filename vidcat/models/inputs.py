@@ -1,15 +1,13 @@
-"""The one place that feeds a batch dict to a model: picks its input, folds test views, moves data."""
+"""The model-input convention: how a batch dict becomes a model's input (its ``input_key`` modality,
+or the whole dict for a multi-stream model), how test views are folded into the batch, how a model's
+output splits into logits and per-stream logits, and how those become class probabilities. Used by
+training, evaluation, prediction, export, embeddings and the benchmarks alike."""
 from __future__ import annotations
 
-import logging
-import sys
-
 import torch
-from tqdm import tqdm
 
+from vidcat.config import MULTI_STREAM
 from vidcat.errors import VidcatError
-
-log = logging.getLogger("vidcat")
 
 # Keys of a batch that are model inputs (tensors or lists of strings) rather than targets/info.
 NON_INPUT_KEYS = {"label", "path", "index", "skipped", "warnings", "size", "meta"}
@@ -22,7 +20,7 @@ def to_device(batch: dict, device) -> dict:
 def model_input(model, batch: dict):
     """A single-stream model gets its modality's tensor; a multi-stream model gets the whole dict."""
     modality = getattr(model, "input_key", "video")
-    if modality == "multi":
+    if modality == MULTI_STREAM:
         return {k: v for k, v in batch.items() if k not in NON_INPUT_KEYS}
     if modality not in batch:
         raise VidcatError(f"the model needs the '{modality}' modality; add it with --modalities")
@@ -87,36 +85,3 @@ def predict_scores(model, batch: dict, views: int, multilabel: bool, device, amp
 def autocast(device, amp: str):
     dev = torch.device(device).type
     return torch.autocast(dev, dtype=torch.bfloat16, enabled=amp == "bf16")
-
-
-def echo(msg: str) -> None:
-    """One ``vidcat:`` line on stderr that does not break progress bars."""
-    tqdm.write(f"vidcat: {msg}", file=sys.stderr)
-
-
-class SkipReport:
-    """Reports each unreadable file once (path + reason), counts them, fails fast under ``strict``;
-    damaged but readable files (``warned``) are reported once and counted too."""
-
-    def __init__(self, strict: bool = False, write=None):
-        self.strict = strict
-        self.seen: dict[str, str] = {}
-        self.warned: dict[str, str] = {}
-        self.write = write or echo
-
-    def warn(self, warnings) -> None:
-        for path, warning in warnings:
-            if path not in self.warned:
-                self.warned[path] = warning
-                self.write(f"damaged {path}: {warning}")
-
-    def __call__(self, skipped) -> None:
-        for path, reason in skipped:
-            if self.strict:
-                raise VidcatError(f"{path}: {reason} (--strict)")
-            if path not in self.seen:
-                self.seen[path] = reason
-                self.write(f"skipped {path}: {reason}")
-
-    def __len__(self):
-        return len(self.seen)

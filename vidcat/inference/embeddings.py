@@ -1,12 +1,12 @@
 """Clip embeddings for classical classifiers, retrieval or clustering: ``vidcat features``.
 
 The embedding is a model's penultimate activation: the input of its classifier (the head named by
-:func:`vidcat.models.weights.get_classifier`, replaced by ``Identity`` in a copy of the model), or
+:func:`vidcat.models.surgery.get_classifier`, replaced by ``Identity`` in a copy of the model), or
 ``model.features(x)`` for stream models that define ``features``/``feat_dim`` (audio, text). Frame
 models (TSN, TSM) average their per-segment features exactly as their consensus averages scores.
 
-    arr, paths, labels = extract_features("runs/demo/best.pt", "data/motion/test.csv")
-    arr, paths, labels = extract_features("r3d_18", "videos/", pretrained=True, clips=4, per_clip=True)
+    arr, paths, labels = extract_embeddings("runs/demo/best.pt", "data/motion/test.csv")
+    arr, paths, labels = extract_embeddings("r3d_18", "videos/", pretrained=True, clips=4, per_clip=True)
 
 ``vidcat features --model NAME_OR_CHECKPOINT SOURCE --out FILE.npy`` writes ``FILE.npy`` (N, D)
 float32 (one row per readable video, the mean over ``--clips`` views) and ``FILE.json`` (paths,
@@ -19,17 +19,17 @@ from __future__ import annotations
 import copy
 import json
 from dataclasses import dataclass
-import os
 import sys
 from pathlib import Path
 
-from vidcat.config import check_fields, opt, parse_kv, require
+from vidcat.config import check_fields, MULTI_STREAM, opt, parse_kv, require
 from vidcat.errors import VidcatError
+from vidcat.io.store import atomic_path
 
 # torch / numpy are imported inside the functions: the CLI imports this module for its parser on every
 # command, and `vidcat --help` should not pay for torch.
 
-__all__ = ["FeaturesConfig", "extract_features", "embedding_model", "run_features", "write_features"]
+__all__ = ["FeaturesConfig", "extract_embeddings", "embedding_model", "run_features", "write_embeddings"]
 
 _FUSION_MSG = "multi-stream (fusion) models have no single embedding; extract each stream's model separately"
 
@@ -39,7 +39,7 @@ def embedding_model(model):
     is not changed (its classifier is replaced by ``Identity`` in a copy)."""
     import torch.nn as nn
 
-    if getattr(model, "input_key", None) == "multi":
+    if getattr(model, "input_key", None) == MULTI_STREAM:
         raise VidcatError(_FUSION_MSG)
 
     class Embedder(nn.Module):
@@ -47,7 +47,7 @@ def embedding_model(model):
             super().__init__()
             self.use_features = callable(getattr(net, "features", None)) and isinstance(getattr(net, "feat_dim", None), int)
             if not self.use_features:  # ``features`` of tiny3d/s3d is a conv trunk, not an embedding
-                from vidcat.models.weights import get_classifier
+                from vidcat.models.surgery import get_classifier
 
                 name, _ = get_classifier(net)
                 net = copy.deepcopy(net)
@@ -78,7 +78,7 @@ def _resolve_model(model_or_ckpt, pretrained: bool, weights, frames, size, model
     if isinstance(model_or_ckpt, nn.Module):
         spec = getattr(model_or_ckpt, "vidcat_spec", None)
         if spec is None:
-            raise VidcatError("a model passed to extract_features needs its vidcat_spec (build it with create_model)")
+            raise VidcatError("a model passed to extract_embeddings needs its vidcat_spec (build it with create_model)")
         return model_or_ckpt, overrides.resolved(spec), spec.name
     text = str(model_or_ckpt)
     if Path(text).is_file() or text.endswith((".pt", ".pth", ".ckpt")):
@@ -115,7 +115,7 @@ def _load_source(source, label_regex=None):
     return load_dataset(src, label_regex=label_regex)
 
 
-def extract_features(model_or_ckpt, source, *, clips: int = 1, per_clip: bool = False, frames: int | None = None,
+def extract_embeddings(model_or_ckpt, source, *, clips: int = 1, per_clip: bool = False, frames: int | None = None,
                      size: int | None = None, batch_size: int = 8, workers: int = 0, device: str = "cpu",
                      pretrained: bool = False, weights: str | None = None, model_kwargs: dict | None = None,
                      label_regex: str | None = None, strict: bool = False, progress: bool = False,
@@ -139,7 +139,8 @@ def extract_features(model_or_ckpt, source, *, clips: int = 1, per_clip: bool = 
     from vidcat.io.progress import progress as progress_bar
 
     from vidcat.data.dataset import VideoClips, make_loader
-    from vidcat.engine.step import SkipReport, fold_views, model_input, to_device
+    from vidcat.io.console import SkipReport
+    from vidcat.models.inputs import fold_views, model_input, to_device
 
     if clips < 1:
         raise VidcatError("--clips must be at least 1")
@@ -175,18 +176,12 @@ def extract_features(model_or_ckpt, source, *, clips: int = 1, per_clip: bool = 
 
 
 def _atomic(path: Path, write) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
+    with atomic_path(path) as tmp:
         write(tmp)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
     return path
 
 
-def write_features(out, arr, paths: list[str], labels: list, info: dict | None = None, clip_arr=None) -> list[Path]:
+def write_embeddings(out, arr, paths: list[str], labels: list, info: dict | None = None, clip_arr=None) -> list[Path]:
     """Write embeddings (N, D) as ``.npy`` + ``.json`` sidecar (+ ``.clips.npy`` for ``clip_arr``
     (N, clips, D)), or one ``.parquet`` table; every file is written to a temp name and renamed.
     Returns the files written."""
@@ -259,13 +254,13 @@ class FeaturesConfig:
 
 
 def run_features(cfg: FeaturesConfig) -> int:
-    arr, paths, labels, info = extract_features(
+    arr, paths, labels, info = extract_embeddings(
         cfg.model, cfg.source, clips=cfg.clips, per_clip=cfg.per_clip, frames=cfg.frames, size=cfg.size,
         batch_size=cfg.batch_size, workers=cfg.workers, device=cfg.device, pretrained=cfg.pretrained,
         weights=cfg.weights, model_kwargs=cfg.model_kwargs, label_regex=cfg.label_regex, strict=cfg.strict,
         progress=cfg.progress, return_info=True)
     clip_arr = arr if cfg.per_clip else None
-    written = write_features(cfg.out, arr.mean(1) if cfg.per_clip else arr, paths, labels, info, clip_arr)
+    written = write_embeddings(cfg.out, arr.mean(1) if cfg.per_clip else arr, paths, labels, info, clip_arr)
     print(json.dumps({"out": [str(p) for p in written], "n": len(paths), "dim": info["dim"],
                       "skipped": len(info["skipped"])}))
     if info["skipped"]:

@@ -9,11 +9,11 @@ import logging
 import os
 import sys
 
-from vidcat.cli import common, data, evaluate, info, serve, train
+from vidcat.cli import common, data, evaluate, info, serve, streams, train
 from vidcat.cli.options import HelpFormatter, Parser
 from vidcat.errors import VidcatError
 
-COMMAND_GROUPS = (data, train, evaluate, serve, info)
+COMMAND_GROUPS = (data, train, evaluate, serve, info, streams)
 
 
 def build_parser() -> argparse.ArgumentParser:

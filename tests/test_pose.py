@@ -206,3 +206,18 @@ def test_pose_joins_fusion():
     assert out["logits"].shape == (2, 3) and out["mask"][:, 1].tolist() == [1.0, 0.0]
     with pytest.raises(VidcatError, match="stgcn wants"):
         create_model("stgcn", num_classes=2)(torch.randn(1, 8, 20, 4))
+
+
+@needs_pose
+def test_hands_option(person_clip, cache):
+    from vidcat.io import pose
+    from vidcat.models import create_model
+
+    kp, mask = pose.pose_keypoints(person_clip, frames=4, hands=True)
+    assert kp.shape == (4, 75, 4) and mask.sum() >= 3
+    x = pose.normalise(kp, mask)
+    assert not x[:, 33:][kp[:, 33:, 3] == 0].any()          # absent hands stay zero
+    assert pose.feature_vector(x, mask).shape == (751,)
+    for name in ("stgcn", "pose_gru"):
+        out = create_model(name, num_classes=3, hands=True)(torch.from_numpy(x[None]).repeat(2, 1, 1, 1))
+        assert out.shape == (2, 3)

@@ -121,3 +121,15 @@ def test_missing_extra_is_one_line(monkeypatch, capsys, tmp_path):
         DataConfig(modalities=("text",), speech=True)
     assert main(["transcribe", str(tmp_path / "x.mp4")]) == 2
     assert capsys.readouterr().err.strip() == "vidcat: error: speech transcripts need: pip install 'vidcat[speech]'"
+
+
+@needs_speech
+def test_real_footage_speech(media_files, cache):
+    """The NASA clip in ../shared/data/media has narration (and mov_text subtitles the text stream prefers)."""
+    from vidcat.io import speech
+
+    nasa = next((p for p in media_files if "nasa" in p.name), None)
+    if nasa is None:
+        pytest.skip("torchcodec_nasa_13013.mp4 not in ../shared/data/media")
+    t = speech.transcribe(nasa)
+    assert "telescope" in t["text"].lower() and all(s["end"] > s["start"] for s in t["segments"])

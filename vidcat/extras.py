@@ -14,7 +14,13 @@ EXTRAS = {
 
 def missing(extra: str) -> list[str]:
     """Import names of ``extra`` that are not installed."""
-    return [m for m in EXTRAS[extra][1] if importlib.util.find_spec(m) is None]
+    def absent(name: str) -> bool:
+        try:
+            return importlib.util.find_spec(name) is None
+        except (ImportError, ValueError):  # a broken install, or sys.modules[name] set to None
+            return True
+
+    return [m for m in EXTRAS[extra][1] if absent(m)]
 
 
 def has(extra: str) -> bool:

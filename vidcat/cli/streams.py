@@ -51,7 +51,7 @@ def run_pose(cfg: PoseConfig) -> int:
     if cfg.json:
         kp, mask = pose.pose_keypoints(cfg.video, frames=cfg.frames, hands=cfg.hands)
         print(json.dumps({"video": cfg.video, "mask": mask.tolist(),
-                          "keypoints": pose.normalise(kp, mask).round(4).tolist()}))
+                          "keypoints": pose.normalise(kp, mask).astype(float).round(4).tolist()}))
     if cfg.out:
         r = pose.write_overlay(cfg.video, cfg.out, frames=cfg.frames, hands=cfg.hands)
         print(f"{r['out']}: a person in {r['found']}/{r['frames']} frames", file=sys.stderr if cfg.json else sys.stdout)

@@ -177,6 +177,7 @@ def cache_key(path, indices, hands: bool = False, complexity: int = 1, store: St
 
 
 COUNTERS = {"computed": 0, "cached": 0}   # per process: how many entries were computed vs read
+_CHUNK = 32                               # frames decoded at once
 
 
 def pose_keypoints(path, frames=None, hands: bool = False, complexity: int = 1, cache: bool = True,
@@ -195,15 +196,16 @@ def pose_keypoints(path, frames=None, hands: bool = False, complexity: int = 1, 
             return _split(hit, hands)
     from vidcat.io.video import read_frames
 
-    rgb = read_frames(path, indices) if indices else np.zeros((0, 1, 1, 3), np.uint8)
     est = PoseEstimator(hands=hands, complexity=complexity, video=_consecutive(indices))
     try:
         K = num_joints(hands)
         packed = np.zeros((len(indices), 1 + K * 4), np.float32)
-        for t, img in enumerate(rgb[: len(indices)]):
-            kp, found = est(img)
-            packed[t, 0] = float(found)
-            packed[t, 1:] = kp.reshape(-1)
+        for c0 in range(0, len(indices), _CHUNK):  # decoded a chunk at a time: memory independent of length
+            rgb = read_frames(path, indices[c0:c0 + _CHUNK])
+            for t, img in enumerate(rgb[:_CHUNK], c0):
+                kp, found = est(img)
+                packed[t, 0] = float(found)
+                packed[t, 1:] = kp.reshape(-1)
     finally:
         est.close()
     COUNTERS["computed"] += 1

@@ -16,7 +16,7 @@ venv: $(STAMP)
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e '.[test,text,serve,weights,ray,browser]'
+	$(BIN)/python -m pip install -q -e '.[test,text,serve,weights,ray,browser,speech]'
 	touch $(STAMP)
 
 demo: $(STAMP)

@@ -87,7 +87,7 @@ def test_api_and_cli_build_the_same_config():
     (lambda: TrainConfig(source="d", out="o", epochs=0), "--epochs must be >= 1, not 0"),
     (lambda: TrainConfig(source="d", out="o", lr=float("nan")), "--lr must be a finite number, not nan"),
     (lambda: TrainConfig(source="d", out="o", amp="fp8"), "--amp must be one of none, bf16, not 'fp8'"),
-    (lambda: DataConfig(modalities="video,smell"), "--modalities must be one of video, audio, text, flow, mv, not 'smell'"),
+    (lambda: DataConfig(modalities="video,smell"), "--modalities must be one of video, audio, text, flow, mv, pose, not 'smell'"),
     (lambda: EvalConfig(checkpoint="c", source="d", crops=2), "--crops must be one of 1, 3, not 2"),
     (lambda: TrainConfig(out="o"), "--data is required"),
 ])

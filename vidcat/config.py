@@ -17,7 +17,7 @@ SAMPLERS = ("clip", "tsn")
 AMP_MODES = ("none", "bf16")
 FLOW_METHODS = ("dis", "dis_ultrafast", "dis_fast", "dis_medium", "farneback", "tvl1", "raft", "raft_small",
                 "raft_large", "mv")
-MODALITIES = ("video", "audio", "text", "flow", "mv")
+MODALITIES = ("video", "audio", "text", "flow", "mv", "pose")
 # Input normalisations (mean, std of [0, 1] RGB pixels), each defined once: the registry, the weight
 # entries and the generic data pipeline take them from here.
 KINETICS_MEAN = (0.43216, 0.394666, 0.37645)   # torchvision's Kinetics-400 video models
@@ -120,6 +120,9 @@ class DataConfig:
     motion_cache: str | None = opt(None, "folder filled by `vidcat flow` (computed on the fly when absent)")
     clip_cache: str | None = opt(None, "folder of decoded frames reused across epochs (training only: epochs after "
                                        "the first decode nothing)")
+    pose_hands: bool = opt(False, "pose stream: add 2 x 21 hand landmarks to the 33 body ones (vidcat[pose])")
+    speech: bool = opt(False, "text stream: transcribe the audio track when a video has no subtitles "
+                              "(vidcat[speech])")
 
     def __post_init__(self):
         if self.modalities is not None:
@@ -128,6 +131,14 @@ class DataConfig:
             self.modalities = tuple(dict.fromkeys("video" if m == "rgb" else m for m in mods))
             if not self.modalities:
                 raise VidcatError("--modalities names no stream")
+            if "pose" in self.modalities:
+                from vidcat.extras import require
+
+                require("pose")
+        if self.speech and (self.modalities is None or "text" in self.modalities):
+            from vidcat.extras import require
+
+            require("speech")
         for name in ("mean", "std", "crop_scale"):
             if getattr(self, name) is not None:
                 setattr(self, name, tuple(getattr(self, name)))

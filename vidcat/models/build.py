@@ -29,7 +29,7 @@ MOTIONS = ("flow", "mv")
 # The model a single stream gets when the user names modalities but no model; several streams -> "fusion".
 DEFAULT_MODEL = "tiny3d"
 STREAM_DEFAULTS = {"video": DEFAULT_MODEL, "audio": "audio_cnn", "text": "text_hash", "flow": "tiny3d",
-                   "mv": "tiny3d"}
+                   "mv": "tiny3d", "pose": "stgcn"}
 
 
 def accepts(builder, name: str) -> bool:

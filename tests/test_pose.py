@@ -1,0 +1,223 @@
+"""The pose stream: MediaPipe keypoints on real footage, the missing-person mask, the cache, the skeleton
+models on a planted keypoint-motion task, fusion, the CLI and the missing-extra error line."""
+from __future__ import annotations
+
+import time
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import torch
+
+from vidcat.errors import VidcatError
+from vidcat.extras import has
+
+needs_pose = pytest.mark.skipif(not has("pose"), reason="pip install 'vidcat[pose]' (mediapipe) not installed")
+
+
+@pytest.fixture()
+def cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("VIDCAT_CACHE", str(tmp_path / "cache"))
+    return tmp_path / "cache"
+
+
+@pytest.fixture(scope="session")
+def person_clip(shared_data):
+    clips = sorted((shared_data / "ud810-actions").glob("*.avi"))
+    if not clips:
+        pytest.skip("no ud810-actions clips in ../shared/data")
+    return clips[0]
+
+
+@pytest.fixture(scope="session")
+def noise_clip(tmp_path_factory):
+    """Moving coloured noise: no person anywhere."""
+    import av
+
+    path = tmp_path_factory.mktemp("nop") / "noise.mp4"
+    rng = np.random.default_rng(0)
+    with av.open(str(path), "w") as c:
+        s = c.add_stream("libx264", rate=12)
+        s.width, s.height, s.pix_fmt = 160, 120, "yuv420p"
+        for t in range(16):
+            img = rng.integers(0, 256, (120, 160, 3), dtype=np.uint8)
+            img[:, :, t % 3] = 255 * (t % 2)
+            for p in s.encode(av.VideoFrame.from_ndarray(img, format="rgb24")):
+                c.mux(p)
+        for p in s.encode():
+            c.mux(p)
+    return path
+
+
+# -- extraction -------------------------------------------------------------------------------------
+@needs_pose
+def test_person_found_and_stable_and_cached(person_clip, cache):
+    from vidcat.io import pose
+
+    frames = list(range(0, 24))
+    t0 = time.perf_counter()
+    kp, mask = pose.pose_keypoints(person_clip, frames=frames)
+    first = time.perf_counter() - t0
+    assert kp.shape == (24, 33, 4) and mask.shape == (24,)
+    assert mask.mean() >= 0.8, mask
+    x = pose.normalise(kp, mask)[mask > 0]
+    torso = [pose.L_SHOULDER, pose.R_SHOULDER, pose.L_HIP, pose.R_HIP]
+    step = np.abs(np.diff(x[:, torso, :2], axis=0)).max()
+    assert step < 0.25, f"torso joints jump {step:.3f} torso lengths between consecutive frames"
+    # normalised: hips at the origin, torso about 1 long
+    hip = (x[:, pose.L_HIP, :2] + x[:, pose.R_HIP, :2]) / 2
+    assert np.abs(hip).max() < 1e-4
+    sh = (x[:, pose.L_SHOULDER, :2] + x[:, pose.R_SHOULDER, :2]) / 2
+    assert np.allclose(np.linalg.norm(sh, axis=1), 1.0, atol=1e-3)
+    # second run reads the cache entry
+    before = dict(pose.COUNTERS)
+    t0 = time.perf_counter()
+    kp2, mask2 = pose.pose_keypoints(person_clip, frames=frames)
+    again = time.perf_counter() - t0
+    assert pose.COUNTERS["cached"] == before["cached"] + 1 and pose.COUNTERS["computed"] == before["computed"]
+    assert np.array_equal(kp, kp2) and np.array_equal(mask, mask2)
+    assert again < first / 3
+    assert any((cache / "pose").rglob("*.vca"))
+    f = pose.pose_features(person_clip, frames=frames)
+    assert f.shape == (331,) and f.dtype == np.float32 and np.isfinite(f).all() and f[-1] >= 0.8
+
+
+@needs_pose
+def test_no_person_gives_zero_mask(noise_clip, cache):
+    from vidcat.io import pose
+
+    kp, mask = pose.pose_keypoints(noise_clip, frames=8)
+    assert mask.shape == (8,) and mask.sum() == 0
+    assert not pose.normalise(kp, mask).any()
+    assert not pose.pose_features(noise_clip, frames=8).any()
+
+
+@needs_pose
+def test_modality_loader(person_clip, noise_clip, cache):
+    from vidcat.config import DataConfig
+    from vidcat.data.modalities import get_modality
+
+    load = get_modality("pose").load
+    cfg = DataConfig(modalities=("pose",))
+    ctx = SimpleNamespace(item=SimpleNamespace(path=str(person_clip)), indices=list(range(0, 16, 2)), cfg=cfg,
+                          flip=False)
+    s = load(ctx)
+    assert s["pose"].shape == (8, 33, 4) and s["pose"].dtype == torch.float32 and s["pose_mask"] == 1.0
+    flipped = load(SimpleNamespace(**{**vars(ctx), "flip": True}))
+    # mirrored: the left shoulder's x is minus the original right shoulder's x
+    assert torch.allclose(flipped["pose"][:, 11, 0], -s["pose"][:, 12, 0])
+    none = load(SimpleNamespace(**{**vars(ctx), "item": SimpleNamespace(path=str(noise_clip)),
+                                   "indices": list(range(8))}))
+    assert none["pose_mask"] == 0.0 and not none["pose"].any()
+    # a short video: every frame once, then any clip of it is a cache read
+    from vidcat.io import pose
+    from vidcat.io.video import probe
+
+    whole = SimpleNamespace(**{**vars(ctx), "info": probe(person_clip)})
+    assert load(whole)["pose"].shape == (8, 33, 4)
+    before = dict(pose.COUNTERS)
+    other = load(SimpleNamespace(**{**vars(whole), "indices": [1, 5, 9, 13]}))
+    assert other["pose"].shape == (4, 33, 4) and other["pose_mask"] == 1.0
+    assert pose.COUNTERS["computed"] == before["computed"]
+
+
+@needs_pose
+def test_extract_many_resumes(person_clip, noise_clip, cache):
+    from vidcat.io import pose
+
+    r = pose.extract_many([noise_clip, person_clip], frames=4, workers=2)
+    assert r[str(noise_clip)] == 0.0 and r[str(person_clip)] > 0.5
+    before = dict(pose.COUNTERS)
+    pose.extract_many([noise_clip, person_clip], frames=4, workers=1)  # all cached: nothing computed
+    assert pose.COUNTERS["computed"] == before["computed"]
+
+
+@needs_pose
+def test_cli_overlay(person_clip, cache, tmp_path, capsys):
+    from vidcat.cli import main
+
+    png, mp4 = tmp_path / "o.png", tmp_path / "o.mp4"
+    assert main(["pose", str(person_clip), "--out", str(png)]) == 0
+    assert png.stat().st_size > 1000 and "a person in 4/4 frames" in capsys.readouterr().out
+    assert main(["pose", str(person_clip), "--out", str(mp4), "--frames", "6"]) == 0
+    from vidcat.io.video import probe
+
+    assert probe(mp4).num_frames == 6
+
+
+def test_missing_extra_is_one_line(monkeypatch, capsys, tmp_path):
+    import importlib.util
+
+    from vidcat.cli import main
+    from vidcat.config import DataConfig
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda n, *a: None if n == "mediapipe" else real(n, *a))
+    with pytest.raises(VidcatError, match=r"the pose modality needs: pip install 'vidcat\[pose\]'"):
+        DataConfig(modalities=("video", "pose"))
+    assert main(["pose", str(tmp_path / "x.mp4"), "--out", str(tmp_path / "o.png")]) == 2
+    assert capsys.readouterr().err.strip() == "vidcat: error: the pose modality needs: pip install 'vidcat[pose]'"
+
+
+# -- models -----------------------------------------------------------------------------------------
+def _planted(n, rng, T=16, K=33):
+    """A skeleton (one template, varied per sample) with noise; class 0: the left wrist rises over the clip,
+    class 1: it falls."""
+    template = np.random.default_rng(123).normal(0, 1, (1, 1, K, 4)).astype(np.float32)
+    base = template + rng.normal(0, 0.3, (n, 1, K, 4)).astype(np.float32)
+    x = np.repeat(base, T, 1) + rng.normal(0, 0.05, (n, T, K, 4)).astype(np.float32)
+    y = rng.integers(0, 2, n)
+    ramp = np.linspace(-1, 1, T, dtype=np.float32)
+    x[:, :, 15, 1] += np.where(y[:, None] == 0, -ramp, ramp)
+    return torch.from_numpy(x), torch.from_numpy(y)
+
+
+@pytest.mark.parametrize("name", ["stgcn", "pose_gru"])
+def test_model_learns_planted_motion(name):
+    from vidcat.models import create_model
+
+    torch.manual_seed(0)
+    rng = np.random.default_rng(0)
+    xtr, ytr = _planted(128, rng)
+    xte, yte = _planted(128, rng)
+    model = create_model(name, num_classes=2)
+    opt = torch.optim.Adam(model.parameters(), lr=5e-3)
+    for step in range(50):
+        idx = torch.from_numpy(rng.integers(0, 128, 32))
+        loss = torch.nn.functional.cross_entropy(model(xtr[idx]), ytr[idx])
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    model.eval()
+    with torch.no_grad():
+        acc = (model(xte).argmax(1) == yte).float().mean().item()
+    assert acc >= 0.9, f"{name}: {acc:.2f}"
+    assert model.features(xte[:2]).shape == (2, model.feat_dim)
+
+
+def test_pose_joins_fusion():
+    from vidcat.models import create_model
+
+    m = create_model("fusion", num_classes=3, modalities=("video", "pose"))
+    assert m.names == ["video", "pose"]
+    batch = {"video": torch.randn(2, 3, 8, 32, 32), "pose": torch.randn(2, 8, 33, 4),
+             "pose_mask": torch.tensor([1.0, 0.0])}
+    out = m(batch)
+    assert out["logits"].shape == (2, 3) and out["mask"][:, 1].tolist() == [1.0, 0.0]
+    with pytest.raises(VidcatError, match="stgcn wants"):
+        create_model("stgcn", num_classes=2)(torch.randn(1, 8, 20, 4))
+
+
+@needs_pose
+def test_hands_option(person_clip, cache):
+    from vidcat.io import pose
+    from vidcat.models import create_model
+
+    kp, mask = pose.pose_keypoints(person_clip, frames=4, hands=True)
+    assert kp.shape == (4, 75, 4) and mask.sum() >= 3
+    x = pose.normalise(kp, mask)
+    assert not x[:, 33:][kp[:, 33:, 3] == 0].any()          # absent hands stay zero
+    assert pose.feature_vector(x, mask).shape == (751,)
+    for name in ("stgcn", "pose_gru"):
+        out = create_model(name, num_classes=3, hands=True)(torch.from_numpy(x[None]).repeat(2, 1, 1, 1))
+        assert out.shape == (2, 3)

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import sys
 import time
 import warnings
@@ -40,6 +39,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 from corpus import default_root, load_corpus, read_manifest  # noqa: E402
 from vidcat.io.video import probe, read_frames  # noqa: E402
 from vidcat.models.pretrained import frame_backbone  # noqa: E402
+from vidcat.transfer.select import wilson  # noqa: E402
 
 FRAMES, SHORT, CROP = 8, 224, 224
 NORMS = {"imagenet": ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225)), "model": ((0.5, 0.5, 0.5), (0.5, 0.5, 0.5))}
@@ -65,16 +65,6 @@ def frame_features(net, frames: np.ndarray, mean, std) -> np.ndarray:
 
 def clip_vector(f: np.ndarray) -> np.ndarray:
     return np.concatenate([f.mean(0), np.abs(np.diff(f, axis=0)).mean(0)])
-
-
-def wilson(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
-    if n == 0:
-        return 0.0, 0.0
-    p = k / n
-    d = 1 + z * z / n
-    c = (p + z * z / (2 * n)) / d
-    h = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / d
-    return max(0.0, c - h), min(1.0, c + h)
 
 
 def extract(entry: dict, norm: str, net_box: list, echo=print) -> tuple[np.ndarray, list, list, list, dict]:

@@ -20,7 +20,6 @@ Writes ``benchmarks/results/pose.md``.
 from __future__ import annotations
 
 import argparse
-import math
 import os
 import re
 import resource
@@ -32,6 +31,7 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+from vidcat.transfer.select import wilson  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "data"
 UD810 = DATA / "ud810-actions"
@@ -41,16 +41,6 @@ ARID = DATA / "arid-dark"
 def cpu_s() -> float:
     a, b = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
     return a.ru_utime + a.ru_stime + b.ru_utime + b.ru_stime
-
-
-def wilson(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
-    if n == 0:
-        return 0.0, 1.0
-    p = k / n
-    d = 1 + z * z / n
-    c = (p + z * z / (2 * n)) / d
-    h = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / d
-    return max(0.0, c - h), min(1.0, c + h)
 
 
 FUSION_WEIGHTS = (0.0, 0.1, 0.25, 0.5, 0.75, 0.9, 1.0)  # candidate weights of the first stream

@@ -126,3 +126,20 @@ def test_write_manifest_round_trip(tmp_path):
     assert [it.path for it in items] == [str(tmp_path / "sub" / "a" / "x.mp4"), str(tmp_path / "y.mp4")]
     assert [it.labels for it in items] == [["cat"], ["cat", "dog"]] and items[1].meta == {"group": "3"}
     assert [p.name for p in path.parent.iterdir()] == ["m.csv"]  # written via a temp file, renamed
+
+
+def test_cv_learning_curve_has_one_point_per_fraction(flat_ud810_like, tmp_path, capsys):
+    """``--curve``: each fold also trains on 25/50/75 % of its training groups (6 person x trial groups,
+    3 folds: 2, 2, 3 of the 4 training groups) and the pooled top-1 gets a Wilson interval per point."""
+    out = tmp_path / "cv"
+    rc = main(["cv", "--data", str(flat_ud810_like), "--label-regex", r"PS7(A\d)", "--group-regex", r"(P\dT\d)",
+               "--folds", "3", "--curve", "--model", "tiny3d", "--epochs", "1", "--max-steps", "1", "--frames", "4",
+               "--size", "32", "--batch-size", "6", "--workers", "0", "--threads", "1", "--out", str(out), "--quiet"])
+    assert rc == 0
+    curve = json.loads((out / "cv.json").read_text())["learning_curve"]
+    assert [p["fraction"] for p in curve] == [0.25, 0.5, 0.75, 1.0]
+    assert all(p["n"] == 18 and p["folds"] == 3 and p["lo"] <= p["top1"] <= p["hi"] for p in curve)
+    for pct, groups in ((25, 2), (50, 2), (75, 3)):
+        for k in (1, 2, 3):
+            with open(out / f"curve_{pct}" / f"fold_{k}" / "train.csv") as f:
+                assert len({r["group"] for r in csv.DictReader(f)}) == groups

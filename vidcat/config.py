@@ -322,6 +322,8 @@ class CVConfig:
     label_regex: str | None = opt(None, "label videos from their file name, e.g. 'PS7(A\\d)' (flat folders)")
     clips: int = opt(1, "test clips per video", min=1)
     crops: int = opt(1, "test crops per clip: 1 or 3", choices=(1, 3))
+    curve: bool = opt(False, "learning curve: also train every fold on 25, 50 and 75 % of its training groups "
+                             "(pooled top-1 with a 95% interval per fraction: does labelling more help?)")
 
     def __post_init__(self):
         if self.logo and self.folds:

@@ -21,8 +21,9 @@ def write_report(run) -> str:
              f"modalities {', '.join(cfg['data']['modalities'])}",
              f"- epochs: {cfg['epochs_done']}, non-finite steps skipped: {cfg.get('nonfinite_steps', 0)}, "
              f"unreadable files skipped: {len(cfg.get('skipped_files', {}))}", ""]
+    lines += _recipe_section(cfg.get("recipe"))
     hist = cfg.get("history", [])
-    if hist:
+    if hist and "recipe" not in cfg:
         keys = [k for k in ("epoch", "train_loss", "train_top1", "val_loss", "val_top1", "clips_per_s") if k in hist[0]]
         lines += ["## Training", "", "| " + " | ".join(keys) + " |", "|" + "---|" * len(keys)]
         lines += ["| " + " | ".join(f"{h.get(k):.4g}" if isinstance(h.get(k), float) else str(h.get(k)) for k in keys) + " |"
@@ -41,3 +42,25 @@ def write_report(run) -> str:
     out = run / "report.md"
     atomic_write(out, "\n".join(lines) + "\n")
     return str(out)
+
+
+def _recipe_section(rec: dict | None) -> list[str]:
+    """The default model's choice: the grouped-CV estimate, the candidates table, the learning curve."""
+    if not rec:
+        return []
+    lines = ["## Head chosen on these clips (grouped cross-validation)", "", f"**{rec.get('line', '')}**", "",
+             f"kept: `{rec.get('best')}` (the simplest within one standard error of the best); groups: "
+             f"{rec.get('groups')}; {rec.get('estimate', {}).get('note', '')}", ""]
+    table = rec.get("table") or []
+    if table:
+        lines += ["| candidate | CV top-1 | s.e. | folds |", "|---|---|---|---|"]
+        lines += [f"| {r['candidate']} | {r['top1']:.3f} | {r['se']:.3f} | {', '.join(f'{x:.2f}' for x in r['folds'])} |"
+                  for r in table]
+        lines.append("")
+    curve = [p for p in rec.get("learning_curve") or [] if p.get("top1") is not None]
+    if curve:
+        lines += ["Learning curve (same protocol, a fraction of each training fold's groups):", "",
+                  "| labelled clips used | top-1 | 95% CI |", "|---|---|---|"]
+        lines += [f"| {p['fraction']:.0%} | {p['top1']:.3f} | {p['lo']:.2f}-{p['hi']:.2f} |" for p in curve]
+        lines.append("")
+    return lines

@@ -50,7 +50,7 @@ def add_options(parser, cls, exclude=(), dest_prefix: str = "") -> None:
             add_options(parser, f.default_factory, exclude, dest_prefix=f"{dest}.")
             continue
         default, kind = default_of(f), _base_type(f, cls)
-        help_text = m.get("help", "")
+        help_text = m.get("help", "").replace("%", "%%")  # argparse formats help with %
         if kind == "bool":
             action = "store_false" if m.get("invert") else "store_true"
             parser.add_argument(flag_name(f), dest=dest, action=action, default=default, help=help_text)

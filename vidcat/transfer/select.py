@@ -83,35 +83,39 @@ def standardiser(x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return mu, np.where(keep > 0, sd, 1.0), keep
 
 
-def row_basis(z: np.ndarray, rel_tol: float = 1e-9) -> np.ndarray | None:
-    """An orthonormal basis (r, W) of the row space of ``z`` when it has more columns than rows, else None.
-
-    With n samples of W ≫ n features the penalised solution w lies in the span of the samples
-    (representer theorem), so fitting on the n-dimensional coordinates ``z @ basisᵀ`` and mapping the
-    weights back by ``@ basis`` gives the same model as fitting on ``z`` -- at a fraction of the cost."""
-    n, w = z.shape
-    if w <= n:
-        return None
-    evals, evecs = np.linalg.eigh(z @ z.T)
-    ok = evals > rel_tol * max(float(evals.max()), 1e-30)
-    s = np.sqrt(evals[ok])
-    return (evecs[:, ok] / s).T @ z            # rows: right singular vectors of z
-
-
 class Projection:
-    """Training-set standardisation (:func:`standardiser`) followed by the row-space coordinates
-    (:func:`row_basis`): fitted once per fold and feature block, shared by every C."""
+    """Training-set standardisation (:func:`standardiser`), then -- when there are more features than
+    samples -- the samples' coordinates in their own row space, fitted once per fold and feature block
+    and shared by every C.
 
-    def __init__(self, x: np.ndarray):
+    With n samples of W ≫ n features an L2-penalised linear model's weights lie in the span of the
+    samples (representer theorem), so fitting on the n coordinates and mapping the weights back gives
+    the same model as fitting on all W features, at a fraction of the cost. The coordinates come from
+    the eigendecomposition of the Gram matrix ``z zᵀ``: no W-wide basis is formed unless the weights
+    are wanted (:meth:`weights`)."""
+
+    def __init__(self, x: np.ndarray, rel_tol: float = 1e-9):
         self.mu, self.sigma, self.keep = standardiser(x)
-        self.basis = row_basis(self.standardise(x))
+        self.z = self.standardise(x)
+        self.kernel = self.z.shape[1] > self.z.shape[0]
+        if self.kernel:
+            evals, evecs = np.linalg.eigh(self.z @ self.z.T)
+            ok = evals > rel_tol * max(float(evals.max()), 1e-30)
+            self.s, self.u = np.sqrt(evals[ok]), evecs[:, ok]
 
     def standardise(self, x: np.ndarray) -> np.ndarray:
         return (x - self.mu) / self.sigma * self.keep
 
+    def train_coords(self) -> np.ndarray:
+        return self.u * self.s if self.kernel else self.z
+
     def __call__(self, x: np.ndarray) -> np.ndarray:
         z = self.standardise(x)
-        return z @ self.basis.T if self.basis is not None else z
+        return (z @ self.z.T) @ (self.u / self.s) if self.kernel else z
+
+    def weights(self, w: np.ndarray) -> np.ndarray:
+        """Weights over the standardised features from weights over the coordinates."""
+        return (w @ (self.u / self.s).T) @ self.z if self.kernel else w
 
 
 def logreg(z: np.ndarray, y: np.ndarray, C: float, num_classes: int) -> tuple[np.ndarray, np.ndarray]:
@@ -136,8 +140,8 @@ def logreg(z: np.ndarray, y: np.ndarray, C: float, num_classes: int) -> tuple[np
 def fit_logreg(x: np.ndarray, y: np.ndarray, C: float, num_classes: int):
     """Standardise and fit (in the row space, mapped back exactly): ``(mu, sigma, keep, W (K, W), b (K,))``."""
     proj = Projection(x)
-    w, b = logreg(proj(x), y, C, num_classes)
-    return proj.mu, proj.sigma, proj.keep, (w @ proj.basis if proj.basis is not None else w), b
+    w, b = logreg(proj.train_coords(), y, C, num_classes)
+    return proj.mu, proj.sigma, proj.keep, proj.weights(w), b
 
 
 def fit_head(feats: np.ndarray, labels: np.ndarray, c: Candidate, num_classes: int) -> PooledHead:
@@ -202,7 +206,7 @@ def _fold_correct(x: np.ndarray, labels, tr, te, Cs, num_classes: int) -> list[n
     """Correctness on the ``te`` centre views of one feature block fitted on every view of ``tr``, per C."""
     n, v, w = x[tr].shape
     proj = Projection(x[tr].reshape(n * v, w))
-    ztr, zte, y = proj(x[tr].reshape(n * v, w)), proj(x[te, 0]), np.repeat(labels[tr], v)
+    ztr, zte, y = proj.train_coords(), proj(x[te, 0]), np.repeat(labels[tr], v)
     out = []
     for C in Cs:
         wts, b = logreg(ztr, y, C, num_classes)

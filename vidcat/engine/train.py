@@ -28,8 +28,8 @@ from vidcat.errors import VidcatError
 from vidcat.io.progress import progress as progress_bar
 from vidcat.models.build import Checkpoint, build_model, setup_model
 from vidcat.models.fusion import stream_loss_terms
+from vidcat.io.store import atomic_open, atomic_write, sweep_temp
 from vidcat.transfer.recipe import fit_frame_head
-from vidcat.io.store import atomic_open, atomic_write
 
 log = logging.getLogger("vidcat")
 STREAM_LOSS_WEIGHT = 0.5  # auxiliary loss on each stream's own logits keeps every stream useful alone
@@ -185,6 +185,8 @@ def train(cfg: TrainConfig) -> dict:
     _check_run_dir(cfg, out)
     train_ds, val_ds, setup = prepare_run(cfg)
     out.mkdir(parents=True, exist_ok=True)
+    if D.is_main():  # temp files of a killed run (one writer per run folder: none is in use now)
+        sweep_temp(out, older_than_s=0, recursive=False)
     if cfg.model is None and cfg.progress:
         echo(_default_notice(setup))
     if setup.spec.family == "transfer":  # frozen backbone: cached features + a head fitted in seconds

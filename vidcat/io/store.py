@@ -132,10 +132,11 @@ def atomic_write_json(path, obj, indent: int | None = 2) -> Path:
     return atomic_write(path, json.dumps(obj, indent=indent, default=str) + "\n")
 
 
-def sweep_temp(folder, older_than_s: float = _STALE_TMP_S) -> int:
-    """Remove temp files left by killed writers (``*.tmp-<pid>`` older than ``older_than_s``)."""
+def sweep_temp(folder, older_than_s: float = _STALE_TMP_S, recursive: bool = True) -> int:
+    """Remove temp files left by killed writers (``*.tmp-<pid>`` older than ``older_than_s``), in
+    ``folder`` and (``recursive``) below it."""
     n, now = 0, time.time()
-    for p in Path(folder).rglob("*.tmp-*"):
+    for p in (Path(folder).rglob if recursive else Path(folder).glob)("*.tmp-*"):
         try:
             if now - p.stat().st_mtime > older_than_s:
                 p.unlink()

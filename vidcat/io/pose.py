@@ -23,7 +23,7 @@ from functools import lru_cache
 import numpy as np
 
 from vidcat.errors import VidcatError
-from vidcat.io.store import Store, content_key
+from vidcat.io.store import Store, atomic_path, content_key
 
 NEEDS = "the pose modality needs: pip install 'vidcat[pose]'"
 N_BODY, N_HAND = 33, 21
@@ -368,20 +368,14 @@ def write_overlay(path, out, frames=None, hands: bool = False, max_frames: int =
         step = max(1, int(np.median(np.diff(indices)))) if len(indices) > 1 else 1
         h, w = (d + d % 2 for d in drawn[0].shape[:2])
         suffix = os.path.splitext(out)[1]
-        tmp = f"{out}.tmp-{os.getpid()}{suffix}"
-        try:
-            with av.open(tmp, "w") as c:
-                s = c.add_stream("libx264" if suffix != ".webm" else "libvpx-vp9", rate=max(1, round(rate / step)))
-                s.width, s.height, s.pix_fmt = w, h, "yuv420p"
-                for d in drawn:
-                    if d.shape[:2] != (h, w):
-                        d = np.pad(d, ((0, h - d.shape[0]), (0, w - d.shape[1]), (0, 0)))
-                    for p in s.encode(av.VideoFrame.from_ndarray(d, format="rgb24")):
-                        c.mux(p)
-                for p in s.encode():
+        with atomic_path(out) as tmp, av.open(str(tmp), "w") as c:
+            s = c.add_stream("libx264" if suffix != ".webm" else "libvpx-vp9", rate=max(1, round(rate / step)))
+            s.width, s.height, s.pix_fmt = w, h, "yuv420p"
+            for d in drawn:
+                if d.shape[:2] != (h, w):
+                    d = np.pad(d, ((0, h - d.shape[0]), (0, w - d.shape[1]), (0, 0)))
+                for p in s.encode(av.VideoFrame.from_ndarray(d, format="rgb24")):
                     c.mux(p)
-            os.replace(tmp, out)
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
+            for p in s.encode():
+                c.mux(p)
     return {"out": out, "frames": len(indices), "found": int((mask > 0).sum())}

@@ -9,6 +9,7 @@ import pytest
 import vidcat
 from vidcat.cli import main
 from vidcat.models.build import Checkpoint, choose_model, recipe_available
+from vidcat.transfer.select import CANDIDATES
 
 
 @pytest.fixture(scope="module")
@@ -43,7 +44,7 @@ def test_default_is_the_recipe_and_its_checkpoint_is_ordinary(recipe_run, motion
 def test_config_carries_the_selection_table_the_estimate_and_the_skipped_file(recipe_run):
     summary = json.loads((recipe_run / "config.json").read_text())
     rec = summary["recipe"]
-    assert len(rec["table"]) >= 8 and rec["best"] in {r["candidate"] for r in rec["table"]}
+    assert len(rec["table"]) == len(CANDIDATES) and rec["best"] in {r["candidate"] for r in rec["table"]}
     assert summary["model_kwargs"]["pool"] == rec["best_args"]["pool"]
     est = rec["estimate"]
     assert est["lo"] <= est["top1"] <= est["hi"] and summary["best_score"] == est["top1"]

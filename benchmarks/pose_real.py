@@ -7,7 +7,7 @@ fold on 2 persons (18 clips) and tested on the third (9 clips):
 
 * **pose**: :func:`vidcat.io.pose.pose_features` -- mean, std and mean |Δ| over ``--frames`` evenly spread
   frames of the MediaPipe body landmarks (centred on the hips, scaled by the torso), 331 numbers;
-* **appearance**: :func:`vidcat.features.extract_features` of the default recipe's frozen ImageNet
+* **appearance**: :func:`vidcat.inference.embeddings.extract_embeddings` of the default recipe's frozen ImageNet
   EfficientNet-Lite0 (``frame_head``, pretrained, 8 TSN frames at 160²);
 * **pose + appearance**: late fusion of the two regressions' class probabilities, the pose weight tuned on
   the fold's training persons only (inner leave-one-person-out).
@@ -105,10 +105,10 @@ def main(argv=None) -> int:
     pose_cpu, pose_wall = (cpu_s() - t0) / 60, (time.time() - w0) / 60
     found = np.mean([v for v in fill.values() if isinstance(v, float)])
 
-    from vidcat.features import extract_features
+    from vidcat.inference.embeddings import extract_embeddings
 
     t0, w0 = cpu_s(), time.time()
-    Xa, paths, _ = extract_features("frame_head", [str(f) for f in files], pretrained=True)
+    Xa, paths, _ = extract_embeddings("frame_head", [str(f) for f in files], pretrained=True)
     app_cpu, app_wall = (cpu_s() - t0) / 60, (time.time() - w0) / 60
     assert [Path(p).name for p in paths] == [f.name for f in files]
 
@@ -140,7 +140,7 @@ def main(argv=None) -> int:
              f"features, C=1) on 2 persons (18 clips) and predicts the third (9). Pose: `pose_features(path, "
              f"frames={args.frames})` (MediaPipe 0.10.21 BlazePose full, 33 landmarks, hip-centred and "
              f"torso-scaled; mean, std, mean |Δ| over time: 331 numbers); appearance: the default recipe's frozen "
-             f"ImageNet EfficientNet-Lite0 frame features (`extract_features('frame_head', pretrained=True)`, "
+             f"ImageNet EfficientNet-Lite0 frame features (`extract_embeddings("frame_head", pretrained=True)`, "
              f"8 TSN frames at 160², their penultimate embeddings fed to the same plain logistic regression -- not the "
              f"recipe's own trend pooling and head, which scores 0.889 (24/27) on the same protocol, see README). "
              f"Fusion: the two regressions' class probabilities mixed with the pose weight tuned by inner "

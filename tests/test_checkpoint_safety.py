@@ -62,7 +62,7 @@ def test_malicious_pickle_is_refused_without_running(tmp_path, bad_files, capsys
 
 
 def test_weights_file_refuses_pickles(tmp_path):
-    from vidcat.models.weights import load_weights
+    from vidcat.models.surgery import load_weights
 
     marker = tmp_path / "marker"
     path = tmp_path / "evil.pt"

@@ -55,12 +55,16 @@ def test_read_only_out(tiny_data, tmp_path, monkeypatch, capsys):
     out.chmod(0o555)
     try:
         if os.access(out, os.W_OK):  # root ignores the mode bits: simulate the read-only filesystem
-            from vidcat.models import build
+            import tempfile
 
-            def read_only(path, mode="r", *a, **kw):
-                raise OSError(errno.EROFS, os.strerror(errno.EROFS), str(path))
+            real = tempfile.mkstemp
 
-            monkeypatch.setattr(build, "open", read_only, raising=False)
+            def read_only(*a, dir=None, **kw):  # every vidcat write starts with a temp file in its folder
+                if dir is not None and str(dir).startswith(str(out)):
+                    raise OSError(errno.EROFS, os.strerror(errno.EROFS), str(dir))
+                return real(*a, dir=dir, **kw)
+
+            monkeypatch.setattr(tempfile, "mkstemp", read_only)
         rc, lines = _train(tiny_data, out, capsys)
     finally:
         out.chmod(0o755)

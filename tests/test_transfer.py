@@ -167,7 +167,7 @@ def test_near_constant_features_never_get_huge_weights():
 
 def test_auto_groups_merge_planted_near_duplicates():
     rng = np.random.default_rng(0)
-    d, f = 32, 3 * 32 + MOTION_DIM
+    f = 3 * 32 + MOTION_DIM
     sources = rng.normal(size=(10, f))
     feats = np.stack([sources[i // 4] + 0.05 * rng.normal(size=(1, 4, f)) for i in range(40)]).astype(np.float32)
     g = S.auto_groups(feats, k=5)

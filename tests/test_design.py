@@ -335,11 +335,16 @@ def test_every_model_weight_spec_lists_and_resolves_or_says_how(capsys):
 def test_torchrun_two_processes_train_like_one(motion_data, tmp_path):
     """`vidcat train --nproc 2` runs under torch's elastic launcher (gloo on CPU): both ranks step in
     lockstep, rank 0 writes the run, and its validation top-1 equals a 1-process eval of the checkpoint."""
-    run = tmp_path / "ddp"
-    r = subprocess.run([sys.executable, "-m", "vidcat", "train", "--data", str(motion_data / "train.csv"),
-                        "--val", str(motion_data / "val.csv"), "--out", str(run), "--nproc", "2", "--epochs", "1",
-                        "--frames", "4", "--size", "32", "--batch-size", "4", "--workers", "0", "--threads", "1",
-                        "--model", "tiny3d"], capture_output=True, text=True, timeout=600)
+    for attempt in (1, 2):
+        run = tmp_path / f"ddp{attempt}"
+        r = subprocess.run([sys.executable, "-m", "vidcat", "train", "--data", str(motion_data / "train.csv"),
+                            "--val", str(motion_data / "val.csv"), "--out", str(run), "--nproc", "2", "--epochs", "1",
+                            "--frames", "4", "--size", "32", "--batch-size", "4", "--workers", "0", "--threads", "1",
+                            "--model", "tiny3d"], capture_output=True, text=True, timeout=600)
+        # one retry, only when a rank died by a signal (seen once: gloo's TCP transport aborting a rank on a
+        # loaded 2-core machine); any error vidcat itself reports fails at once
+        if r.returncode == 0 or "(SIGABRT)" not in r.stderr:
+            break
     assert r.returncode == 0, r.stderr[-2000:]
     summary = json.loads((run / "config.json").read_text())
     ck_val = summary["history"][-1]["val_top1"]

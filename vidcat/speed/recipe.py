@@ -84,12 +84,16 @@ def backbone_fps(model, size: int, seconds: float = 3.0) -> dict:
     return {"best": best, "variants": rows}
 
 
-def decode_fps(ds: Dataset, data: DataConfig, views: int, workers: int) -> float:
-    """Frames/s of decode + sample + resize alone, through the extraction's own loader."""
+def _all_views(ds: Dataset, data: DataConfig, views: int):
+    """The extraction's own per-clip dataset, asked for every view of every clip."""
     from vidcat.transfer.extract import ViewClips
 
-    loader = torch.utils.data.DataLoader(ViewClips(VideoClips(ds, data), [(i, list(range(views))) for i in range(len(ds))]),
-                                         batch_size=None, num_workers=workers)
+    return ViewClips(VideoClips(ds, data), [(i, list(range(views))) for i in range(len(ds))])
+
+
+def decode_fps(ds: Dataset, data: DataConfig, views: int, workers: int) -> float:
+    """Frames/s of decode + sample + resize alone, through the extraction's own loader."""
+    loader = torch.utils.data.DataLoader(_all_views(ds, data, views), batch_size=None, num_workers=workers)
     t0, n = time.perf_counter(), 0
     for s in loader:
         n += int(np.prod(s["video"].shape[:2])) if "video" in s else 0
@@ -99,9 +103,7 @@ def decode_fps(ds: Dataset, data: DataConfig, views: int, workers: int) -> float
 @torch.no_grad()
 def sequential(ds: Dataset, data: DataConfig, model, views: int) -> tuple[float, np.ndarray]:
     """The loop ``vidcat train`` used to run: per clip, decode its views, then the eager fp32 backbone."""
-    from vidcat.transfer.extract import ViewClips
-
-    vc, n, out = ViewClips(VideoClips(ds, data), [(i, list(range(views))) for i in range(len(ds))]), 0, []
+    vc, n, out = _all_views(ds, data, views), 0, []
     net = model.backbone.to(memory_format=torch.contiguous_format)
     t0 = time.perf_counter()
     for j in range(len(vc)):

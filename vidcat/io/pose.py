@@ -89,7 +89,7 @@ def _mediapipe():
         if not hasattr(message_factory.MessageFactory, "GetPrototype"):  # before mediapipe's bindings load
             message_factory.MessageFactory.GetPrototype = lambda self, d: message_factory.GetMessageClass(d)
         from mediapipe.python import solution_base as sb
-        from mediapipe.python.solutions import hands as mp_hands
+        from mediapipe.python.solutions import holistic as mp_holistic
         from mediapipe.python.solutions import pose as mp_pose
     except ImportError:
         raise VidcatError(NEEDS) from None
@@ -104,7 +104,7 @@ def _mediapipe():
             exec(compile(src, sb.__file__, "exec"), sb.__dict__, ns)  # noqa: S102 (mediapipe's own code)
             sb.SolutionBase._modify_calculator_options = ns["_modify_calculator_options"]
         sb.SolutionBase._vidcat_patched = True
-    return mp_pose, mp_hands
+    return mp_pose, mp_holistic
 
 
 def _needs_label_patch() -> bool:
@@ -118,40 +118,38 @@ def _needs_label_patch() -> bool:
 
 
 class PoseEstimator:
-    """MediaPipe Pose (+ Hands) on RGB uint8 frames: ``(K, 4)`` landmarks and whether a person was found.
+    """MediaPipe Pose -- or, with ``hands``, MediaPipe Holistic -- on RGB uint8 frames: ``(K, 4)`` landmarks
+    and whether a person was found.
 
-    ``video=True`` tracks across consecutive calls (faster, steadier on consecutive frames);
-    sparse, unrelated frames are detected afresh either way."""
+    Holistic crops each hand around the wrist that the body model found and runs the hand model on the
+    crop, so it finds the small hands of a person a few metres away that a whole-frame hand detector
+    misses. ``video=True`` tracks across consecutive calls (faster, steadier); unrelated frames are
+    detected afresh either way."""
 
     def __init__(self, hands: bool = False, complexity: int = 1, video: bool = True, min_confidence: float = 0.5):
-        mp_pose, mp_hands = _mediapipe()
+        mp_pose, mp_holistic = _mediapipe()
         os.environ.setdefault("GLOG_minloglevel", "2")
         self.hands = hands
-        self.pose = mp_pose.Pose(static_image_mode=not video, model_complexity=complexity, smooth_landmarks=False,
-                                 min_detection_confidence=min_confidence, min_tracking_confidence=min_confidence)
-        self.hand = (mp_hands.Hands(static_image_mode=not video, max_num_hands=2, model_complexity=1,
-                                    min_detection_confidence=min_confidence) if hands else None)
+        make = mp_holistic.Holistic if hands else mp_pose.Pose
+        self.model = make(static_image_mode=not video, model_complexity=complexity, smooth_landmarks=False,
+                          min_detection_confidence=min_confidence, min_tracking_confidence=min_confidence)
 
     def __call__(self, rgb: np.ndarray) -> tuple[np.ndarray, bool]:
         rgb = np.ascontiguousarray(rgb, dtype=np.uint8)
         out = np.zeros((num_joints(self.hands), 4), np.float32)
-        r = self.pose.process(rgb)
+        r = self.model.process(rgb)
         found = r.pose_landmarks is not None
         if found:
             out[:N_BODY] = [(p.x, p.y, p.z, p.visibility) for p in r.pose_landmarks.landmark]
-        if self.hand is not None:
-            h = self.hand.process(rgb)
-            for lm, side in zip(h.multi_hand_landmarks or (), h.multi_handedness or ()):
-                # mediapipe labels handedness for a mirrored (selfie) image: "Left" is the person's right
-                slot = 1 if side.classification[0].label == "Left" else 0
-                base = N_BODY + slot * N_HAND
-                out[base:base + N_HAND] = [(p.x, p.y, p.z, 1.0) for p in lm.landmark]
+        if self.hands:   # Holistic's left/right are the person's, as the body landmarks' are
+            for slot, lm in enumerate((r.left_hand_landmarks, r.right_hand_landmarks)):
+                if lm is not None:
+                    base = N_BODY + slot * N_HAND
+                    out[base:base + N_HAND] = [(p.x, p.y, p.z, 1.0) for p in lm.landmark]
         return out, found
 
     def close(self) -> None:
-        self.pose.close()
-        if self.hand is not None:
-            self.hand.close()
+        self.model.close()
 
 
 def _frame_indices(path, frames) -> list[int]:
@@ -173,7 +171,7 @@ def _store(root=None) -> Store:
 
 def cache_key(path, indices, hands: bool = False, complexity: int = 1, store: Store | None = None) -> str:
     return (store or _store()).key({"content": content_key(path), "indices": list(indices), "hands": bool(hands),
-                                    "complexity": int(complexity), "model": "mediapipe-0.10.21"})
+                                    "complexity": int(complexity), "model": "mediapipe-0.10.21-holistic" if hands else "mediapipe-0.10.21"})
 
 
 COUNTERS = {"computed": 0, "cached": 0}   # per process: how many entries were computed vs read

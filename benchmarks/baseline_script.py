@@ -39,7 +39,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 from corpus import default_root, load_corpus, read_manifest  # noqa: E402
 from vidcat.io.video import probe, read_frames  # noqa: E402
 from vidcat.models.pretrained import frame_backbone  # noqa: E402
-from vidcat.transfer.select import wilson  # noqa: E402
+from vidcat.metrics import wilson  # noqa: E402
 
 FRAMES, SHORT, CROP = 8, 224, 224
 NORMS = {"imagenet": ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225)), "model": ((0.5, 0.5, 0.5), (0.5, 0.5, 0.5))}

@@ -22,7 +22,7 @@ from corpus import default_root, load_corpus  # noqa: E402
 
 from vidcat.config import CVConfig, DataConfig, TrainConfig  # noqa: E402
 from vidcat.engine.crossval import cross_validate  # noqa: E402
-from vidcat.transfer.select import wilson  # noqa: E402
+from vidcat.metrics import wilson  # noqa: E402
 
 
 def cpu_s() -> float:

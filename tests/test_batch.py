@@ -17,7 +17,7 @@ from vidcat.errors import VidcatError  # noqa: E402
 
 @pytest.fixture(scope="module")
 def local_ray():
-    from vidcat.engine.cluster import init_ray
+    from vidcat.io.ray_cluster import init_ray
 
     init_ray(None)
     yield

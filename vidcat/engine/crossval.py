@@ -189,7 +189,7 @@ def learning_curve(ds: Dataset, groups: list[str], splits, records: list[dict], 
                    cv: CVConfig, out: Path) -> list[dict]:
     """Pooled top-1 (Wilson 95 %) when every fold trains on a fraction of its training groups; the last
     point is the full run (``records``). Folds whose subset lacks a class are left out of that point."""
-    from vidcat.transfer.select import wilson
+    from vidcat.metrics import wilson
 
     rng, rows = np.random.default_rng(train_cfg.seed), []
     for f in CURVE_FRACTIONS + (1.0,):

@@ -8,7 +8,7 @@ import torch
 from vidcat.config import DataConfig, EvalConfig, MULTI_STREAM
 from vidcat.data.dataset import VideoClips, make_loader
 from vidcat.data.manifest import load_dataset
-from vidcat.engine.metrics import compute_metrics
+from vidcat.metrics import compute_metrics
 from vidcat.engine.plots import plot_confusion
 from vidcat.io.console import SkipReport
 from vidcat.engine.scoring import evaluate_loader, setup_threads

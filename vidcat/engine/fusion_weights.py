@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 
 from vidcat.config import DataConfig, check_fields, opt, require
-from vidcat.engine.metrics import compute_metrics
+from vidcat.metrics import compute_metrics
 from vidcat.models.inputs import fold_views, model_input, to_device
 from vidcat.errors import VidcatError
 from vidcat.models.build import Checkpoint, build_model, setup_model

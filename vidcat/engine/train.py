@@ -19,7 +19,7 @@ from vidcat.config import MULTI_STREAM, TrainConfig
 from vidcat.data.dataset import VideoClips, make_loader
 from vidcat.data.manifest import Dataset, item_groups, load_dataset
 from vidcat.engine import distributed as D
-from vidcat.engine.metrics import compute_metrics
+from vidcat.metrics import compute_metrics
 from vidcat.engine.plots import plot_curves
 from vidcat.engine.scoring import NoReadableVideos, evaluate_loader, setup_threads
 from vidcat.io.console import SkipReport, echo

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from vidcat.engine.cluster import LOCAL_CPUS, init_ray
+from vidcat.io.ray_cluster import init_ray, local_cpus
 from vidcat.errors import VidcatError, VideoError
 from vidcat.io.store import atomic_path, atomic_write
 
@@ -257,8 +257,8 @@ def batch_predict(cfg: BatchConfig) -> dict:
         import ray
 
         started_here = not ray.is_initialized()
-        if started_here and not address and cfg.actors * cfg.num_cpus > LOCAL_CPUS - 1:
-            raise VidcatError(f"the local Ray has {LOCAL_CPUS} CPUs: --actors x --num-cpus must leave one for "
+        if started_here and not address and cfg.actors * cfg.num_cpus > local_cpus() - 1:
+            raise VidcatError(f"the local Ray has {local_cpus()} CPUs: --actors x --num-cpus must leave one for "
                               f"decoding (got {cfg.actors} x {cfg.num_cpus:g}); pass --address for a bigger cluster")
         if started_here:
             init_ray(address)

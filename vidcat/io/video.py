@@ -576,3 +576,27 @@ def find_videos(root) -> list[Path]:
     if root.is_file():
         return [root]
     return sorted(p for p in root.rglob("*") if p.is_file() and is_video_file(p))
+
+
+DEVICE_KEYS = ("com.apple.quicktime.make", "com.apple.quicktime.model", "make", "model", "com.android.manufacturer",
+               "com.android.model", "device", "handler_name")
+
+
+def recording_metadata(path) -> dict:
+    """What a recording session or device leaves in a file: ``{"codec", "encoder", "size", "fps", "date",
+    "device"}`` (empty strings where the container says nothing); {} when the file cannot be opened."""
+    try:
+        with open_container(path) as c:
+            meta = {k.lower(): str(v) for k, v in c.metadata.items()}
+            vs = c.streams.video[0] if c.streams.video else None
+            smeta = {k.lower(): str(v) for k, v in (vs.metadata.items() if vs is not None else ())}
+            size = f"{vs.codec_context.width}x{vs.codec_context.height}" if vs is not None else ""
+            rate = float(vs.average_rate) if vs is not None and vs.average_rate else 0.0
+            codec = vs.codec_context.name if vs is not None else ""
+    except (VideoError, OSError, av.error.FFmpegError):
+        return {}
+    both = {**smeta, **meta}
+    date = (both.get("creation_time") or both.get("date") or "")[:10]
+    device = " ".join(both[k] for k in DEVICE_KEYS if both.get(k) and "handler" not in k) or both.get("handler_name", "")
+    return {"codec": codec, "encoder": both.get("encoder") or both.get("software") or "", "size": size,
+            "fps": f"{rate:.2f}" if rate else "", "date": date, "device": device}

@@ -179,12 +179,12 @@ class RayFeatureWorker:
 def _fill_ray(dataset, data, model, todo, keys, got, store, skipped, damaged, strict, log, address):
     import ray as ray_module
 
-    from vidcat.engine.cluster import LOCAL_CPUS, init_ray
+    from vidcat.io.ray_cluster import init_ray, local_cpus
 
     started = not ray_module.is_initialized()
     ray = init_ray(address) if started else ray_module
     try:
-        actors = max(1, int(ray.cluster_resources().get("CPU", LOCAL_CPUS)) - 1)   # one CPU left for reading
+        actors = max(1, int(ray.cluster_resources().get("CPU", local_cpus())) - 1)   # one CPU left for reading
         rows = ray.data.from_items([{"i": i, "path": dataset.items[i].path, "views": v} for i, v in todo],
                                    override_num_blocks=min(len(todo), 64))
         out = rows.map(RayFeatureWorker, fn_constructor_kwargs={

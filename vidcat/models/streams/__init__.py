@@ -1,2 +1,5 @@
-"""Stream feature modules of the ``streams`` model: one file per stream (appearance, motion, pose, audio,
-text), each a :class:`~vidcat.models.streams.base.StreamFeatures`."""
+"""Stream feature modules of the ``streams`` model: one file per stream, each a
+:class:`~vidcat.models.streams.base.StreamFeatures`. ``STREAMS`` maps a stream's name to its class."""
+from vidcat.models.streams.appearance import AppearanceFeatures
+
+STREAMS = {cls.name: cls for cls in (AppearanceFeatures,)}

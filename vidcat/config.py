@@ -18,6 +18,7 @@ AMP_MODES = ("none", "bf16")
 FLOW_METHODS = ("dis", "dis_ultrafast", "dis_fast", "dis_medium", "farneback", "tvl1", "raft", "raft_small",
                 "raft_large", "mv")
 MODALITIES = ("video", "audio", "text", "flow", "mv", "pose")
+TEXT_SOURCES = ("subtitles", "metadata", "manifest")  # the text stream's free sources (--speech, --ocr: extras)
 # Input normalisations (mean, std of [0, 1] RGB pixels), each defined once: the registry, the weight
 # entries and the generic data pipeline take them from here.
 KINETICS_MEAN = (0.43216, 0.394666, 0.37645)   # torchvision's Kinetics-400 video models
@@ -121,8 +122,12 @@ class DataConfig:
     clip_cache: str | None = opt(None, "folder of decoded frames reused across epochs (training only: epochs after "
                                        "the first decode nothing)")
     pose_hands: bool = opt(False, "pose stream: add 2 x 21 hand landmarks to the 33 body ones (vidcat[pose])")
-    speech: bool = opt(False, "text stream: transcribe the audio track when a video has no subtitles "
-                              "(vidcat[speech])")
+    text_sources: tuple = opt(TEXT_SOURCES, "text stream: subtitles (sidecar or embedded), container metadata "
+                                            "(never values naming the file) and the manifest's text column",
+                              parse=csv_tuple, choices=TEXT_SOURCES, many=True)
+    speech: bool = opt(False, "text stream: transcribe the audio track when a video has no subtitles and a "
+                              "voice is heard (vidcat[speech])")
+    ocr: bool = opt(False, "text stream: read the text shown on a few frames of the video (vidcat[ocr])")
 
     def __post_init__(self):
         if self.modalities is not None:
@@ -135,16 +140,26 @@ class DataConfig:
                 from vidcat.extras import require
 
                 require("pose")
-        if self.speech and (self.modalities is None or "text" in self.modalities):
-            from vidcat.extras import require
-
-            require("speech")
+        self.text_sources = tuple(dict.fromkeys(csv_tuple(self.text_sources)))
+        if self.modalities is None or "text" in self.modalities:
+            self._check_text_stream()
         for name in ("mean", "std", "crop_scale"):
             if getattr(self, name) is not None:
                 setattr(self, name, tuple(getattr(self, name)))
         lo, hi = self.crop_scale
         _check(0 < lo <= hi <= 1, "crop_scale", "0 < lo <= hi <= 1", self.crop_scale)
         check_fields(self)
+
+    def _check_text_stream(self) -> None:
+        """The text stream reads something, and the extras its costly sources need are installed."""
+        from vidcat.extras import require
+
+        if self.modalities is not None and not (self.text_sources or self.speech or self.ocr):
+            raise VidcatError("--text-sources is empty and neither --speech nor --ocr is set: the text stream "
+                              "would read nothing")
+        for extra in ("speech", "ocr"):
+            if getattr(self, extra):
+                require(extra)
 
     def resolved(self, spec) -> "DataConfig":
         """A copy with every ``None`` replaced by what the model ``spec`` expects."""

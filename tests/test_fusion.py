@@ -6,7 +6,7 @@ import pytest
 import torch
 import torch.nn as nn
 
-from vidcat.engine.train import training_loss
+from vidcat.engine.gradient import training_loss
 from vidcat.errors import VidcatError
 from vidcat.models.fusion import FUSIONS, FusionModel, as_stream, batch_key, build_fusion, mask_key
 from vidcat.models.registry import create_model

@@ -18,6 +18,7 @@ AMP_MODES = ("none", "bf16")
 FLOW_METHODS = ("dis", "dis_ultrafast", "dis_fast", "dis_medium", "farneback", "tvl1", "raft", "raft_small",
                 "raft_large", "mv")
 MODALITIES = ("video", "audio", "text", "flow", "mv", "pose")
+STREAMS = ("appearance", "motion", "pose", "audio", "text")   # the default model's streams
 TEXT_SOURCES = ("subtitles", "metadata", "manifest")  # the text stream's free sources (--speech, --ocr: extras)
 # Input normalisations (mean, std of [0, 1] RGB pixels), each defined once: the registry, the weight
 # entries and the generic data pipeline take them from here.
@@ -253,6 +254,9 @@ class TrainConfig:
     ray: bool = opt(False, "default model: extract its features as a Ray Data job (workers write the shared "
                            "cache; the head is fitted here)")
     address: str | None = opt(None, "Ray cluster to join with --ray (default: $RAY_ADDRESS, else a local Ray)")
+    streams: tuple | None = opt(None, "default model: the streams to fit, e.g. appearance,pose (default: those a probe "
+                                      "of a sample of clips finds, then chosen by grouped CV)", parse=csv_tuple,
+                                choices=STREAMS, many=True)
     max_steps: int | None = opt(None, "stop after this many steps (smoke tests)", min=1)
     progress: bool = opt(True, "no progress bars", flag="--quiet", invert=True)
     model_kwargs: dict = opt(None, "builder keyword KEY=VALUE (repeatable)", factory=dict, flag="--model-arg",
@@ -266,6 +270,8 @@ class TrainConfig:
         if isinstance(self.data, dict):
             self.data = DataConfig.from_dict(self.data)
         self.model_kwargs = _model_args(self.model_kwargs or {})
+        if self.streams is not None:
+            self.streams = tuple(dict.fromkeys(csv_tuple(self.streams))) or None
         check_fields(self)
 
 

@@ -102,6 +102,7 @@ class StreamsFit:
     stacker: object
     path: list
     num_classes: int
+    stacker_kind: str = "pool"
 
     def log_probs(self, inputs: dict) -> dict:
         """``{stream: (N, K)}`` log-probabilities of the chosen streams (NaN rows where absent)."""
@@ -134,9 +135,10 @@ def _fit_streams(inputs: dict, y: np.ndarray, folds, num_classes: int) -> Stream
         return None
     names = [n for n in inputs if n in heads]
     path = FU.forward_path({n: heads[n].oof for n in names}, names, y, folds)
-    chosen = FU.one_se_step(path).names
-    stacker = FU.fit_stacker(FU.stack_inputs({n: heads[n].oof for n in chosen}, chosen), y)
-    return StreamsFit(heads, tuple(chosen), stacker, path, num_classes)
+    step = FU.one_se_step(path)
+    oof = {n: heads[n].oof for n in step.names}
+    stacker = FU.fit_stacker(FU.stack_inputs(oof, step.names), y, step.kind, num_classes)
+    return StreamsFit(heads, tuple(step.names), stacker, path, num_classes, step.kind)
 
 
 def nested_correct(inputs: dict, y: np.ndarray, groups: np.ndarray, folds, num_classes: int,
@@ -175,5 +177,6 @@ def stream_table(fit: StreamsFit, inputs: dict, y: np.ndarray, folds) -> list[di
     for n in names if len(names) > 1 else ():
         rest = [m for m in names if m != n]
         rows.append(_row(f"all fused without {n}", rest, FU.stacker_correct(oof, rest, y, folds)[1], covered, cpu))
-    rows.append(_row("chosen", fit.chosen, FU.stacker_correct(oof, list(fit.chosen), y, folds)[1], covered, cpu))
+    chosen = FU.stacker_correct(oof, list(fit.chosen), y, folds, fit.stacker_kind)[1]
+    rows.append(_row(f"chosen ({fit.stacker_kind})", fit.chosen, chosen, covered, cpu))
     return rows

@@ -59,7 +59,7 @@ def check_modalities(spec: ModelSpec, modalities) -> None:
         raise VidcatError(f"{spec.name} takes {takes(spec)}; {hint} for --modalities {','.join(mods)}")
 
 
-RECIPE = "frame_head"  # the real-footage default when its pretrained weights resolve
+RECIPE = "streams"  # the real-footage default when its pretrained weights resolve
 
 
 def recipe_available() -> str | None:

@@ -1,5 +1,6 @@
 """Stream feature modules of the ``streams`` model: one file per stream, each a
 :class:`~vidcat.models.streams.base.StreamFeatures`. ``STREAMS`` maps a stream's name to its class."""
 from vidcat.models.streams.appearance import AppearanceFeatures
+from vidcat.models.streams.text import TextFeatures
 
-STREAMS = {cls.name: cls for cls in (AppearanceFeatures,)}
+STREAMS = {cls.name: cls for cls in (AppearanceFeatures, TextFeatures)}

@@ -17,6 +17,7 @@ from vidcat.data.dataset import VideoClips, collate
 from vidcat.data.manifest import load_dataset
 from vidcat.data.synth_media import mux_av, tone
 from vidcat.errors import VidcatError
+from vidcat.models.registry import ModelSpec, get_spec
 from vidcat.models.streams.audio import AudioFeatures
 
 SR, SECONDS, FPS = 16000, 2.0, 12
@@ -143,7 +144,8 @@ def test_bad_values_never_give_nan_and_shapes_are_checked():
     assert torch.isfinite(feats).all() and present.tolist() == [1.0, 0.0, 1.0]
     single = stream({"audio": torch.zeros(2, 1, 16, 1), "audio_mask": torch.tensor([1.0, 0.0])})
     assert torch.isfinite(single[0]).all()
-    with pytest.raises(VidcatError, match=r"^audio stream wants log-mel shaped \(B, 1, 16, frames\), got \(2, 1, 64, 9\)"):
+    with pytest.raises(VidcatError, match=r"^audio stream wants log-mel shaped \(B, 1, 16, frames\), "
+                                          r"got \(2, 1, 64, 9\)"):
         stream({"audio": torch.zeros(2, 1, 64, 9)})
     with pytest.raises(VidcatError, match=r"^audio stream n_mfcc must be an integer from 1 to n_mels \(16\), not 17$"):
         AudioFeatures(n_mels=16, n_mfcc=17)
@@ -163,6 +165,12 @@ def test_audio_frames_option(sounds, capsys):
     assert shape(audio_frames=400) == (1, 64, 400)
     assert shape(audio_seconds=0.5) == (1, 64, 51)
     assert shape(audio_seconds=0.5, audio_frames=200, n_mels=32) == (1, 32, 200)
+    # a model asks for its own time axis through its spec's defaults; the user's value wins
+    spec = ModelSpec(name="streams_like", family="test", builder=lambda **kw: None, modality="multi",
+                     defaults={"modalities": ("video", "audio"), "audio_frames": 400})
+    assert DataConfig().resolved(spec).audio_frames == 400
+    assert DataConfig(audio_frames=200).resolved(spec).audio_frames == 200
+    assert DataConfig().resolved(get_spec("fusion")).audio_frames is None
     with pytest.raises(VidcatError, match=r"^--audio-frames must be >= 8, not 4$"):
         DataConfig(audio_frames=4)
     assert main(["train", "--data", str(csv), "--out", "unused", "--audio-frames", "9000"]) == 2

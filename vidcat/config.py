@@ -152,7 +152,8 @@ class DataConfig:
     def resolved(self, spec) -> "DataConfig":
         """A copy with every ``None`` replaced by what the model ``spec`` expects."""
         fill = {"modalities": tuple(spec.defaults.get("modalities", (spec.modality,)))
-                if spec.modality == MULTI_STREAM else (spec.modality,)}
+                if spec.modality == MULTI_STREAM else (spec.modality,),
+                "audio_frames": spec.defaults.get("audio_frames")}   # a model may want a finer audio time axis
         if spec.modality not in ("audio", "text"):
             # an audio/text model's own frames/size describe mel frames, not the clip: keep 16 frames there
             fill.update(frames=spec.frames, size=spec.size, sampler=spec.sampler, stride=spec.stride,

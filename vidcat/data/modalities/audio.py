@@ -5,8 +5,9 @@
   Batches need one shape, so the time axis has a fixed length: ``cfg.audio_frames`` when set, else
   ``mel_frames(cfg.audio_seconds)`` when that is set (the window has exactly that many samples), else
   :data:`AUDIO_FRAMES` (a clip span or window of any length is resampled to it: average-pooled when
-  longer, stretched when shorter; only the time axis changes, the mel bands, i.e. the pitch, do not). A file without an audio track, or
-  with one that cannot be decoded, gives the log-mel of silence and mask 0, never an error.
+  longer, stretched when shorter; only the time axis changes, the mel bands, i.e. the pitch, do not).
+  A file without an audio track, or with one that cannot be decoded, gives the log-mel of silence and
+  mask 0, never an error.
 """
 from __future__ import annotations
 

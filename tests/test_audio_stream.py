@@ -132,6 +132,7 @@ def test_silence_threshold_on_planted_levels():
     silent = feats[3, stream.layout()["silent_fraction"]].item()
     assert silent == pytest.approx(0.5, abs=0.03)
     assert stream.feat_dim == 2 * 32 + 3 * 13 + 16 and stream.spec()["n_mfcc"] == 13
+    assert not list(stream.parameters()) and AudioFeatures().feat_dim == 204
 
 
 def test_bad_values_never_give_nan_and_shapes_are_checked():

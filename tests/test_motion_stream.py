@@ -168,6 +168,7 @@ def test_optical_flow_source_and_settings(directions):
     assert stream.spec() == {"name": "motion", "version": 1, "feat_dim": 3 * field_dim(2), "source": "flow",
                              "grid": 2, "energy": False}
     assert MotionFeatures().feat_dim == 3 * field_dim(3) + 2 * MOTION_DIM
+    assert not list(MotionFeatures().parameters())     # nothing to train: the heads do the learning
     feats, present, labels = stream_features(directions / "test.csv", stream, modalities=("flow",))
     assert feats.shape == (16, stream.feat_dim) and torch.isfinite(feats).all() and present.eq(1).all()
     hof = feats[:, : (HOF_BINS + 1) * 5].reshape(-1, HOF_BINS + 1, 5)[:, :HOF_BINS, 0]

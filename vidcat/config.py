@@ -116,6 +116,9 @@ class DataConfig:
     modalities: tuple | None = opt(None, "streams to read, e.g. video,audio,text or rgb,flow (default: the model's)",
                                    parse=csv_tuple, choices=MODALITIES, many=True)
     audio_seconds: float | None = opt(None, "audio window centred on the clip (default: the clip's span)", gt=0)
+    audio_frames: int | None = opt(None, "time frames of the audio log-mel: the clip's span (or --audio-seconds "
+                                         "window) resampled to this many (default: 101, or the window's own "
+                                         "count with --audio-seconds)", min=8, max=6000)
     n_mels: int = opt(64, "mel bands of the audio stream", min=8)
     flow_method: str = opt("dis_fast", "flow stream's method", choices=FLOW_METHODS)
     flow_length: int = opt(1, "L motion fields stacked per sampled frame (2L channels)", min=1)
@@ -165,7 +168,8 @@ class DataConfig:
     def resolved(self, spec) -> "DataConfig":
         """A copy with every ``None`` replaced by what the model ``spec`` expects."""
         fill = {"modalities": tuple(spec.defaults.get("modalities", (spec.modality,)))
-                if spec.modality == MULTI_STREAM else (spec.modality,)}
+                if spec.modality == MULTI_STREAM else (spec.modality,),
+                "audio_frames": spec.defaults.get("audio_frames")}   # a model may want a finer audio time axis
         if spec.modality not in ("audio", "text"):
             # an audio/text model's own frames/size describe mel frames, not the clip: keep 16 frames there
             fill.update(frames=spec.frames, size=spec.size, sampler=spec.sampler, stride=spec.stride,

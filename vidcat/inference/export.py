@@ -64,7 +64,7 @@ def _input_shape(ckpt: dict, key: str) -> tuple:
     if key == "audio":
         from vidcat.io.audio import mel_frames
 
-        return (1, cfg.n_mels, mel_frames(cfg.audio_seconds or 1.0))
+        return (1, cfg.n_mels, cfg.audio_frames or mel_frames(cfg.audio_seconds or 1.0))  # as the audio modality
     default = 3 if key == "video" else 2 * cfg.flow_length  # flow / mv: (2L, T, S, S)
     return (single_channels or default, cfg.frames, cfg.size, cfg.size)
 

@@ -2,11 +2,12 @@
 
 * ``audio`` -> ``{"audio": (1, n_mels, frames) float32 log-mel, "audio_mask": 1.0 | 0.0}``. The window
   is the clip's own time span ``[ctx.start, ctx.end)``, or ``cfg.audio_seconds`` centred on the clip.
-  Batches need one shape, so the time axis has a fixed length: ``mel_frames(cfg.audio_seconds)`` when
-  set (the window has exactly that many samples), else :data:`AUDIO_FRAMES` (a clip span of any
-  length is resampled to it: average-pooled when longer, linearly stretched when shorter; only the
-  time axis changes, the mel bands, i.e. the pitch, do not). A file without an audio track, or
-  with one that cannot be decoded, gives the log-mel of silence and mask 0, never an error.
+  Batches need one shape, so the time axis has a fixed length: ``cfg.audio_frames`` when set, else
+  ``mel_frames(cfg.audio_seconds)`` when that is set (the window has exactly that many samples), else
+  :data:`AUDIO_FRAMES` (a clip span or window of any length is resampled to it: average-pooled when
+  longer, stretched when shorter; only the time axis changes, the mel bands, i.e. the pitch, do not).
+  A file without an audio track, or with one that cannot be decoded, gives the log-mel of silence and
+  mask 0, never an error.
 """
 from __future__ import annotations
 
@@ -52,6 +53,14 @@ def fit_frames(mel: torch.Tensor, frames: int) -> torch.Tensor:
     return torch.from_numpy(mel.numpy() @ _resample_matrix(t, frames))
 
 
+def audio_frame_count(cfg) -> int:
+    """Time frames of the log-mel for ``cfg``: ``audio_frames``, else the ``audio_seconds`` window's own
+    count, else :data:`AUDIO_FRAMES`."""
+    if cfg.audio_frames:
+        return int(cfg.audio_frames)
+    return mel_frames(cfg.audio_seconds) if cfg.audio_seconds else AUDIO_FRAMES
+
+
 @register_modality("audio")
 def load_audio_modality(ctx: ClipContext) -> dict:
     cfg = ctx.cfg
@@ -61,5 +70,4 @@ def load_audio_modality(ctx: ClipContext) -> dict:
     except VideoError:  # the video decoded, its sound did not: treat the stream as missing
         silence = torch.zeros(int(round((end - start) * SAMPLE_RATE))).numpy()
         mel, present = torch.from_numpy(log_mel(silence, n_mels=cfg.n_mels)).unsqueeze(0), 0.0
-    frames = mel_frames(cfg.audio_seconds) if cfg.audio_seconds else AUDIO_FRAMES
-    return {"audio": fit_frames(mel, frames).contiguous(), "audio_mask": float(present)}
+    return {"audio": fit_frames(mel, audio_frame_count(cfg)).contiguous(), "audio_mask": float(present)}

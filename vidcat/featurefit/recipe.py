@@ -53,7 +53,14 @@ def stream_modules(names, data) -> dict:
 
 
 def stream_kwargs(name: str, data) -> dict:
-    return {"frames": data.frames} if name == "appearance" else {}
+    """Builder keywords of a stream's feature module (what the checkpoint records)."""
+    if name == "appearance":
+        return {"frames": data.frames}
+    if name == "motion":
+        return {"source": "flow"}      # DIS flow: codec vectors are mis-scaled in B-frame pyramids
+    if name == "audio":
+        return {"n_mels": data.n_mels}
+    return {}
 
 
 def extract_all(ds: Dataset, data, modules: dict, cfg, log) -> dict:
@@ -233,8 +240,9 @@ def stream_costs(sets: dict, log) -> dict:
     return costs
 
 
-def _data_for(setup, plan):
-    """The model's data settings with what the planned streams read."""
+def planned_modules(setup, plan) -> tuple:
+    """``(data settings, {stream: feature module})`` of the planned streams: the model's data settings plus
+    what each stream needs, reading the modalities the streams read."""
     from vidcat.models.streams import STREAMS
 
     data = setup.data if setup.data.short_side else replace(setup.data, short_side=setup.data.size)
@@ -242,8 +250,10 @@ def _data_for(setup, plan):
     for name in plan.streams:
         extra.update(getattr(STREAMS[name], "data_settings", {}))
     extra.update(plan.data)
-    reads = tuple(dict.fromkeys(k for n in plan.streams for k in STREAMS[n].reads))
-    return replace(data, modalities=reads, **extra)
+    data = replace(data, **extra)
+    modules = stream_modules(plan.streams, data)
+    reads = tuple(dict.fromkeys(k for m in modules.values() for k in m.reads))
+    return replace(data, modalities=reads), modules
 
 
 def fit_default(cfg, train_ds: Dataset, val_ds: Dataset | None, setup, log=None) -> dict:
@@ -260,8 +270,7 @@ def fit_default(cfg, train_ds: Dataset, val_ds: Dataset | None, setup, log=None)
     t0 = time.time()
     ds, n_train = merged(train_ds, val_ds)
     plan = plan_streams(ds.items, setup.data, tuple(cfg.streams) if cfg.streams else None, log)
-    data = _data_for(setup, plan)
-    modules = stream_modules(plan.streams, data)
+    data, modules = planned_modules(setup, plan)
     sets = extract_all(ds, data, modules, cfg, log)
     costs = stream_costs(sets, log)
     index = sets["appearance"].index

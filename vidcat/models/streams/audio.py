@@ -78,6 +78,8 @@ class AudioFeatures(StreamFeatures):
     name = "audio"
     reads = ("audio",)
     version = 1
+    data_settings = {"audio_frames": 400}     # onsets need finer time than the 101 frames of the audio models
+    data_keys = ("n_mels", "audio_frames", "audio_seconds")
 
     def __init__(self, n_mels: int = 64, n_mfcc: int = 20):
         super().__init__()

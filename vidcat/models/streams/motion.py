@@ -112,6 +112,8 @@ class MotionFeatures(StreamFeatures):
 
     name = "motion"
     version = 1
+    data_settings = {"flow_length": 3, "flow_method": "dis_fast"}    # 3 fields per segment average out noise
+    data_keys = ("flow_length", "flow_method")
 
     def __init__(self, source: str = "mv", grid: int = 3, energy: bool = True):
         super().__init__()

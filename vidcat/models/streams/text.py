@@ -43,6 +43,7 @@ class TextFeatures(StreamFeatures):
     name = "text"
     reads = ("text",)
     version = 1
+    data_keys = ("text_sources", "speech", "ocr")
     feat_dim = DIM
 
     def __init__(self, encoder: str = "auto", max_length: int = 128):

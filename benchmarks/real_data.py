@@ -1,31 +1,32 @@
-"""Every candidate pipeline over every real set of the development corpus, by each set's grouped protocol.
+"""The default model over every real set of the development corpus, by each set's grouped protocol.
 
     python benchmarks/corpus.py                       # lay the corpus out once (see that script)
-    python benchmarks/real_data.py [--root DIR] [--only SET ...] [--configs lite0_8x160 ...]
+    python benchmarks/real_data.py [--root DIR] [--only SET ...] [--streams auto|appearance,pose,...] [--estimate]
 
-For each set and each frozen representation (backbone x frames x size, :data:`CONFIGS`) the per-frame
-``frame_head`` features of every clip (centre view + augmented views) are extracted through vidcat's own
-data path and store (:mod:`vidcat.transfer.extract`, cached: re-runs take seconds). Then, on the set's
-outer folds (leave one group out, or stratified grouped k-fold), every pipeline is scored:
+For each set, every stream the default would plan (or ``--streams``) is extracted through vidcat's own data
+path into the store (:mod:`vidcat.featurefit.extract`; cached, so re-runs take seconds). Then, on the set's
+outer folds (leave one group out, or stratified grouped k-fold, ``protocol.json``), every pipeline is fitted
+on the outer training clips and scored on the outer test clips:
 
-* ``default``: what ``vidcat train`` does on the outer training clips -- grouped-CV selection among
-  :data:`vidcat.transfer.select.CANDIDATES` (1-SE rule), refit, predict the outer test clips;
-* each single candidate of the family, fixed;
-* each candidate trained on centre views only (``, centre view only``): what the augmented views buy.
+* ``default``: what ``vidcat train`` does with the outer training clips -- each stream's head by grouped CV,
+  the streams and stacker by forward selection and the 1-SE rule, refit -- then predicts the outer test clips;
+* ``<stream> only``: the same procedure given that one stream.
 
-The table gives top-1 with the Wilson 95 % interval, CPU minutes (extraction of the first run + fitting)
-and each pipeline's mean rank across sets; ``benchmarks/results/real_data.{md,json}``.
+With ``--estimate`` each outer fold also computes the estimate ``vidcat train`` would print for its training
+clips (its own nested grouped CV), and the table compares the mean printed estimate with the held-out score.
+Top-1 is pooled over the held-out clips with its Wilson 95 % interval; ``benchmarks/results/real_data.{md,json}``.
 """
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
-import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "benchmarks")]
@@ -33,119 +34,89 @@ sys.path[:0] = [str(ROOT), str(ROOT / "benchmarks")]
 from corpus import default_root, load_corpus  # noqa: E402
 
 from vidcat.config import DataConfig  # noqa: E402
-from vidcat.data.manifest import item_groups, load_dataset  # noqa: E402
-from vidcat.io.store import Store  # noqa: E402
-from vidcat.models.frame_head import LITE_NORM, frame_head  # noqa: E402
-from vidcat.transfer import select as S  # noqa: E402
-from vidcat.transfer.extract import NAMESPACE, extract  # noqa: E402
-
-CONFIGS = {  # name: (backbone, frames, size)
-    "lite0_8x160": ("efficientnet_lite0", 8, 160),
-    "lite0_8x224": ("efficientnet_lite0", 8, 224),
-    "lite0_16x160": ("efficientnet_lite0", 16, 160),
-    "lite2_8x260": ("efficientnet_lite2", 8, 260),
-}
-VIEWS = 3
+from vidcat.data.manifest import load_dataset  # noqa: E402
+from vidcat.data.splits import codes, given_groups, grouped_folds  # noqa: E402
+from vidcat.featurefit import recipe as R  # noqa: E402
+from vidcat.featurefit.plan import plan_streams  # noqa: E402
+from vidcat.featurefit.select import nested_correct  # noqa: E402
+from vidcat.metrics import wilson  # noqa: E402
+from vidcat.models.build import setup_model  # noqa: E402
 
 
 def outer_folds(labels, groups, protocol: dict, seed: int = 0):
-    if protocol.get("protocol") == "logo":
-        return [(np.flatnonzero(groups != g), np.flatnonzero(groups == g)) for g in np.unique(groups)]
-    return S.grouped_folds(labels, groups, int(protocol.get("folds", 5)), seed)
+    k = None if protocol.get("protocol") == "logo" else int(protocol.get("folds", 5))
+    return grouped_folds(labels, groups, k, seed)
 
 
-def features(entry: dict, config: str, cache: str | None):
-    """(feats, labels, groups, CPU seconds of extraction in this run, clips computed)."""
-    backbone, frames, size = CONFIGS[config]
+def features(entry: dict, streams, cache: str | None):
+    """(stream inputs, labels, groups, number of classes, per-stream costs, planned streams)."""
     ds = load_dataset(entry["manifest"])
-    data = DataConfig(frames=frames, size=size, short_side=size, sampler="tsn", stride=1, modalities=("video",),
-                      **LITE_NORM)
-    model = frame_head(len(ds.classes), pretrained=True, backbone=backbone)
-    t0 = time.process_time()
-    fs = extract(ds, data, model, views=VIEWS, store=Store(NAMESPACE, root=cache))
-    cpu = time.process_time() - t0
-    labels = np.array([ds.classes.index(ds.items[i].labels[0]) for i in fs.index])
-    groups = np.unique(np.array(item_groups(ds, None))[fs.index], return_inverse=True)[1]
-    return fs.feats, labels, groups, cpu, fs.computed, len(ds.classes)
+    setup = setup_model(None, DataConfig(), ds.classes)
+    plan = plan_streams(ds.items, setup.data, tuple(streams) if streams else None, log=print)
+    data, modules = R.planned_modules(setup, plan)
+    cfg = SimpleNamespace(cache=cache, ray=False, address=None, strict=False, workers=0 if len(ds.items) < 40 else None)
+    sets = R.extract_all(ds, data, modules, cfg, log=print)
+    costs = R.stream_costs(sets, print)
+    index = sets["appearance"].index
+    labels = np.array([ds.classes.index(ds.items[i].labels[0]) for i in index])
+    groups = codes(np.array(given_groups(ds, None))[index])
+    return R.stream_inputs(sets, modules), labels, groups, len(ds.classes), costs, plan.streams
 
 
-def score_pipelines(feats, labels, groups, folds, nc, cands=S.CANDIDATES, stages=("fixed", "default")) -> dict:
-    """{pipeline: correct (N,) bool over the outer test clips, pipeline + " :cpu": CPU seconds, ...}."""
-    out = {":fixed_cpu": 0.0}
-    if "fixed" in stages:
-        t0 = time.process_time()
-        for c, (_, oof) in S.score(S._blocks(feats, cands), labels, folds, cands, nc).items():
-            out[c.name] = oof
-        out[":fixed_cpu"] = (time.process_time() - t0) / max(len(cands), 1)
-    if "centre" in stages:                   # the family again, trained on centre views only
-        for c, (_, oof) in S.score(S._blocks(feats[:, :1], cands), labels, folds, cands, nc).items():
-            out[c.name + ", centre view only"] = oof
-    for name in ("default",) if "default" in stages else ():
-        t0, oof, chosen = time.process_time(), np.zeros(len(labels), bool), []
-        for tr, te in folds:
-            sel = S.select(feats[tr], labels[tr], groups[tr], nc, cands=cands, nested=False)
-            head = S.fit_head(feats[tr], labels[tr], sel.best, nc)
-            with torch.no_grad():
-                oof[te] = head(torch.from_numpy(feats[te, 0])).argmax(1).numpy() == labels[te]
-            chosen.append(sel.best.name)
-        out[name] = oof
-        out[name + " :chosen"] = chosen
-        out[name + " :cpu"] = time.process_time() - t0
+def estimate_per_fold(inputs, labels, groups, folds, nc) -> list[dict]:
+    """The estimate ``vidcat train`` would print for each outer fold's training clips."""
+    out = []
+    for tr, _ in folds:
+        sub = {n: i.take(tr) for n, i in inputs.items()}
+        inner = grouped_folds(labels[tr], groups[tr], R.FOLDS)
+        out.append(R.estimate(sub, labels[tr], groups[tr], inner, nc, 0, "stratified grouped k-fold"))
     return out
 
 
-def run(root, only, configs, cache, stages) -> list[dict]:
+def score(entry, inputs, labels, groups, nc, alone: bool, estimate: bool) -> list[dict]:
+    folds = outer_folds(labels, groups, entry["protocol"])
+    pipelines = {"default": inputs}
+    if alone:
+        pipelines.update({f"{n} only": {n: inputs[n]} for n in inputs if len(inputs) > 1})
     rows = []
-    for entry in load_corpus(root):
-        if only and entry["name"] not in only:
-            continue
-        for config in configs:
-            feats, labels, groups, cpu, computed, nc = features(entry, config, cache)
-            folds = outer_folds(labels, groups, entry["protocol"])
-            res = score_pipelines(feats, labels, groups, folds, nc, stages=stages)
-            for name, oof in res.items():
-                if name.startswith(":") or " :" in name:
-                    continue
-                k, n = int(oof.sum()), len(oof)
-                lo, hi = S.wilson(k, n)
-                fit_cpu = res.get(name + " :cpu", res[":fixed_cpu"])
-                rows.append({"set": entry["name"], "config": config, "pipeline": name, "top1": k / n, "k": k,
-                             "n": n, "lo": lo, "hi": hi, "extract_cpu_min": cpu / 60, "fit_cpu_min": fit_cpu / 60,
-                             "computed": computed, "groups": int(len(np.unique(groups))), "folds": len(folds),
-                             "chosen": res.get(name + " :chosen")})
-            print(json.dumps([r for r in rows if r["set"] == entry["name"] and r["config"] == config]), flush=True)
+    for name, inp in pipelines.items():
+        t0 = time.process_time()
+        ok = nested_correct(inp, labels, groups, folds, nc, inner_k=R.FOLDS)
+        k, n = int(ok.sum()), len(ok)
+        lo, hi = wilson(k, n)
+        row = {"set": entry["name"], "pipeline": name, "top1": k / n, "k": k, "n": n, "lo": lo, "hi": hi,
+               "fit_cpu_min": (time.process_time() - t0) / 60, "groups": int(len(np.unique(groups))),
+               "folds": len(folds), "protocol": entry["protocol"].get("protocol")}
+        if estimate and name == "default":
+            row["estimates"] = estimate_per_fold(inputs, labels, groups, folds, nc)
+            row.update(agreement(row))
+        rows.append(row)
+        print(json.dumps(row), flush=True)
     return rows
 
 
-def mean_ranks(rows) -> dict:
-    """Mean rank (1 = best) of each (config, pipeline) across sets (ties share the mean rank)."""
-    from scipy.stats import rankdata
-
-    sets = sorted({r["set"] for r in rows})
-    keys = sorted({(r["config"], r["pipeline"]) for r in rows})
-    table = {(r["set"], r["config"], r["pipeline"]): r["top1"] for r in rows}
-    ranks = {k: [] for k in keys}
-    for s in sets:
-        have = [k for k in keys if (s, *k) in table]
-        for k, rk in zip(have, rankdata([-table[(s, *k)] for k in have])):
-            ranks[k].append(float(rk))
-    return {k: float(np.mean(v)) for k, v in ranks.items() if len(v) == len(sets)}
+def agreement(row: dict) -> dict:
+    """Mean printed estimate against the held-out score, and whether they agree within their combined
+    95 % uncertainty: |e - h| <= 1.96 sqrt(se_e^2 + se_h^2)."""
+    ests = [e for e in row["estimates"] if e.get("top1") is not None]
+    if not ests:
+        return {}
+    e = float(np.mean([x["top1"] for x in ests]))
+    n_e = float(np.mean([x["n"] for x in ests]))
+    se_e, se_h = math.sqrt(e * (1 - e) / n_e), math.sqrt(row["top1"] * (1 - row["top1"]) / row["n"])
+    gap = abs(e - row["top1"])
+    return {"estimate": round(e, 4), "gap": round(gap, 4), "agrees": bool(gap <= 1.96 * math.hypot(se_e, se_h))}
 
 
-def markdown(rows) -> str:
-    ranks = mean_ranks(rows)
-    sets = sorted({r["set"] for r in rows})
-    lines = ["| config | pipeline | " + " | ".join(sets) + " | mean top-1 | mean rank | CPU min (extract + fit) |",
-             "|---" * (len(sets) + 5) + "|"]
-    by = {(r["set"], r["config"], r["pipeline"]): r for r in rows}
-    for key in sorted(ranks, key=ranks.get):
-        cells, cpu = [], 0.0
-        for s in sets:
-            r = by[(s, *key)]
-            cells.append(f"{r['top1']:.3f} ({r['lo']:.2f}-{r['hi']:.2f})")
-            cpu += r["extract_cpu_min"] + r["fit_cpu_min"]
-        mean = np.mean([by[(s, *key)]["top1"] for s in sets])
-        lines.append(f"| {key[0]} | {key[1]} | " + " | ".join(cells) + f" | {mean:.3f} | {ranks[key]:.2f} | {cpu:.1f} |")
+def markdown(rows, costs) -> str:
+    lines = ["| set | pipeline | top-1 (95% CI) | held-out clips | printed estimate (agrees?) | fit CPU min | "
+             "streams' CPU s/clip |", "|---|---|---|---|---|---|---|"]
+    for r in rows:
+        est = f"{r['estimate']:.3f} ({'yes' if r['agrees'] else 'no'})" if "estimate" in r else ""
+        c = costs.get(r["set"], {})
+        cpu = ", ".join(f"{k} {v['cpu_s_per_clip']:.2f}" for k, v in c.items()) if r["pipeline"] == "default" else ""
+        lines.append(f"| {r['set']} | {r['pipeline']} | {r['top1']:.3f} ({r['lo']:.2f}-{r['hi']:.2f}) | {r['k']}/{r['n']} "
+                     f"| {est} | {r['fit_cpu_min']:.1f} | {cpu} |")
     return "\n".join(lines)
 
 
@@ -153,20 +124,21 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--root", default=None, help="corpus root (default: $VIDCAT_CORPUS or ~/.cache/vidcat/corpus)")
     ap.add_argument("--only", nargs="*", default=None, help="set names")
-    ap.add_argument("--configs", nargs="*", default=["lite0_8x160"], choices=sorted(CONFIGS))
+    ap.add_argument("--streams", default=None, help="comma-separated streams to force (default: the planner's)")
+    ap.add_argument("--alone", action="store_true", help="also score the procedure given each stream alone")
+    ap.add_argument("--estimate", action="store_true", help="also the estimate vidcat train prints, per outer fold")
     ap.add_argument("--cache", default=None, help="feature store root (default: vidcat's cache root)")
-    ap.add_argument("--stages", nargs="*", default=["fixed", "centre", "default"], choices=["fixed", "centre", "default"],
-                    help="fixed: every candidate alone; centre: the same trained on centre views only; default: "
-                         "the per-set selection vidcat train runs")
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "real_data"))
     a = ap.parse_args(argv)
-    torch.set_num_threads(2)
-    rows = run(a.root or default_root(), a.only, a.configs, a.cache, a.stages)
-    Path(a.out + ".json").write_text(json.dumps(rows, indent=1))
-    md = markdown(rows)
-    Path(a.out + ".md").write_text("# Real footage: every pipeline over every corpus set\n\n"
-                                   f"Command: `python benchmarks/real_data.py --configs {' '.join(a.configs)}`\n\n"
-                                   + md + "\n")
+    streams = [s for s in a.streams.split(",") if s] if a.streams else None
+    rows, costs = [], {}
+    for entry in load_corpus(a.root or default_root()):
+        if a.only and entry["name"] not in a.only:
+            continue
+        inputs, labels, groups, nc, costs[entry["name"]], _ = features(entry, streams, a.cache)
+        rows += score(entry, inputs, labels, groups, nc, a.alone, a.estimate)
+    Path(a.out + ".json").write_text(json.dumps({"rows": rows, "costs": costs}, indent=1))
+    md = markdown(rows, costs)
     print(md)
     return 0
 

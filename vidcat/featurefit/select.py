@@ -142,11 +142,12 @@ def _fit_streams(inputs: dict, y: np.ndarray, folds, num_classes: int) -> Stream
 
 
 def nested_correct(inputs: dict, y: np.ndarray, groups: np.ndarray, folds, num_classes: int,
-                   seed: int = 0) -> np.ndarray:
-    """(N,) correctness of the whole procedure, re-run inside each outer fold on its training clips."""
+                   seed: int = 0, inner_k: int = 4) -> np.ndarray:
+    """(N,) correctness of the whole procedure, re-run inside each outer fold on its training clips with
+    ``inner_k`` grouped folds of its own."""
     ok = np.zeros(len(y), bool)
     for tr, te in folds:
-        inner = grouped_folds(y[tr], groups[tr], 4, seed + 1)
+        inner = grouped_folds(y[tr], groups[tr], inner_k, seed + 1)
         fit = fit_streams({n: inp.take(tr) for n, inp in inputs.items()}, y[tr], inner, num_classes) if inner else None
         if fit is None:
             ok[te] = np.bincount(y[tr]).argmax() == y[te]

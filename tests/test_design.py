@@ -213,6 +213,7 @@ LAYERS = {
     "vidcat.io": 1, "vidcat.inputs": 1,
     "vidcat.data": 2, "vidcat.motion": 2,
     "vidcat.models": 3,
+    "vidcat.featurefit": 4,                                         # calibration, unknowns, suggestions, clusters
     "vidcat.transfer": 4, "vidcat.engine": 4,
     "vidcat.engine.train": 4.5, "vidcat.engine.crossval": 4.6,
     "vidcat.inference": 5, "vidcat.speed": 5, "vidcat.report": 5,

@@ -1,0 +1,1 @@
+"""Fitted on out-of-fold scores and cached features: calibration, unknowns, clips to label, clusters."""

@@ -11,8 +11,9 @@ from sklearn.model_selection import GroupKFold, cross_val_predict
 from vidcat.errors import VidcatError
 from vidcat.featurefit.calibration import (Calibrator, expected_calibration_error, fit_calibration,
                                            fit_temperature, nll, plot_reliability, reliability_table)
-from vidcat.featurefit.openset import (UnknownDetector, choose_unknown_score, default_head, family_scores,
-                                       fit_threshold, fit_unknown_detector, openset_metrics)
+from vidcat.featurefit.openset import (Centroids, UnknownDetector, choose_unknown_score, default_head,
+                                       family_scores, fit_centroids, fit_threshold, fit_unknown_detector,
+                                       openset_metrics)
 
 
 def _planted_logits(n=800, k=5, seed=0):
@@ -159,6 +160,25 @@ def test_negatives_sharpen_the_threshold():
     assert sharp.threshold.value < plain.threshold.value
     assert sharp.threshold.met and sharp.threshold.precision >= 0.95 and sharp.threshold.coverage > 0.8
     assert sharp.is_unknown(features=unknown).mean() > plain.is_unknown(features=unknown).mean() + 0.2
+
+
+@pytest.mark.parametrize("clips,dim", [(45, 120), (300, 12)])
+def test_mahalanobis_distance_equals_ledoit_wolf_precision(clips, dim):
+    """The low-rank form (features outnumbering clips, or not) is the Ledoit-Wolf Mahalanobis distance."""
+    from sklearn.covariance import LedoitWolf
+
+    rng = np.random.default_rng(dim)
+    x = rng.normal(size=(clips, dim)) * rng.uniform(0.5, 2.0, dim)
+    y = np.arange(clips) % 3
+    x[y == 1] += 1.0
+    c = fit_centroids(x, y)
+    z = (x - c.mean) / c.scale
+    precision = LedoitWolf(assume_centered=True).fit(z - c.centroids[y]).precision_
+    q = rng.normal(size=(9, dim))
+    diff = ((q - c.mean) / c.scale)[:, None] - c.centroids[None]
+    want = np.sqrt(np.einsum("nkd,de,nke->nk", diff, precision, diff).min(1))
+    assert c.score(q) == pytest.approx(want, rel=1e-8)
+    assert Centroids.from_state(c.to_state()).score(q) == pytest.approx(want, rel=1e-8)
 
 
 def test_max_probability_score_keeps_confident_clips_apart():

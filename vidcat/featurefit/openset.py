@@ -53,7 +53,11 @@ class Centroids:
     mean: np.ndarray          # (D,) feature mean
     scale: np.ndarray         # (D,) feature std (1 where constant)
     centroids: np.ndarray     # (K, D) in standardised (cosine: unit-norm) coordinates
-    whiten: np.ndarray | None = None      # (D, D) Cholesky factor L of the shrunk precision P = L L^T (mahalanobis)
+    # mahalanobis: the shrunk within-class covariance as its eigenvectors with variance > floor
+    # (components (r, D), variances (r,)) and floor, the variance of every other direction
+    components: np.ndarray | None = None
+    variances: np.ndarray | None = None
+    floor: float = 0.0
 
     def _standardise(self, features) -> np.ndarray:
         z = (as_matrix(features, "features") - self.mean) / self.scale
@@ -67,18 +71,25 @@ class Centroids:
         if self.metric == "cosine":
             z = z / np.maximum(np.linalg.norm(z, axis=1, keepdims=True), 1e-12)
             return 1.0 - (z @ self.centroids.T).max(axis=1)
-        d2 = cdist(z @ self.whiten, self.centroids @ self.whiten, "sqeuclidean")   # (z-c)^T P (z-c)
+        v, c = z @ self.components.T, self.centroids @ self.components.T       # in the components' span
+        d2 = cdist(v / np.sqrt(self.variances), c / np.sqrt(self.variances), "sqeuclidean")
+        if self.floor > 0:   # the rest of the space, variance ``floor`` in every direction
+            rest = cdist(z, self.centroids, "sqeuclidean") - cdist(v, c, "sqeuclidean")
+            d2 = d2 + np.maximum(rest, 0.0) / self.floor
         return np.sqrt(d2.min(axis=1))
 
     def to_state(self) -> dict:
         """Arrays and names to save (e.g. ``np.savez``); :meth:`from_state` rebuilds the centroids."""
         out = {"metric": self.metric, "mean": self.mean, "scale": self.scale, "centroids": self.centroids}
-        return out if self.whiten is None else {**out, "whiten": self.whiten}
+        if self.components is not None:
+            out.update(components=self.components, variances=self.variances, floor=self.floor)
+        return out
 
     @classmethod
     def from_state(cls, d: dict) -> "Centroids":
-        arr = {k: np.asarray(d[k], np.float64) for k in ("mean", "scale", "centroids")}
-        return cls(str(d["metric"]), **arr, whiten=None if d.get("whiten") is None else np.asarray(d["whiten"]))
+        arr = {k: np.asarray(d[k], np.float64) for k in ("mean", "scale", "centroids", "components", "variances")
+               if d.get(k) is not None}
+        return cls(str(d["metric"]), floor=float(d.get("floor", 0.0)), **arr)
 
 
 def fit_centroids(features, labels, metric: str = "mahalanobis") -> Centroids:
@@ -99,9 +110,29 @@ def fit_centroids(features, labels, metric: str = "mahalanobis") -> Centroids:
     if metric == "cosine":
         cents /= np.maximum(np.linalg.norm(cents, axis=1, keepdims=True), 1e-12)
         return Centroids(metric, mean, scale, cents)
-    resid = z - cents[np.searchsorted(classes, y)]
-    precision = LedoitWolf(assume_centered=True).fit(resid).precision_
-    return Centroids(metric, mean, scale, cents, np.linalg.cholesky((precision + precision.T) / 2))
+    return Centroids(metric, mean, scale, cents, *_shrunk_covariance(z - cents[np.searchsorted(classes, y)]))
+
+
+def _shrunk_covariance(resid: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
+    """Ledoit-Wolf shrinkage of the covariance S of ``resid`` (N, D) toward mu * I, kept low-rank: the
+    eigenvectors of S with non-zero variance s (from the smaller of the N x N and D x D Gram matrices),
+    variances (1 - a) s + a mu, and ``floor`` a mu in every other direction (0 when they span the space)."""
+    from sklearn.covariance import ledoit_wolf_shrinkage
+
+    n, d = resid.shape
+    a = float(ledoit_wolf_shrinkage(resid, assume_centered=True))
+    mu = float((resid ** 2).sum() / (n * d))
+    tiny = 1e-10 * max(mu, 1e-12)
+    if n < d:
+        s, u = np.linalg.eigh(resid @ resid.T / n)
+        keep = s > tiny
+        vt = (u[:, keep].T @ resid) / np.sqrt(n * s[keep])[:, None]
+    else:
+        s, v = np.linalg.eigh(resid.T @ resid / n)
+        keep = s > tiny
+        vt = v[:, keep].T
+    floor = a * mu if keep.sum() < d and a * mu > tiny else 0.0
+    return vt, (1 - a) * s[keep] + a * mu, floor
 
 
 def default_head():

@@ -9,7 +9,7 @@ import pytest
 
 from vidcat.data.synth_media import mux_av
 from vidcat.errors import VidcatError
-from vidcat.extras import has
+from vidcat.config.extras import has
 
 needs_ocr = pytest.mark.skipif(not has("ocr"), reason="pip install 'vidcat[ocr]' not installed")
 

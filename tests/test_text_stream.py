@@ -14,7 +14,7 @@ from vidcat.config import DataConfig
 from vidcat.data.synth_media import mux_av, tone
 from vidcat.data.synth_speech import random_visuals
 from vidcat.errors import VidcatError
-from vidcat.extras import has
+from vidcat.config.extras import has
 from vidcat.io.text import Cue, write_srt
 from test_ocr import word_frames
 

@@ -250,7 +250,7 @@ def export_onnx(checkpoint_path, out, opset: int = 17, int8: bool = False, calib
     _require_onnx()
     import numpy as np
 
-    from vidcat import __version__
+    from vidcat.config import __version__
     from vidcat.models.build import Checkpoint
 
     out = Path(out)

@@ -181,7 +181,7 @@ class Checkpoint:
         return self.setup.data
 
     def to_dict(self) -> dict:
-        from vidcat import __version__
+        from vidcat.config import __version__
 
         s = self.setup
         # a training run's clip cache stays with the run: predict / serve never fill it

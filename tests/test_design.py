@@ -217,7 +217,6 @@ LAYERS = {
     "vidcat.transfer": 4, "vidcat.featurefit": 4, "vidcat.engine": 4,
     "vidcat.engine.train": 4.5, "vidcat.engine.crossval": 4.6, "vidcat.engine.feature_fit": 4.4,
 =======
-    "vidcat.featurefit": 4,                                         # calibration, unknowns, suggestions, clusters
     "vidcat.transfer": 4, "vidcat.engine": 4,
     "vidcat.engine.train": 4.5, "vidcat.engine.crossval": 4.6,
 >>>>>>> wip-confidence

@@ -48,35 +48,41 @@ class NearConstantFilter(TransformerMixin, BaseEstimator):
         return np.asarray(x)[:, self.keep_]
 
 
-class FramePooling(TransformerMixin, BaseEstimator):
-    """(N, T x F) flattened per-frame features -> their temporal pooling over the first ``dims`` of F
-    (:func:`vidcat.models.stream_fusion.pool_frames`): the appearance stream's head input."""
+class PooledSlice(TransformerMixin, BaseEstimator):
+    """Rows of trend-pooled per-frame features ``[mean (F) | spread (F) | slope (F)]`` -> the same pooling of
+    the first ``dims`` features of a frame only (global average features vs all positional ones): what
+    :func:`vidcat.models.stream_fusion.pool_frames` gives for ``dims``, without pooling again."""
 
-    def __init__(self, frames: int = 8, dims: int = 0, pool: str = "trend"):
-        self.frames, self.dims, self.pool = frames, dims, pool
+    def __init__(self, width: int = 0, dims: int = 0):
+        self.width, self.dims = width, dims
 
     def fit(self, x, y=None):
         return self
 
     def transform(self, x):
-        import torch
-
-        x = np.asarray(x, np.float32)
-        per = torch.from_numpy(np.ascontiguousarray(x.reshape(len(x), self.frames, -1)))
-        with torch.no_grad():
-            return pool_frames(per, self.pool, self.dims).numpy().astype(np.float64)
+        w, d = self.width, self.dims or self.width
+        return np.asarray(x)[:, np.concatenate([np.arange(k * w, k * w + d) for k in range(3)])]
 
 
-def head_pipeline(n_rows: int, n_features: int, per_frame: tuple | None = None) -> Pipeline:
-    """The head of one stream. ``per_frame``: ``(frames, dims)`` when rows are flattened per-frame
-    features pooled over time first (the appearance stream)."""
-    steps = [("pool", FramePooling(*per_frame) if per_frame else FunctionTransformer()),
+def pool_views(x: np.ndarray, frames: int) -> np.ndarray:
+    """(N, V, T x F) flattened per-frame features -> (N, V, 3F) trend-pooled, once for every candidate."""
+    import torch
+
+    n, v, d = x.shape
+    per = torch.from_numpy(np.ascontiguousarray(x.reshape(n * v, frames, d // frames), dtype=np.float32))
+    with torch.no_grad():
+        return pool_frames(per, "trend").numpy().reshape(n, v, -1)
+
+
+def head_pipeline(n_rows: int, n_features: int, per_frame: tuple | None = None, memory=None) -> Pipeline:
+    """The head of one stream. ``per_frame``: ``(frames, width of a frame)`` when rows are trend-pooled
+    per-frame features (:func:`pool_views`) whose slice the candidates choose (the appearance stream)."""
+    steps = [("pool", PooledSlice(per_frame[1], per_frame[1]) if per_frame else FunctionTransformer()),
              ("filter", NearConstantFilter()), ("scale", StandardScaler())]
-    pooled_dim = n_features if per_frame is None else 3 * per_frame[1]
-    if pooled_dim > n_rows:
+    if n_features > n_rows:
         steps.append(("rows", KernelPCA(kernel="linear", eigen_solver="dense")))
     steps.append(("clf", LogisticRegression(C=0.1, max_iter=500, tol=1e-4)))
-    return Pipeline(steps)
+    return Pipeline(steps, memory=memory)
 
 
 def one_se_refit(cv_results: dict) -> int:
@@ -108,15 +114,23 @@ def row_folds(folds, views: int) -> list:
 
 
 def search(x: np.ndarray, y: np.ndarray, folds, per_frame: tuple | None = None, appearance_dims: tuple = ()):
-    """A fitted GridSearchCV over this stream's candidates. ``x`` (N, V, D) clip views, ``y`` (N,)."""
+    """A fitted GridSearchCV over this stream's candidates. ``x`` (N, V, D) clip views, ``y`` (N,). The
+    transforms of a fold are cached, so the regularisation candidates share one row-space projection."""
+    import tempfile
+
+    from joblib import Memory
+
     n, v, d = x.shape
     grid = candidate_grid(per_frame, appearance_dims)
-    est = head_pipeline(n * v, d, per_frame)
-    gs = GridSearchCV(est, grid, cv=row_folds(folds, v), refit=one_se_refit, scoring="accuracy", n_jobs=1,
-                      error_score=0.0)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")     # lbfgs convergence, single-class folds: the 1-SE choice is what counts
-        gs.fit(x.reshape(n * v, d), np.repeat(y, v))
+    cache = n * v * d > 2_000_000          # small streams: hashing the inputs would cost more than it saves
+    with tempfile.TemporaryDirectory(prefix="vidcat-heads-") as tmp:
+        est = head_pipeline(n * v, d, per_frame, memory=Memory(tmp, verbose=0) if cache else None)
+        gs = GridSearchCV(est, grid, cv=row_folds(folds, v), refit=one_se_refit, scoring="accuracy", n_jobs=1,
+                          error_score=0.0)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")   # lbfgs convergence, single-class folds: the 1-SE choice is what counts
+            gs.fit(x.reshape(n * v, d), np.repeat(y, v))
+        gs.best_estimator_.set_params(memory=None)
     return gs
 
 

@@ -67,3 +67,17 @@ def test_the_config_package_imports_only_the_standard_library_and_errors():
     assert ours - {m for m in ours if m.startswith("vidcat.config")} <= {"vidcat", "vidcat.errors"}
     third_party = {m.split(".")[0] for m in new - ours} - set(sys.stdlib_module_names)
     assert third_party == set(), third_party
+
+
+def test_no_module_inside_vidcat_imports_the_package_itself():
+    """``vidcat/__init__`` is the API on top of everything (``vidcat.train``, ...): a module inside imports what
+    it needs from where it is defined (the version from ``vidcat.config``), never ``vidcat`` itself."""
+    import ast
+
+    found = []
+    for path in sorted((ROOT / "vidcat").rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import) and any(a.name == "vidcat" for a in node.names) or \
+                    isinstance(node, ast.ImportFrom) and node.module == "vidcat" and node.level == 0:
+                found.append(f"{path.relative_to(ROOT)}:{node.lineno}")
+    assert found == []

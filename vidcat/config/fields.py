@@ -92,7 +92,7 @@ def part_of(group: type, *names: str, **defaults) -> type:
     hints = typing.get_type_hints(group)
     unknown = set(names) - set(hints) | set(defaults) - set(names)
     if unknown:
-        raise TypeError(f"{group.__name__} has no option(s) {sorted(unknown)} to take")
+        raise TypeError(f"part_of({group.__name__}): {sorted(unknown)} not among its options or those taken")
     keep = [(f.name, hints[f.name], field(default=defaults.get(f.name, f.default), metadata=f.metadata))
             for f in fields(group) if f.name in names]
     part = make_dataclass(group.__name__, keep, kw_only=True, namespace={"__post_init__": check_fields,

@@ -379,3 +379,68 @@ def test_the_length_check_counts_nested_and_methods(tmp_path):
     body = "\n".join(f"        x{i} = {i}" for i in range(80))
     (pkg / "m.py").write_text(f"class C:\n    def long(self):\n{body}\n\ndef short():\n    return 1\n")
     assert long_functions(pkg) == ["vidcat/m.py:long (81 lines)"]
+
+
+# -- no escape hatches in the tests ----------------------------------------------------------------------
+TESTS = Path(__file__).resolve().parent
+
+
+def _dotted(node) -> str:
+    """``pytest.mark.xfail`` for that attribute chain ('' for anything that is not a plain name chain)."""
+    parts = []
+    while isinstance(node, ast.Attribute):
+        parts.append(node.attr)
+        node = node.value
+    return ".".join([node.id, *reversed(parts)]) if isinstance(node, ast.Name) else ""
+
+
+def escape_hatches(root: Path = TESTS) -> list[str]:
+    """Every xfail (marker or call), and every skip that gives no reason, in the ``.py`` files under ``root``."""
+    found = []
+    for p in sorted(root.rglob("*.py")):
+        rel = p.relative_to(root).as_posix()
+        tree, here = ast.parse(p.read_text()), []
+        called = {id(n.func) for n in ast.walk(tree) if isinstance(n, ast.Call)}
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("pytest"):
+                here += [(node.lineno, f"from {node.module} import {a.name}") for a in node.names
+                          if a.name in ("xfail", "skip", "skipif", "mark")]
+            name = _dotted(node) if isinstance(node, ast.Attribute) else ""
+            if name in ("pytest.xfail", "pytest.mark.xfail"):
+                here.append((node.lineno, name))
+            elif name in ("pytest.mark.skip", "pytest.mark.skipif") and id(node) not in called:
+                here.append((node.lineno, f"{name} without a reason"))
+            elif isinstance(node, ast.Call) and _dotted(node.func) in ("pytest.skip", "pytest.mark.skip",
+                                                                        "pytest.mark.skipif"):
+                has_reason = any(k.arg in ("reason", "msg") for k in node.keywords) or \
+                    (node.args and _dotted(node.func) != "pytest.mark.skipif")
+                if not has_reason:
+                    here.append((node.lineno, f"{_dotted(node.func)} without a reason"))
+        found += [f"{rel}:{line}: {what}" for line, what in sorted(here)]
+    return found
+
+
+def test_no_xfail_and_no_skip_without_a_reason():
+    assert escape_hatches() == []
+
+
+def test_the_escape_hatch_check_sees_each_form(tmp_path):
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "test_a.py").write_text(
+        "import pytest\n"
+        "@pytest.mark.xfail(reason='known bug')\n"
+        "def test_a():\n"
+        "    pytest.xfail('still broken')\n"
+        "@pytest.mark.skip\n"
+        "def test_b():\n"
+        "    pytest.skip()\n"
+        "@pytest.mark.skipif(True)\n"
+        "def test_c():\n"
+        "    pytest.skip('optional package absent')\n"
+        "@pytest.mark.skipif(True, reason='no GPU')\n"
+        "def test_d():\n"
+        "    pytest.importorskip('numpy')\n")
+    assert escape_hatches(tmp_path) == [
+        "sub/test_a.py:2: pytest.mark.xfail", "sub/test_a.py:4: pytest.xfail",
+        "sub/test_a.py:5: pytest.mark.skip without a reason", "sub/test_a.py:7: pytest.skip without a reason",
+        "sub/test_a.py:8: pytest.mark.skipif without a reason"]

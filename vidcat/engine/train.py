@@ -3,7 +3,6 @@ non-finite-step guard, best/last checkpoints, resume, history CSV and curves."""
 from __future__ import annotations
 
 import csv
-import json
 import logging
 import math
 import os
@@ -28,7 +27,7 @@ from vidcat.errors import VidcatError
 from vidcat.io.progress import progress as progress_bar
 from vidcat.models.build import Checkpoint, build_model, setup_model
 from vidcat.models.fusion import stream_loss_terms
-from vidcat.io.store import atomic_open, atomic_write, sweep_temp
+from vidcat.io.store import atomic_open, atomic_write_json, sweep_temp
 from vidcat.transfer.recipe import fit_frame_head
 
 log = logging.getLogger("vidcat")
@@ -243,7 +242,7 @@ def train(cfg: TrainConfig) -> dict:
 
         summary["fusion_tuning"] = tune_checkpoint(out / "best.pt", net, val_loader, device)
     if main:
-        _write_json(out / "config.json", summary)
+        atomic_write_json(out / "config.json", summary)
     D.barrier()
     if skips.seen and main:
         echo(f"{len(skips.seen)} unreadable file(s) skipped")
@@ -314,7 +313,7 @@ def _save_epoch(out: Path, setup, net, optimizer, scheduler, state: dict, score:
         "world_size": D.world_size()}).save(out / "last.pt")
     _write_history(out / "history.csv", state["history"])
     plot_curves(state["history"], out / "curves.png")
-    _write_json(out / "config.json", {"model": setup.name, "model_kwargs": setup.kwargs,
+    atomic_write_json(out / "config.json", {"model": setup.name, "model_kwargs": setup.kwargs,
                                       "data": setup.data.as_dict(), "classes": setup.classes,
                                       "epochs_done": state["epoch"], "best_score": state["best"],
                                       "history": state["history"], "running": True})
@@ -361,19 +360,5 @@ def _finish_transfer(cfg: TrainConfig, train_ds, val_ds, setup) -> dict:
                "multilabel": False, "epochs_done": 1, "best_score": res["best"], "nonfinite_steps": 0,
                "skipped_files": dict(res["report"]["skipped"]), "damaged_files": dict(res["report"]["damaged"]),
                "expected": res["report"]["line"], "history": res["history"], "recipe": res["report"]}
-    _write_json(out / "config.json", summary)
+    atomic_write_json(out / "config.json", summary)
     return summary
-
-
-def _write_json(path: Path, obj) -> None:
-    """Valid JSON (non-finite floats become null), written atomically."""
-    def clean(v):
-        if isinstance(v, float) and not math.isfinite(v):
-            return None
-        if isinstance(v, dict):
-            return {k: clean(x) for k, x in v.items()}
-        if isinstance(v, (list, tuple)):
-            return [clean(x) for x in v]
-        return v
-
-    atomic_write(path, json.dumps(clean(obj), indent=2, default=str))

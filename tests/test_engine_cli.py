@@ -178,7 +178,28 @@ def test_multilabel_training_reports_map(motion_data, tmp_path):
 def test_bf16_autocast_step_is_finite(motion_data, tmp_path):
     summary = vidcat.train(data=motion_data / "train.csv", out=tmp_path, model="tiny3d", epochs=1, amp="bf16",
                            workers=0, progress=False, max_steps=3)
-    assert torch.isfinite(torch.tensor(summary["history"][0]["train_loss"]))
+    assert summary["nonfinite_steps"] == 0  # no step skipped: all three bf16 steps were finite
+    assert summary["history"][0]["train_loss"] > 0 and torch.isfinite(torch.tensor(summary["history"][0]["train_loss"]))
+
+
+@pytest.mark.parametrize("amp,advice", [("bf16", "try --amp none or a lower --lr"), ("none", "try a lower --lr")])
+def test_a_run_whose_every_step_is_non_finite_says_so(motion_data, tmp_path, capsys, monkeypatch, amp, advice):
+    import importlib
+
+    engine_train = importlib.import_module("vidcat.engine.train")
+    real = engine_train.training_loss
+
+    def nan_loss(out, labels, multilabel):
+        loss, logits = real(out, labels, multilabel)
+        return loss * float("nan"), logits
+
+    monkeypatch.setattr(engine_train, "training_loss", nan_loss)
+    assert main(["train", "--data", str(motion_data / "train.csv"), "--out", str(tmp_path / "r"), "--model", "tiny3d",
+                 "--frames", "4", "--size", "32", "--epochs", "1", "--batch-size", "32", "--val-split", "0",
+                 "--amp", amp, "--workers", "0", "--quiet"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"vidcat: error: every training step was non-finite (3 steps): {advice}"]
+    assert not (tmp_path / "r" / "best.pt").exists()
 
 
 def test_sigkill_then_resume_equals_an_uninterrupted_run(motion_data, tmp_path):

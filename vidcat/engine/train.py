@@ -172,6 +172,14 @@ def _train_epoch(model, loader, optimizer, scheduler, cfg: TrainConfig, state: d
             "seconds": time.time() - t0, "_seen": seen}
 
 
+def _no_step_taken(cfg: TrainConfig, nonfinite: int, unreadable: int) -> VidcatError:
+    """Why the first epoch took no step: every step's loss or gradient was non-finite, or no video was readable."""
+    if nonfinite:
+        advice = "try --amp none or a lower --lr" if cfg.amp != "none" else "try a lower --lr"
+        return VidcatError(f"every training step was non-finite ({nonfinite} steps): {advice}")
+    return VidcatError(f"{cfg.source}: no readable video to train on ({unreadable} unreadable)")
+
+
 def train(cfg: TrainConfig) -> dict:
     """Train on ``cfg.source``; returns the final summary (also in ``out/config.json``)."""
     # 2 cores with loader workers decoding: 1 intra-op thread is fastest (`vidcat bench train`)
@@ -216,7 +224,7 @@ def train(cfg: TrainConfig) -> dict:
         row = {"epoch": epoch + 1, **_train_epoch(model, train_loader, optimizer, scheduler, cfg, state, skips,
                                                   multilabel, device, f"epoch {epoch + 1}/{cfg.epochs}")}
         if not row.pop("_seen") and not state["history"]:
-            raise VidcatError(f"{cfg.source}: no readable video to train on ({len(skips)} unreadable)")
+            raise _no_step_taken(cfg, state["nonfinite_steps"], len(skips))
         score = -row["train_loss"]
         if val_loader is not None:
             D.sync_buffers(model)

@@ -444,3 +444,43 @@ def test_the_escape_hatch_check_sees_each_form(tmp_path):
         "sub/test_a.py:2: pytest.mark.xfail", "sub/test_a.py:4: pytest.xfail",
         "sub/test_a.py:5: pytest.mark.skip without a reason", "sub/test_a.py:7: pytest.skip without a reason",
         "sub/test_a.py:8: pytest.mark.skipif without a reason"]
+
+
+def _fixtures(path: Path) -> list[ast.FunctionDef]:
+    """The functions of ``path`` decorated with ``pytest.fixture`` (called or not)."""
+    def is_fixture(d):
+        return _dotted(d.func if isinstance(d, ast.Call) else d) == "pytest.fixture"
+
+    return [n for n in ast.parse(path.read_text()).body
+            if isinstance(n, ast.FunctionDef) and any(is_fixture(d) for d in n.decorator_list)]
+
+
+def copied_fixtures(root: Path = TESTS) -> list[str]:
+    """Fixtures whose body (docstring aside) is written out in more than one file under ``root``, and test-module
+    fixtures that shadow a conftest.py fixture of the same name: shared fixtures belong in conftest.py."""
+    bodies: dict[str, list[str]] = {}
+    shared = {f.name for c in root.rglob("conftest.py") for f in _fixtures(c)}
+    found = []
+    for p in sorted(root.rglob("*.py")):
+        rel = p.relative_to(root).as_posix()
+        for f in _fixtures(p):
+            body = f.body[1:] if f.body and isinstance(f.body[0], ast.Expr) and isinstance(
+                getattr(f.body[0], "value", None), ast.Constant) else f.body
+            bodies.setdefault(ast.dump(ast.Module(body=body, type_ignores=[])), []).append(f"{rel}:{f.name}")
+            if f.name in shared and p.name != "conftest.py":
+                found.append(f"{rel}:{f.name} shadows the conftest fixture")
+    found += [" = ".join(where) for where in bodies.values() if len(where) > 1]
+    return sorted(found)
+
+
+def test_shared_fixtures_live_in_conftest():
+    assert copied_fixtures() == []
+
+
+def test_the_fixture_check_sees_copies_and_shadows(tmp_path):
+    fixture = "import pytest\n@pytest.fixture()\ndef {name}(tmp_path):\n    {doc}return tmp_path / 'x'\n"
+    (tmp_path / "conftest.py").write_text(fixture.format(name="shared", doc=""))
+    (tmp_path / "test_a.py").write_text(fixture.format(name="mine", doc="'''one copy'''\n    "))
+    (tmp_path / "test_b.py").write_text(fixture.format(name="shared", doc="").replace("'x'", "'y'"))
+    assert copied_fixtures(tmp_path) == ["conftest.py:shared = test_a.py:mine",
+                                         "test_b.py:shared shadows the conftest fixture"]

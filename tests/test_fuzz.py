@@ -27,20 +27,11 @@ def test_corpus_is_deterministic_and_varied(shared_data, tmp_path):
     assert len(source_clips()) >= 50
 
 
-def test_fast_fuzz_subset(shared_data, tmp_path):
+def test_fast_fuzz_subset(shared_data, tiny_ckpt, tmp_path):
     """0 tracebacks, hangs, out-of-memory and crashes; one record per input."""
-    import torch
-
-    import vidcat
     from tests.fuzz.run import FAST_COMMANDS, FAST_LIMIT, run_fuzz
-    from vidcat.data.synthetic import SynthConfig, generate
 
-    generate(tmp_path / "synth", SynthConfig(per_class=4, frames=12, size=32, seed=2), progress=False)
-    torch.manual_seed(0)
-    vidcat.train(tmp_path / "synth" / "train.csv", tmp_path / "run", model="tiny3d", epochs=1, batch_size=4,
-                 max_steps=1, workers=0, progress=False, val=str(tmp_path / "synth" / "val.csv"))
-    result = run_fuzz(tmp_path / "work", FAST_LIMIT, FAST_COMMANDS, file_timeout=20,
-                      ckpt=tmp_path / "run" / "last.pt")
+    result = run_fuzz(tmp_path / "work", FAST_LIMIT, FAST_COMMANDS, file_timeout=20, ckpt=tiny_ckpt[0])
     cmds = result["commands"]
     assert result["inputs"] == FAST_LIMIT
     for name in ("flow", "timeline"):

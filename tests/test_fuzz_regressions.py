@@ -15,22 +15,6 @@ from tests.fuzz.generate import ROOT
 from vidcat.errors import VidcatError, VideoError
 
 
-@pytest.fixture(scope="module")
-def tiny_ckpt(tmp_path_factory):
-    """tiny3d trained for 1 step on a 4-per-class, 12-frame, 32 px synthetic set."""
-    import torch
-
-    import vidcat
-    from vidcat.data.synthetic import SynthConfig, generate
-
-    root = tmp_path_factory.mktemp("fuzzreg")
-    generate(root / "data", SynthConfig(per_class=4, frames=12, size=32, seed=5), progress=False)
-    torch.manual_seed(0)
-    vidcat.train(root / "data" / "train.csv", root / "run", model="tiny3d", epochs=1, batch_size=4, max_steps=1,
-                 workers=0, progress=False, val=str(root / "data" / "val.csv"))
-    return root / "run" / "last.pt", sorted((root / "data" / "test").rglob("*.mp4"))
-
-
 @pytest.fixture()
 def odd_inputs(tmp_path, tiny_ckpt):
     """A good clip plus every kind of path that used to be dropped or abort the batch."""

@@ -24,13 +24,7 @@ SMALL = {"tiny3d": (8, 32), "tsn": (8, 32), "tsm": (8, 32), "lrcn": (8, 32), "r3
 SLOW = {"mvit_v2_s"}  # > 20 s for one step of a 2-clip batch on one core (c3d: ~8 s)
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    torch.manual_seed(0)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread", "seeded")  # conftest
 
 
 @pytest.mark.parametrize("name", [pytest.param(n, marks=[pytest.mark.slow] if n in SLOW else [], id=n) for n in list_models()])

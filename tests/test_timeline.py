@@ -24,9 +24,7 @@ def three_shots(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def ckpt(tmp_path_factory):
-    from test_onnx_torchfree import make_checkpoint
-
+def ckpt(tmp_path_factory, make_checkpoint):
     return make_checkpoint(tmp_path_factory.mktemp("tlck") / "tiny.pt", "tiny3d", seed=4, frames=8, size=32)
 
 

@@ -484,3 +484,68 @@ def test_the_fixture_check_sees_copies_and_shadows(tmp_path):
     (tmp_path / "test_b.py").write_text(fixture.format(name="shared", doc="").replace("'x'", "'y'"))
     assert copied_fixtures(tmp_path) == ["conftest.py:shared = test_a.py:mine",
                                          "test_b.py:shared shadows the conftest fixture"]
+
+
+# -- the oldest supported Python parses everything -------------------------------------------------------
+ROOT = PKG.parent
+
+
+def oldest_python() -> tuple[int, int]:
+    """``requires-python = ">=3.X"`` of pyproject.toml as (3, X)."""
+    import re
+
+    m = re.search(r'^requires-python\s*=\s*">=\s*(\d+)\.(\d+)"', (ROOT / "pyproject.toml").read_text(), re.M)
+    return int(m.group(1)), int(m.group(2))
+
+
+def _reused_fstring_quotes(src: str) -> list[int]:
+    """Lines where a string inside an f-string's braces reuses the enclosing quotes: Python 3.12+ only (PEP 701),
+    which ``ast.parse(feature_version=...)`` of a 3.12+ interpreter lets through. Empty before 3.12."""
+    import io
+    import tokenize
+
+    if not hasattr(tokenize, "FSTRING_START"):
+        return []
+    open_quotes, lines = [], []
+    for tok in tokenize.generate_tokens(io.StringIO(src).readline):
+        if tok.type in (tokenize.STRING, tokenize.FSTRING_START):
+            quote = tok.string.lstrip("rRbBfFuU")[:3]
+            quote = quote if quote in ('"""', "'''") else quote[:1]
+            if any(quote.startswith(q) for q in open_quotes):
+                lines.append(tok.start[0])
+            if tok.type == tokenize.FSTRING_START:
+                open_quotes.append(quote)
+        elif tok.type == tokenize.FSTRING_END:
+            open_quotes.pop()
+    return lines
+
+
+def newer_syntax(version: tuple[int, int], roots=("vidcat", "benchmarks", "tests")) -> list[str]:
+    """Python files under ``roots`` that ``version`` cannot parse, with the first offending line."""
+    found = []
+    for root in roots:
+        for p in sorted((ROOT / root).rglob("*.py")):
+            src, rel = p.read_text(), p.relative_to(ROOT).as_posix()
+            try:
+                ast.parse(src, filename=rel, feature_version=version)
+            except SyntaxError as e:
+                found.append(f"{rel}:{e.lineno}: {e.msg}")
+                continue
+            found += [f"{rel}:{n}: f-string reuses its quotes inside braces" for n in _reused_fstring_quotes(src)]
+    return found
+
+
+def test_the_oldest_supported_python_parses_every_file():
+    assert oldest_python() == (3, 10)
+    assert newer_syntax(oldest_python()) == []
+
+
+def test_the_syntax_check_sees_newer_syntax(tmp_path, monkeypatch):
+    (tmp_path / "benchmarks").mkdir()
+    (tmp_path / "benchmarks" / "groups.py").write_text(
+        "try:\n    pass\nexcept* ValueError:\n    pass\n")                        # 3.11
+    (tmp_path / "benchmarks" / "quotes.py").write_text('d = {"a": 1}\nprint(f"{d["a"]}")\n')  # 3.12
+    (tmp_path / "benchmarks" / "fine.py").write_text('d = {"a": 1}\nprint(f"{d[\'a\']} {d!r:>10}")\n')
+    monkeypatch.setattr(sys.modules[__name__], "ROOT", tmp_path)
+    found = newer_syntax((3, 10), roots=("benchmarks",))
+    assert [f.split(":")[0] for f in found] == ["benchmarks/groups.py", "benchmarks/quotes.py"]

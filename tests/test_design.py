@@ -549,3 +549,12 @@ def test_the_syntax_check_sees_newer_syntax(tmp_path, monkeypatch):
     monkeypatch.setattr(sys.modules[__name__], "ROOT", tmp_path)
     found = newer_syntax((3, 10), roots=("benchmarks",))
     assert [f.split(":")[0] for f in found] == ["benchmarks/groups.py", "benchmarks/quotes.py"]
+
+
+def test_every_run_lists_its_slowest_tests():
+    """Slow tests stay visible: pytest's options in pyproject.toml print the 15 slowest."""
+    import re
+    import shlex
+
+    addopts = re.search(r'^addopts\s*=\s*"([^"]*)"', (ROOT / "pyproject.toml").read_text(), re.M).group(1)
+    assert "--durations=15" in shlex.split(addopts)

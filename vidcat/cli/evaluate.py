@@ -18,6 +18,7 @@ def run_eval(cfg: EvalConfig) -> int:
 
 def run_predict(cfg: PredictConfig) -> int:
     from vidcat.inference.onnx_predictor import load_predictor
+    from vidcat.io.store import json_text
 
     if not cfg.checkpoint.lower().endswith(".onnx"):  # an exported model.onnx runs without torch
         from vidcat.engine.scoring import setup_threads
@@ -40,7 +41,7 @@ def run_predict(cfg: PredictConfig) -> int:
     failed = 0
     for record in predictor.predict_many(cfg.paths, strict=cfg.strict):
         failed += "error" in record
-        print(json.dumps(record), flush=True)
+        print(json_text(record), flush=True)  # a JSON Lines record: strict JSON, NaN as null
     if failed and cfg.progress:
         print(f"vidcat: {failed} file(s) could not be read", file=sys.stderr)
     return 0

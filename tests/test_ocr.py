@@ -31,12 +31,6 @@ def word_frames(word: str | None, rng, frames: int = 12, h: int = 120, w: int = 
     return out
 
 
-@pytest.fixture()
-def cache(tmp_path, monkeypatch):
-    monkeypatch.setenv("VIDCAT_CACHE", str(tmp_path / "cache"))
-    return tmp_path / "cache"
-
-
 @needs_ocr
 def test_burned_in_word_is_read_and_cached(tmp_path, cache):
     from vidcat.io import ocr

@@ -23,12 +23,6 @@ needs_speech = pytest.mark.skipif(not has("speech"), reason="pip install 'vidcat
 FRAMES = np.zeros((12, 32, 32, 3), np.uint8)
 
 
-@pytest.fixture()
-def cache(tmp_path, monkeypatch):
-    monkeypatch.setenv("VIDCAT_CACHE", str(tmp_path / "cache"))
-    return tmp_path / "cache"
-
-
 def load_text(path, text: str = "", **cfg) -> dict:
     from vidcat.data.modalities import get_modality
 

@@ -36,6 +36,7 @@ from vidcat.metrics import wilson
 
 AUG_VIEWS = 2          # augmented training views per clip for the appearance stream, beside the centre view
 FOLDS = 5
+HEADROOM = 0.95        # costly streams run only where the cheap ones score below this (room for +5 points)
 NESTED_MAX_CLIPS = 1500  # above this the estimate is the (slightly optimistic) out-of-fold score of the choice
 
 
@@ -64,11 +65,11 @@ def stream_kwargs(name: str, data) -> dict:
     return {}
 
 
-def extract_all(ds: Dataset, data, modules: dict, cfg, log) -> dict:
-    """Each stream's features of the clips the appearance stream could read (clips it could not are skipped,
-    with one line each); a stream missing for a clip is a mask, never a skip."""
+def extract_all(ds: Dataset, data, modules: dict, cfg, log, index: list | None = None) -> dict:
+    """Each stream's features of the clips the first stream (appearance) could read -- or of ``index`` --
+    (clips it could not are skipped, with one line each); a stream missing for a clip is a mask, never a skip."""
     store, ray = Store(NAMESPACE, root=cfg.cache), (cfg.address or True) if cfg.ray else None
-    sets, index = {}, None
+    sets = {}
     for name, module in modules.items():
         views = 1 + AUG_VIEWS if getattr(module, "per_frame", False) else 1
         sets[name] = extract_stream(ds, data, module, views=views, store=store, strict=cfg.strict, log=log,
@@ -296,15 +297,8 @@ def fit_default(cfg, train_ds: Dataset, val_ds: Dataset | None, setup, log=None)
     ds, n_train = merged(train_ds, val_ds)
     plan = plan_streams(ds.items, setup.data, tuple(cfg.streams) if cfg.streams else None, log)
     data, modules = planned_modules(setup, plan)
-    sets = extract_all(ds, data, modules, cfg, log)
-    costs = stream_costs(sets, log)
-    index = sets["appearance"].index
-    y = np.array([ds.classes.index(ds.items[i].labels[0]) for i in index])
-    if len(np.unique(y)) < 2:
-        raise VidcatError("need readable labelled clips of at least 2 classes to train")
-    inputs, nc = stream_inputs(sets, modules), len(ds.classes)
-    groups = clip_groups(ds, index, inputs, cfg, log)
-    folds = grouped_folds(y, groups.fine, FOLDS, cfg.seed)
+    sets, inputs, y, groups, folds, modules = staged_streams(ds, data, modules, cfg, plan, log)
+    costs, index, nc = stream_costs(sets, log), sets["appearance"].index, len(ds.classes)
     fit = fit_streams(inputs, y, folds, nc) if folds else fit_streams(inputs, y, [(np.arange(len(y)),) * 2], nc)
     report = _report(fit, inputs, y, groups, folds, nc, cfg, plan, costs)
     report["val_top1"] = val_top1(inputs, y, groups.fine, n_train, index, nc, cfg.seed) if val_ds else None
@@ -325,6 +319,50 @@ def fit_default(cfg, train_ds: Dataset, val_ds: Dataset | None, setup, log=None)
     row = {"epoch": 1, "seconds": report["seconds"], "streams": "+".join(fit.chosen),
            "cv_top1": report["estimate"].get("top1"), "val_top1": report["val_top1"]}
     return {"history": [row], "best": report["estimate"].get("top1"), "report": report}
+
+
+def costly(name: str, data) -> bool:
+    """Streams worth a cost check before running over every clip: pose (MediaPipe on 32 frames), and text
+    when it transcribes speech or reads text off the screen."""
+    return name == "pose" or (name == "text" and bool(data.speech or data.ocr))
+
+
+def has_room(inputs: dict, y: np.ndarray, folds, num_classes: int) -> tuple[bool, float, tuple]:
+    """Whether the streams of ``inputs`` leave room for a costly stream (grouped-CV top-1 of their fusion below
+    :data:`HEADROOM`): ``(room, score, the streams fused)``."""
+    quick = fit_streams(inputs, y, folds, num_classes)
+    oof = {n: quick.heads[n].oof for n in quick.chosen}
+    score = FU.mean_se(FU.stacker_correct(oof, quick.chosen, y, folds, quick.stacker_kind)[0])[0]
+    return score < HEADROOM, score, quick.chosen
+
+
+def staged_streams(ds: Dataset, data, modules: dict, cfg, plan, log) -> tuple:
+    """Extract the cheap streams, find groups and folds; then the costly ones -- unless ``--streams`` left no
+    choice, only when the cheap streams' grouped-CV top-1 is below :data:`HEADROOM`, so that a costly stream
+    can pay for itself. ``(sets, inputs, labels, groups, folds, modules)``."""
+    cheap = {n: m for n, m in modules.items() if not costly(n, data)}
+    sets = extract_all(ds, data, cheap, cfg, log)
+    index = sets["appearance"].index
+    y = np.array([ds.classes.index(ds.items[i].labels[0]) for i in index])
+    if len(np.unique(y)) < 2:
+        raise VidcatError("need readable labelled clips of at least 2 classes to train")
+    inputs = stream_inputs(sets, cheap)
+    groups = clip_groups(ds, index, inputs, cfg, log)
+    folds = grouped_folds(y, groups.fine, FOLDS, cfg.seed)
+    rest = {n: m for n, m in modules.items() if n not in cheap}
+    if rest and folds and not cfg.streams:
+        room, score, chosen = has_room(inputs, y, folds, len(ds.classes))
+        if not room:
+            log(f"{', '.join(rest)}: not computed: {', '.join(chosen)} already reach {score:.2f} on grouped CV "
+                f"(a costly stream runs where it has room to add 5 points)")
+            plan.reasons.update({n: plan.reasons.get(n, "") + f"; skipped, cheap streams at {score:.2f}" for n in rest})
+            plan.streams = [n for n in plan.streams if n not in rest]
+            rest = {}
+    if rest:
+        more = extract_all(ds, data, rest, cfg, log, index=index)
+        sets.update(more)
+        inputs.update(stream_inputs(more, rest))
+    return sets, inputs, y, groups, folds, {**cheap, **rest}
 
 
 def _report(fit, inputs, y, groups, folds, nc, cfg, plan, costs) -> dict:

@@ -10,15 +10,9 @@ import pytest
 import torch
 
 from vidcat.errors import VidcatError
-from vidcat.extras import has
+from vidcat.config.extras import has
 
 needs_pose = pytest.mark.skipif(not has("pose"), reason="pip install 'vidcat[pose]' (mediapipe) not installed")
-
-
-@pytest.fixture()
-def cache(tmp_path, monkeypatch):
-    monkeypatch.setenv("VIDCAT_CACHE", str(tmp_path / "cache"))
-    return tmp_path / "cache"
 
 
 @pytest.fixture(scope="session")

@@ -17,12 +17,7 @@ from vidcat.models.efficientnet_lite import EfficientNetLite, SameConv2d
 from vidcat.models.registry import IMAGENET_MEAN, IMAGENET_STD, create_model
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # one torch thread (conftest)
 
 
 @pytest.fixture(scope="module")

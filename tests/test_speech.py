@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from vidcat.errors import VidcatError
-from vidcat.extras import has
+from vidcat.config.extras import has
 
 needs_speech = pytest.mark.skipif(not has("speech"), reason="pip install 'vidcat[speech]' not installed")
 
@@ -21,12 +21,6 @@ def _espeak():
 
     if not have_espeak():
         pytest.skip("espeak-ng not installed (apt-get install espeak-ng)")
-
-
-@pytest.fixture()
-def cache(tmp_path, monkeypatch):
-    monkeypatch.setenv("VIDCAT_CACHE", str(tmp_path / "cache"))
-    return tmp_path / "cache"
 
 
 @pytest.fixture(scope="session")

@@ -2,36 +2,11 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 
 from vidcat.cli.common import command
 from vidcat.cli.options import Parser
-from vidcat.speed.decode import BenchDecodeConfig, run_bench_decode
-from vidcat.speed.flow import BenchFlowConfig, run_bench_flow
-from vidcat.speed.loader import BenchLoaderConfig, run_bench_loader
-from vidcat.speed.model import BenchModelConfig, run_bench_model
-from vidcat.speed.recipe import BenchRecipeConfig, run_bench_recipe
-from vidcat.speed.train import BenchTrainConfig, run_bench_train
-from vidcat.config import opt, require
-from vidcat.models.pretrained import WeightsConfig, run_weights
-
-@dataclass
-class ModelsConfig:
-    """``vidcat models``: the registry (family, input, parameters)."""
-
-    family: str | None = opt(None, "only this family (2d, 3d, recurrent, transformer, audio, text, fusion)")
-    json: bool = opt(False, "JSON instead of a table")
-    params: bool = opt(True, "skip building models to count parameters", flag="--no-params", invert=True)
-
-
-@dataclass
-class ReportConfig:
-    """``vidcat report RUN``: RUN/report.md from a run's files."""
-
-    run: str = opt(None, "a run folder (vidcat train --out)", positional=True)
-
-    def __post_init__(self):
-        require(self, "run")
+from vidcat.config import (BenchDecodeConfig, BenchFlowConfig, BenchLoaderConfig, BenchModelConfig, BenchRecipeConfig,
+                           BenchTrainConfig, ModelsConfig, ReportConfig, WeightsConfig)
 
 
 def run_models(cfg: ModelsConfig) -> int:
@@ -50,6 +25,49 @@ def run_report(cfg: ReportConfig) -> int:
 
     print(write_report(cfg.run))
     return 0
+
+
+def run_weights(cfg: WeightsConfig) -> int:
+    from vidcat.models.pretrained import run_weights
+
+    return run_weights(cfg)
+
+
+# -- vidcat bench: each benchmark's module loads when it runs ---------------------------------------
+def run_bench_decode(cfg: BenchDecodeConfig) -> int:
+    from vidcat.speed.decode import run_bench_decode
+
+    return run_bench_decode(cfg)
+
+
+def run_bench_loader(cfg: BenchLoaderConfig) -> int:
+    from vidcat.speed.loader import run_bench_loader
+
+    return run_bench_loader(cfg)
+
+
+def run_bench_model(cfg: BenchModelConfig) -> int:
+    from vidcat.speed.model import run_bench_model
+
+    return run_bench_model(cfg)
+
+
+def run_bench_train(cfg: BenchTrainConfig) -> int:
+    from vidcat.speed.train import run_bench_train
+
+    return run_bench_train(cfg)
+
+
+def run_bench_recipe(cfg: BenchRecipeConfig) -> int:
+    from vidcat.speed.recipe import run_bench_recipe
+
+    return run_bench_recipe(cfg)
+
+
+def run_bench_flow(cfg: BenchFlowConfig) -> int:
+    from vidcat.speed.flow import run_bench_flow
+
+    return run_bench_flow(cfg)
 
 
 def add_commands(sub) -> None:

@@ -18,13 +18,12 @@ from vidcat.data.manifest import Dataset, load_dataset
 from vidcat.data.splits import given_groups, train_val_split
 from vidcat.engine import distributed as D
 from vidcat.engine.plots import plot_curves
-from vidcat.engine.result import FitResult, write_history, write_json
+from vidcat.engine.result import FitResult, write_history
 from vidcat.engine.scoring import setup_threads
 from vidcat.errors import VidcatError
 from vidcat.io.console import echo
-from vidcat.io.store import sweep_temp
-from vidcat.models.build import choose_model, setup_model
-from vidcat.models.registry import get_spec
+from vidcat.io.store import atomic_write_json, sweep_temp
+from vidcat.models.build import check_request, setup_model
 
 FEATURE_FIT_FAMILIES = ("streams", "transfer")   # models fitted on cached frozen features
 
@@ -55,9 +54,10 @@ def resolve_sources(cfg: TrainConfig, split: bool = True) -> tuple[Dataset, Data
 
 
 def prepare_run(cfg: TrainConfig):
-    """Data sets and the resolved model setup of a run: one :func:`setup_model` (bad options fail before I/O)."""
-    name = choose_model(cfg.model, cfg.data.modalities)
-    feature_fit = get_spec(name).family in FEATURE_FIT_FAMILIES
+    """Data sets and the resolved model setup of a run: one :func:`setup_model`; a request that cannot work
+    fails before any video is read."""
+    _, spec, _ = check_request(cfg.model, cfg.data, model_kwargs=cfg.model_kwargs)
+    feature_fit = spec.family in FEATURE_FIT_FAMILIES
     # the default model validates by grouped cross-validation on every clip, never by a random split
     train_ds, val_ds = resolve_sources(cfg, split=not feature_fit)
     setup = setup_model(cfg.model, cfg.data, train_ds.classes, train_ds.multilabel, cfg.model_kwargs)
@@ -89,7 +89,7 @@ def train(cfg: TrainConfig) -> dict:
     if D.is_main():
         write_history(out / "history.csv", result.history)
         plot_curves(result.history, out / "curves.png")
-        write_json(out / "config.json", summary)
+        atomic_write_json(out / "config.json", summary)
     D.barrier()
     if result.skipped and D.is_main():
         echo(f"{len(result.skipped)} unreadable file(s) skipped")

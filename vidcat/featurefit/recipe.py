@@ -19,6 +19,7 @@ from __future__ import annotations
 import sys
 import time
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 
@@ -89,12 +90,14 @@ def extract_all(ds: Dataset, data, modules: dict, cfg, log) -> dict:
 
 
 def stream_inputs(sets: dict, modules: dict) -> dict:
+    """What the selection fits on: each stream's features; per-frame ones trend-pooled once."""
     out = {}
     for name, s in sets.items():
         m = modules[name]
         per_frame = (m.frames, m.feat_dim) if getattr(m, "per_frame", False) else None
+        x = H.pool_views(s.feats, m.frames) if per_frame else s.feats
         dims = tuple(getattr(m, "dims", ())) if per_frame else ()
-        out[name] = StreamInput(name, s.feats, s.present[:, 0], per_frame, dims, s.cpu_per_clip)
+        out[name] = StreamInput(name, x, s.present[:, 0], per_frame, dims, s.cpu_per_clip)
     return out
 
 
@@ -109,8 +112,7 @@ def clip_groups(ds: Dataset, index, inputs: dict, cfg, log):
     else:
         metas = [recording_metadata(ds.items[i].path) for i in index]
     app = inputs["appearance"]
-    t, width = app.per_frame
-    emb = app.x[:, 0].reshape(len(index), t, width)[..., : width // 3].mean(1)   # mean global appearance
+    emb = app.x[:, 0, : app.per_frame[1] // 3]          # the centre view's mean global appearance features
     groups = resolve_groups(given, emb, metas, FOLDS)
     if groups.how == "auto":
         log(f"no groups given (manifest 'group' column or --group-regex): {groups.describe()} "
@@ -190,9 +192,31 @@ def head_config(module, head) -> tuple[dict, int]:
     return {"in_dim": module.feat_dim}, module.feat_dim
 
 
-def build_fitted(fit, modules: dict, data, num_classes: int):
-    """The ``streams`` model of the chosen streams, its heads and stacker set from the fit; and its
-    builder keywords (what the checkpoint records)."""
+def calibrate(fit, y: np.ndarray, groups: np.ndarray, out=None) -> tuple:
+    """``(calibrator, report)``: temperature (or, where grouped CV shows it is better, vector) scaling fitted on
+    the chosen stacker's out-of-fold fused logits; the expected calibration error before and after, and a
+    reliability diagram ``out/reliability.png``."""
+    from vidcat.featurefit.calibration import expected_calibration_error, fit_calibration, plot_reliability
+    from scipy.special import softmax
+
+    z = fit.oof_logits
+    ok = np.isfinite(z).all(1) if z is not None else np.zeros(len(y), bool)
+    if ok.sum() < 10 or len(np.unique(y[ok])) < 2:
+        return None, {"note": "too few out-of-fold clips to calibrate"}
+    cal = fit_calibration(z[ok], y[ok], groups[ok])
+    before, after = softmax(z[ok], 1), cal.probs(z[ok])
+    rep = {**cal.to_dict(), "ece_before": round(expected_calibration_error(before, y[ok]), 4),
+           "ece_after": round(expected_calibration_error(after, y[ok]), 4), "clips": int(ok.sum())}
+    if out is not None:
+        plot_reliability(Path(out) / "reliability.png", y[ok], before, after, title="out-of-fold fused probabilities")
+        rep["diagram"] = "reliability.png"
+    return cal, rep
+
+
+def build_fitted(fit, modules: dict, data, num_classes: int, calibrator=None):
+    """The ``streams`` model of the chosen streams, its heads and stacker set from the fit (the stacker's
+    logits scaled by the calibrator, so every entry point reports calibrated scores); and its builder
+    keywords (what the checkpoint records)."""
     import torch
 
     from vidcat.models.stream_fusion import StreamFusion
@@ -212,6 +236,9 @@ def build_fitted(fit, modules: dict, data, num_classes: int):
             head.fc.weight.copy_(torch.from_numpy(form["weight"]).float())
             head.fc.bias.copy_(torch.from_numpy(form["bias"]).float())
         w, b = FU.stacker_weights(fit.stacker, num_classes, len(specs))
+        if calibrator is not None:             # calibrated logits = logits * scale + bias, per class
+            scale = 1.0 / calibrator.temperature if calibrator.kind == "temperature" else calibrator.scale
+            w, b = w * np.reshape(scale, (-1, 1)), b * scale + (0.0 if calibrator.bias is None else calibrator.bias)
         model.stack.weight.copy_(torch.from_numpy(w).float())
         model.stack.bias.copy_(torch.from_numpy(b).float())
     return model.eval(), {"streams": specs}
@@ -259,8 +286,6 @@ def planned_modules(setup, plan) -> tuple:
 def fit_default(cfg, train_ds: Dataset, val_ds: Dataset | None, setup, log=None) -> dict:
     """Fit ``streams`` (see the module docstring), write best.pt/last.pt (the same model) and return the
     summary parts: ``{"history", "best", "report"}``; ``setup`` is updated to the fitted model's."""
-    from pathlib import Path
-
     from vidcat.models.build import Checkpoint
 
     log = log or (lambda s: print(s, file=sys.stderr))
@@ -283,7 +308,9 @@ def fit_default(cfg, train_ds: Dataset, val_ds: Dataset | None, setup, log=None)
     fit = fit_streams(inputs, y, folds, nc) if folds else fit_streams(inputs, y, [(np.arange(len(y)),) * 2], nc)
     report = _report(fit, inputs, y, groups, folds, nc, cfg, plan, costs)
     report["val_top1"] = val_top1(inputs, y, groups.fine, n_train, index, nc, cfg.seed) if val_ds else None
-    model, kwargs = build_fitted(fit, modules, data, nc)
+    Path(cfg.out).mkdir(parents=True, exist_ok=True)
+    calibrator, report["calibration"] = calibrate(fit, y, groups.fine, cfg.out)
+    model, kwargs = build_fitted(fit, modules, data, nc, calibrator)
     setup.kwargs, setup.data = kwargs, replace(data, modalities=model.reads)
     report.update(clips=len(index), seconds=round(time.time() - t0, 1),
                   skipped=sets["appearance"].skipped, damaged=sets["appearance"].damaged)

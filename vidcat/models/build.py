@@ -105,13 +105,9 @@ class ModelSetup:
         return self.kwargs.get("input_key") or self.spec.modality
 
 
-def setup_model(model: str | None, data: DataConfig, classes, multilabel: bool = False,
-                model_kwargs: dict | None = None) -> ModelSetup:
-    """Resolve model name, input pipeline and builder keywords for ``data.modalities``.
-
-    A single-stream video model on one motion stream reads that stream (``input_key``) with
-    ``in_channels = 2L``; a fusion model gets the modalities and ``flow_length``.
-    """
+def check_request(model: str | None, data: DataConfig, multilabel: bool = False, model_kwargs: dict | None = None):
+    """``(name, spec, resolved data)`` of a requested model, or one error line for what cannot work (modalities it
+    cannot read, an input size it cannot take, a builder keyword it lacks) -- before any video is read."""
     name = choose_model(model, data.modalities, multilabel)
     spec = get_spec(name)
     data = data.resolved(spec)
@@ -119,11 +115,22 @@ def setup_model(model: str | None, data: DataConfig, classes, multilabel: bool =
     if spec.fixed_input and (data.frames, data.size) != (spec.frames, spec.size):
         raise VidcatError(f"{name} only takes {spec.frames}x{spec.size}² clips (--frames {spec.frames} "
                           f"--size {spec.size}), not {data.frames}x{data.size}²")
-    kw = dict(model_kwargs or {})
-    unknown = [k for k in kw if k != "input_key" and not accepts(spec.builder, k)]
+    unknown = [k for k in (model_kwargs or {}) if k != "input_key" and not accepts(spec.builder, k)]
     if unknown:
         params = [p for p in inspect.signature(spec.builder).parameters if p not in ("num_classes", "kw", "kwargs")]
         raise VidcatError(f"--model-arg {unknown[0]}: {name} takes none such; its keywords: {', '.join(params)}")
+    return name, spec, data
+
+
+def setup_model(model: str | None, data: DataConfig, classes, multilabel: bool = False,
+                model_kwargs: dict | None = None) -> ModelSetup:
+    """Resolve model name, input pipeline and builder keywords for ``data.modalities``.
+
+    A single-stream video model on one motion stream reads that stream (``input_key``) with
+    ``in_channels = 2L``; a fusion model gets the modalities and ``flow_length``.
+    """
+    name, spec, data = check_request(model, data, multilabel, model_kwargs)
+    kw = dict(model_kwargs or {})
     if "frames" in inspect.signature(spec.builder).parameters and spec.modality != MULTI_STREAM:
         kw.setdefault("frames", data.frames)   # a head whose size depends on T (frame_head's attention)
     if spec.modality == MULTI_STREAM:
@@ -181,7 +188,7 @@ class Checkpoint:
         return self.setup.data
 
     def to_dict(self) -> dict:
-        from vidcat import __version__
+        from vidcat.config import __version__
 
         s = self.setup
         # a training run's clip cache stays with the run: predict / serve never fill it

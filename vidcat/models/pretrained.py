@@ -26,13 +26,13 @@ import os
 import re
 import socket
 import threading
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
 import torch.nn as nn
 
-from vidcat.config import HALF_MEAN, HALF_STD
+from vidcat.config import HALF_MEAN, HALF_STD, WeightsConfig
 from vidcat.errors import VidcatError
 from vidcat.io.digest import file_digest
 from vidcat.models.efficientnet_lite import EfficientNetLite
@@ -448,20 +448,6 @@ def list_model_weights() -> list[dict]:
                          input_size=list(w.input_size), frames=w.frames, sampler=w.sampler, mean=list(w.mean),
                          std=list(w.std), licence=w.licence, sha256=w.sha256, kwargs=dict(w.kwargs)))
     return rows
-
-
-@dataclass
-class WeightsConfig:
-    """Options of ``vidcat weights``: list the pretrained weights that resolve on this machine."""
-
-    json: bool = field(default=False, metadata={"help": "print the rows as JSON"})
-    download: bool = field(default=False, metadata={"help": "also fetch missing weights from the Hugging Face hub "
-                                                            "when it is reachable"})
-
-    def __post_init__(self):
-        for f in ("json", "download"):
-            if not isinstance(getattr(self, f), bool):
-                raise VidcatError(f"weights: {f} must be true or false, not {getattr(self, f)!r}")
 
 
 def run_weights(cfg: WeightsConfig) -> int:

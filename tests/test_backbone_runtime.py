@@ -71,6 +71,7 @@ def test_float_runtimes_agree_with_eager(runtime, encoder_module, frames, eager_
     assert got.shape == eager_features.shape == (16, 3 * 1280) and got.dtype == np.float32
     assert BR.cosines(eager_features, got).min() >= BR.AGREEMENT_COS
     assert np.abs(got - eager_features)[:, :1280].max() < 1e-3      # the average part: rounding only
+    assert enc(frames[0][:0]).shape == (0, 3 * 1280)                 # an empty batch is no error
 
 
 @needs_ort

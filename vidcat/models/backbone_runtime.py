@@ -317,7 +317,7 @@ class FrameEncoder:
 
     @torch.no_grad()
     def __call__(self, frames: torch.Tensor) -> torch.Tensor:
-        if frames.device.type != "cpu" or self.resolved == "eager":
+        if frames.device.type != "cpu" or self.resolved == "eager" or not len(frames):
             return self.eager(frames)
         x = frames.detach().float().contiguous().numpy()
         if self.resolved is None:

@@ -6,9 +6,10 @@ them over time (:func:`vidcat.models.stream_fusion.pool_frames`), so it is the o
 features are per frame: ``(B, T, 3D)``.
 
 The frozen encoder runs through :class:`~vidcat.models.backbone_runtime.FrameEncoder` (``runtime``):
-``auto`` picks ONNX Runtime (about twice eager's frames per second on CPU) when it is installed and its
-features agree with eager's, else eager. Float32 runtimes share feature cache entries with eager;
-``ort_int8`` features differ, so that runtime is part of :meth:`spec`.
+``auto`` picks the fastest installed runtime whose features agree with eager's (OpenVINO, else ONNX
+Runtime fp32; ``benchmarks/backbone_runtime.py``), else eager. Float32 runtimes share feature cache entries
+with eager; ``ort_int8`` features differ, so that runtime is part of :meth:`spec`. ``runtime_root``: where
+the exported graphs are cached (default: the cache root).
 """
 from __future__ import annotations
 

@@ -49,7 +49,7 @@ NAMESPACE = "frame_encoder_onnx"
 EXPORT_VERSION = 1                       # bump when the exported graph changes
 OPSET = 17
 # Per-tensor int8 of this net's first convolutions alone drops feature cosine to 0.65-0.95 (stem and
-# block 0 depthwise worst), so the first FLOAT_CONVS convolutions (stem .. block 4) stay float.
+# block 0 depthwise worst), so the first `float_convs` convolutions (stem .. block 4) stay float.
 INT8 = {"format": "qdq", "per_channel": False, "calibration": "minmax", "activations": "uint8",
         "weights": "int8", "float_convs": 15}
 CALIBRATION_BATCH = 8

@@ -47,11 +47,16 @@ def merged(train_ds: Dataset, val_ds: Dataset | None) -> tuple[Dataset, int]:
     return Dataset(train_ds.items + val_ds.items, train_ds.classes), len(train_ds.items)
 
 
-def stream_modules(names, data) -> dict:
-    """The feature module of every planned stream, built with the data settings it reads."""
+def stream_modules(names, data, cache=None) -> dict:
+    """The feature module of every planned stream, built with the data settings it reads (``cache``: where
+    derived artefacts such as exported backbone graphs go)."""
     from vidcat.models.stream_fusion import stream_module
 
-    return {n: stream_module(n, **stream_kwargs(n, data)) for n in names}
+    modules = {n: stream_module(n, **stream_kwargs(n, data)) for n in names}
+    for m in modules.values():
+        if hasattr(m, "runtime_root"):
+            m.runtime_root = cache
+    return modules
 
 
 def stream_kwargs(name: str, data) -> dict:
@@ -268,7 +273,7 @@ def stream_costs(sets: dict, log) -> dict:
     return costs
 
 
-def planned_modules(setup, plan) -> tuple:
+def planned_modules(setup, plan, cache=None) -> tuple:
     """``(data settings, {stream: feature module})`` of the planned streams: the model's data settings plus
     what each stream needs, reading the modalities the streams read."""
     from vidcat.models.streams import STREAMS
@@ -279,7 +284,7 @@ def planned_modules(setup, plan) -> tuple:
         extra.update(getattr(STREAMS[name], "data_settings", {}))
     extra.update(plan.data)
     data = replace(data, **extra)
-    modules = stream_modules(plan.streams, data)
+    modules = stream_modules(plan.streams, data, cache)
     reads = tuple(dict.fromkeys(k for m in modules.values() for k in m.reads))
     return replace(data, modalities=reads), modules
 
@@ -296,7 +301,7 @@ def fit_default(cfg, train_ds: Dataset, val_ds: Dataset | None, setup, log=None)
     t0 = time.time()
     ds, n_train = merged(train_ds, val_ds)
     plan = plan_streams(ds.items, setup.data, tuple(cfg.streams) if cfg.streams else None, log)
-    data, modules = planned_modules(setup, plan)
+    data, modules = planned_modules(setup, plan, cfg.cache)
     sets, inputs, y, groups, folds, modules = staged_streams(ds, data, modules, cfg, plan, log)
     costs, index, nc = stream_costs(sets, log), sets["appearance"].index, len(ds.classes)
     fit = fit_streams(inputs, y, folds, nc) if folds else fit_streams(inputs, y, [(np.arange(len(y)),) * 2], nc)

@@ -121,6 +121,8 @@ class DataConfig:
     clip_cache: str | None = opt(None, "folder of decoded frames reused across epochs (training only: epochs after "
                                        "the first decode nothing)")
     pose_hands: bool = opt(False, "pose stream: add 2 x 21 hand landmarks to the 33 body ones (vidcat[pose])")
+    pose_frames: int = opt(0, "pose stream: keypoints of this many frames evenly spread over the whole video, the "
+                              "same for every view (0: the clip's own frames)", min=0)
     speech: bool = opt(False, "text stream: transcribe the audio track when a video has no subtitles "
                               "(vidcat[speech])")
 

@@ -38,9 +38,10 @@ from vidcat.models.streams.base import StreamFeatures, batch_size, present_of
 
 EPS = 1e-6
 MIN_SCALE = 1e-3          # frame heights: below this a body or hand size is noise
+RANGE = 10.0              # frame heights: raw coordinates beyond this are broken input
 CLIP = 30.0               # per-frame values are clipped to +- this (body or hand sizes)
 L_SH, R_SH, L_EL, R_EL, L_WR, R_WR, L_HIP, R_HIP, NOSE = 11, 12, 13, 14, 15, 16, 23, 24, 0
-BODY_JOINTS = (0, 11, 12, 13, 14, 15, 16, 23, 24, 25, 26, 27, 28)  # nose, shoulders, elbows, wrists, hips, knees, ankles
+BODY_JOINTS = (0, 11, 12, 13, 14, 15, 16, 23, 24, 25, 26, 27, 28)  # nose, shoulders, elbows, wrists, hips, knees, feet
 LATERAL_JOINTS = (13, 14, 15, 16)                                   # elbows, wrists: which side moved
 FINGERS = ((1, 2, 3, 4), (5, 6, 7, 8), (9, 10, 11, 12), (13, 14, 15, 16), (17, 18, 19, 20))
 TIPS = (4, 8, 12, 16, 20)
@@ -79,6 +80,7 @@ class PoseFeatures(StreamFeatures):
         key = "pose_raw" if "pose_raw" in batch else "pose"
         n = batch_size(batch, key)
         kp = torch.nan_to_num(torch.as_tensor(batch[key]).float())
+        kp = torch.cat([kp[..., :3].clamp(-RANGE, RANGE), kp[..., 3:]], -1)
         frames = batch.get("pose_frames")
         frames = torch.ones(kp.shape[:2]) if frames is None else torch.as_tensor(frames).float()
         frames = (frames.to(kp.device).reshape(kp.shape[:2]) > 0).float()

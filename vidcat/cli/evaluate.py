@@ -25,7 +25,9 @@ def run_predict(cfg: PredictConfig) -> int:
 
         setup_threads(cfg.threads)
     predictor = load_predictor(cfg.checkpoint, device=cfg.device, clips=cfg.clips, crops=cfg.crops, topk=cfg.topk,
-                               threads=cfg.threads)
+                               threads=cfg.threads, open_set=cfg)
+    if predictor.unknown_rule is not None and cfg.progress:
+        print(f"vidcat: {predictor.unknown_rule.describe()}", file=sys.stderr)
     if cfg.fast and hasattr(predictor, "model"):
         from vidcat.io.console import echo
         from vidcat.inference.fast import accelerate
@@ -51,7 +53,7 @@ def run_timeline(cfg: TimelineConfig) -> int:
     from vidcat.inference.timeline import timeline
 
     result = timeline(cfg.checkpoint, cfg.video, window=cfg.window, stride=cfg.stride, out_dir=cfg.out,
-                      device=cfg.device, shots=cfg.shots, fast=cfg.fast)
+                      device=cfg.device, shots=cfg.shots, fast=cfg.fast, open_set=cfg)
     print(json.dumps({k: result[k] for k in ("csv", "json", "png", "windows")}))
     return 0
 

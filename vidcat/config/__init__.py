@@ -5,6 +5,7 @@ One module per topic: :mod:`~vidcat.config.fields` (``opt`` and the checks its m
 :mod:`~vidcat.config.data` (``DataConfig``: how a video becomes model input), then the options of each
 command: :mod:`~vidcat.config.train`, :mod:`~vidcat.config.evaluate`, :mod:`~vidcat.config.predict`,
 :mod:`~vidcat.config.serve`, :mod:`~vidcat.config.prepare`, :mod:`~vidcat.config.tools`,
+:mod:`~vidcat.config.openset` (the shared ``OpenSet`` group, ``suggest`` and ``cluster``),
 :mod:`~vidcat.config.bench`; and :mod:`~vidcat.config.extras` (which optional packages are installed),
 :mod:`~vidcat.config.version`.
 
@@ -24,6 +25,8 @@ from vidcat.config.data import (FLOW_METHODS, HALF_MEAN, HALF_STD, IMAGENET_MEAN
 from vidcat.config.evaluate import EvalConfig, FeaturesConfig, FuseConfig
 from vidcat.config.fields import (check, check_fields, csv_tuple, flag_name, int_tuple, opt, parse_kv, part_of,
                                   require, shared_last)
+from vidcat.config.openset import (CLUSTER_STREAMS, DEFAULT_COVERAGE, UNCERTAINTY, ClusterConfig, OpenSet,
+                                   SuggestConfig, open_set_target)
 from vidcat.config.predict import PredictConfig, TimelineConfig
 from vidcat.config.prepare import FlowConfig, PrepareConfig, SynthCommand, SynthConfig
 from vidcat.config.runtime import AMP_MODES, CROPS, Runtime, Views, check_crops

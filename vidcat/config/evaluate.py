@@ -4,12 +4,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from vidcat.config.fields import check_fields, csv_tuple, opt, parse_kv, part_of, require
+from vidcat.config.openset import OpenSet
 from vidcat.config.runtime import Runtime, Views
 from vidcat.errors import VidcatError
 
 
 @dataclass
-class EvalConfig(Runtime, Views):
+class EvalConfig(Runtime, Views, part_of(OpenSet, "min_precision", "coverage")):
     """``vidcat eval``: score a checkpoint on held-out data."""
 
     checkpoint: str = opt(None, "a checkpoint (RUN/best.pt)", required=True)
@@ -18,6 +19,8 @@ class EvalConfig(Runtime, Views):
     batch_size: int = opt(8, "videos per batch", min=1)
     ablate: tuple | None = opt(None, "multi-modal models: also score with each of these modalities removed "
                                      "(no value: each of the model's own)", parse=csv_tuple, nargs="?", const=())
+    unknown: str | None = opt(None, "clips of none of the classes (folder or manifest): open-set metrics -- AUROC "
+                                    "known vs unknown, precision and coverage at the threshold")
 
     def __post_init__(self):
         require(self, "checkpoint", "source")

@@ -4,12 +4,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from vidcat.config.fields import check_fields, opt, part_of, require
+from vidcat.config.openset import OpenSet
 from vidcat.config.runtime import Runtime, Views
 from vidcat.errors import VidcatError
 
 
 @dataclass
-class PredictConfig(part_of(Runtime, "device", "threads", "strict", "progress"), Views):
+class PredictConfig(part_of(Runtime, "device", "threads", "strict", "progress"), Views, OpenSet):
     """``vidcat predict``: one JSON record per video."""
 
     checkpoint: str | None = opt(None, "a checkpoint (RUN/best.pt), or an exported model.onnx (ONNX Runtime, no torch)")
@@ -36,7 +37,7 @@ class PredictConfig(part_of(Runtime, "device", "threads", "strict", "progress"),
 
 
 @dataclass
-class TimelineConfig(part_of(Runtime, "device")):
+class TimelineConfig(part_of(Runtime, "device"), OpenSet):
     """``vidcat timeline``: per-window scores over a long video (CSV, JSON, PNG)."""
 
     checkpoint: str = opt(None, "a checkpoint (RUN/best.pt)", required=True)

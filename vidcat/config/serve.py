@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from vidcat.config.fields import check_fields, csv_tuple, opt, part_of, require
+from vidcat.config.openset import OpenSet
 from vidcat.config.runtime import Runtime, Views
 from vidcat.errors import VidcatError
 
@@ -33,7 +34,7 @@ class ExportConfig(part_of(Runtime, "threads")):
 
 
 @dataclass
-class BatchConfig(Views):
+class BatchConfig(Views, OpenSet):
     """Options of ``vidcat batch``."""
 
     checkpoint: str = opt(None, "RUN/best.pt (torch) or model.onnx (ONNX Runtime)", required=True)
@@ -71,7 +72,7 @@ class BatchConfig(Views):
 
 
 @dataclass
-class ServeConfig(part_of(Runtime, "device", "threads")):
+class ServeConfig(part_of(Runtime, "device", "threads"), OpenSet):
     """Options of ``vidcat serve``."""
 
     checkpoint: str = opt(None, "RUN/best.pt (torch) or model.onnx (ONNX Runtime)", required=True)

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 from vidcat.config.data import DataConfig
-from vidcat.config.fields import check_fields, csv_tuple, opt, parse_kv, require
+from vidcat.config.fields import check_fields, csv_tuple, opt, parse_kv, part_of, require
+from vidcat.config.openset import OpenSet
 from vidcat.config.runtime import Runtime, Views
 from vidcat.errors import VidcatError
 
@@ -17,7 +19,7 @@ def _model_args(items) -> dict:
 
 
 @dataclass
-class TrainConfig(Runtime):
+class TrainConfig(Runtime, part_of(OpenSet, "min_precision", "coverage")):
     """Everything ``vidcat train`` needs; one CLI flag per field (``data`` adds DataConfig's flags)."""
 
     source: str = opt(None, "folder-per-class tree, CSV/JSONL manifest or split list", flag="--data", required=True)
@@ -52,6 +54,8 @@ class TrainConfig(Runtime):
     streams: tuple | None = opt(None, "default model: the streams to fit, e.g. appearance,pose (default: those a probe "
                                       "of a sample of clips finds, then chosen by grouped CV)", parse=csv_tuple,
                                 choices=STREAMS, many=True)
+    background: str | None = opt(None, "default model: clips known to be none of the classes (folder or manifest); "
+                                       "their scores set the 'unknown' threshold beside the out-of-fold ones")
     max_steps: int | None = opt(None, "stop after this many steps (smoke tests)", min=1)
     model_kwargs: dict = opt(None, "builder keyword KEY=VALUE (repeatable)", factory=dict, flag="--model-arg",
                              parse=parse_kv, append=True)
@@ -66,6 +70,8 @@ class TrainConfig(Runtime):
         self.model_kwargs = _model_args(self.model_kwargs or {})
         if self.streams is not None:
             self.streams = tuple(dict.fromkeys(csv_tuple(self.streams))) or None
+        if self.background is not None and not Path(self.background).exists():
+            raise VidcatError(f"--background {self.background}: no such file or folder")
         check_fields(self)
 
 

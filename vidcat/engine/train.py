@@ -58,6 +58,7 @@ def prepare_run(cfg: TrainConfig):
     fails before any video is read."""
     _, spec, _ = check_request(cfg.model, cfg.data, model_kwargs=cfg.model_kwargs)
     feature_fit = spec.family in FEATURE_FIT_FAMILIES
+    _check_open_set(cfg, spec)
     # the default model validates by grouped cross-validation on every clip, never by a random split
     train_ds, val_ds = resolve_sources(cfg, split=not feature_fit)
     setup = setup_model(cfg.model, cfg.data, train_ds.classes, train_ds.multilabel, cfg.model_kwargs)
@@ -103,6 +104,15 @@ def summarise(cfg: TrainConfig, setup, result: FitResult, multilabel: bool) -> d
             "multilabel": multilabel, "epochs_done": result.epochs_done, "best_score": result.best_score,
             "nonfinite_steps": result.nonfinite_steps, "skipped_files": result.skipped,
             "damaged_files": result.damaged, "history": result.history, **result.extra}
+
+
+def _check_open_set(cfg: TrainConfig, spec) -> None:
+    """``--background``, ``--min-precision`` and ``--coverage`` set the default model's 'unknown' rule."""
+    given = [flag for flag, v in (("--background", cfg.background), ("--min-precision", cfg.min_precision),
+                                  ("--coverage", cfg.coverage)) if v is not None]
+    if given and spec.name != "streams":
+        raise VidcatError(f"{', '.join(given)}: only the default model (streams) learns an 'unknown' rule, "
+                          f"not {spec.name}")
 
 
 def _check_run_dir(cfg: TrainConfig, out: Path) -> None:

@@ -31,6 +31,7 @@ from vidcat.featurefit import heads as H
 from vidcat.featurefit.extract import NAMESPACE, extract_stream
 from vidcat.featurefit.plan import plan_streams
 from vidcat.featurefit.select import StreamInput, fit_streams, nested_correct, stream_table
+from vidcat.featurefit.unknown import open_set_rule
 from vidcat.io.store import Store
 from vidcat.metrics import wilson
 
@@ -310,10 +311,11 @@ def fit_default(cfg, train_ds: Dataset, val_ds: Dataset | None, setup, log=None)
     Path(cfg.out).mkdir(parents=True, exist_ok=True)
     calibrator, report["calibration"] = calibrate(fit, y, groups.fine, cfg.out)
     model, kwargs = build_fitted(fit, modules, data, nc, calibrator)
+    report["open_set"], open_set = open_set_rule(fit, inputs, y, folds, calibrator, model, data, modules, cfg, log)
     setup.kwargs, setup.data = kwargs, replace(data, modalities=model.reads)
     report.update(clips=len(index), seconds=round(time.time() - t0, 1),
                   skipped=sets["appearance"].skipped, damaged=sets["appearance"].damaged)
-    extra = {"epoch": 1, "score": report["estimate"].get("top1"), "recipe": report}
+    extra = {"epoch": 1, "score": report["estimate"].get("top1"), "recipe": report, "open_set": open_set}
     for name in ("best.pt", "last.pt"):
         Checkpoint(setup, model.state_dict(), extra).save(Path(cfg.out) / name)
     if cfg.progress:

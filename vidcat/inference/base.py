@@ -17,15 +17,21 @@ from vidcat.inputs import expand_inputs
 log = logging.getLogger("vidcat")
 
 
-def make_record(path, probs, classes: list[str], topk: int, warning: str | None = None) -> dict:
+def make_record(path, probs, classes: list[str], topk: int, warning: str | None = None,
+                unknown: tuple[float, bool] | None = None) -> dict:
     """``{"path", "labels", "scores"[, "warning"]}``: the ``topk`` most probable classes, best first;
-    ``warning`` says when the file is damaged (truncated, partly undecodable) yet was predicted."""
+    ``warning`` says when the file is damaged (truncated, partly undecodable) yet was predicted; ``unknown``:
+    the "none of these" verdict ``(score, unknown)`` (:func:`vidcat.inference.unknown.mark_unknown`)."""
     p = np.asarray(probs, dtype=np.float64).reshape(-1)
     order = np.argsort(-p, kind="stable")[: max(0, min(topk, len(classes)))]
     record = {"path": str(path), "labels": [classes[i] for i in order],
               "scores": [round(float(p[i]), 6) for i in order]}
     if warning:
         record["warning"] = warning
+    if unknown is not None:
+        from vidcat.inference.unknown import mark_unknown
+
+        mark_unknown(record, unknown)
     return record
 
 
@@ -44,6 +50,14 @@ def probabilities(logits: np.ndarray, multilabel: bool, views: int = 1) -> np.nd
     return p.reshape(-1, views, p.shape[-1]).mean(1)
 
 
+def energies(logits: np.ndarray, views: int = 1) -> np.ndarray:
+    """(B*V, K) logits → (B,) energies -logsumexp(logits), averaged over ``views``."""
+    x = np.asarray(logits, np.float64)
+    m = x.max(-1)
+    e = -(m + np.log(np.exp(x - m[:, None]).sum(-1)))
+    return e.reshape(-1, views).mean(1)
+
+
 def _duration(path) -> float:
     from vidcat.io.video import probe
 
@@ -52,11 +66,13 @@ def _duration(path) -> float:
 
 class BasePredictor:
     """``__call__`` and ``predict_many`` over a subclass's ``scores(path, text)`` -> (K,) probabilities,
-    or ``scores_and_warning`` when it can also tell that a file is damaged."""
+    or ``scores_and_warning`` when it can also tell that a file is damaged (and, third, the clip's "none of
+    these" evidence when it has some: see :func:`vidcat.models.inputs.predict_outputs`)."""
 
     classes: list[str]
     multilabel: bool
     topk: int = 5
+    unknown_rule = None  # a default-model checkpoint's "none of these" rule (vidcat.inference.unknown)
     long_seconds: float = 0.0  # > 0: longer files get ``long_record(path)`` (the CLI sets timeline.predict_long)
     long_record = None
 
@@ -84,8 +100,17 @@ class BasePredictor:
         """The record of ``path``, from what :meth:`prepare` returned (or from scratch when None)."""
         if prepared is None and self.is_long(path):
             return self.long_record(path)
-        p, warning = self.score_prepared(prepared) if prepared is not None else self.scores_and_warning(path, text)
-        return make_record(path, p, self.classes, self.topk, warning)
+        out = self.score_prepared(prepared) if prepared is not None else self.scores_and_warning(path, text)
+        p, warning, evidence = (*out, None)[:3]
+        return make_record(path, p, self.classes, self.topk, warning, self.verdict(p, evidence))
+
+    def verdict(self, probs, evidence: dict | None = None) -> tuple[float, bool] | None:
+        """The "none of these" ``(score, unknown)`` of one clip (``evidence``: its energy and space, see
+        :func:`vidcat.models.inputs.predict_outputs`), or None without a rule."""
+        if self.unknown_rule is None:
+            return None
+        one = {k: np.asarray(v, np.float64)[None] for k, v in (evidence or {}).items()}
+        return self.unknown_rule.judge(np.asarray(probs, np.float64)[None], one)[0]
 
     def predict_many(self, paths: Iterable, strict: bool = False) -> Iterator[dict]:
         """One record per video under ``paths`` (folders recurse), in order; the next file decodes in a

@@ -9,7 +9,7 @@ the same as ``vidcat predict`` (:func:`vidcat.inference.base.make_record`): ``pa
 ``scores``, or ``error`` for a file that cannot be read (never a failed job).
 
 Output: ``.jsonl`` (the predict records, one per line) or ``.parquet`` (columns path, labels,
-scores, error). Rows stream into a journal (``.<out>.partial.jsonl``, flushed per row) and the
+scores, error, unknown, unknown_score -- the last two for a default-model checkpoint's "none of these"). Rows stream into a journal (``.<out>.partial.jsonl``, flushed per row) and the
 output is written at the end to a temp name and renamed, so a killed job never leaves a half file;
 ``resume`` skips every path already in the output or the journal. Without ``address`` (or
 ``RAY_ADDRESS``) a local Ray with 2 CPUs is started; with one, the job joins that cluster (vidcat
@@ -105,31 +105,33 @@ def _concat(values: list):
 class ModelActor:
     """A Ray actor holding the model: a batch of decoded rows → records (``make_record``), errors kept."""
 
-    def __init__(self, checkpoint: str, topk: int, device: str = "cpu", fast: str | None = None):
+    def __init__(self, checkpoint: str, topk: int, device: str = "cpu", fast: str | None = None, open_set=None):
         from vidcat.inference.onnx_predictor import load_predictor
 
-        self.pred = load_predictor(checkpoint, topk=topk, device=device, threads=0)
+        self.pred = load_predictor(checkpoint, topk=topk, device=device, threads=0, open_set=open_set)
         self.onnx = _is_onnx(checkpoint)
         if fast and not self.onnx:  # chosen on random clips of the model's input: agreement with eager
             from vidcat.inference.fast import accelerate
 
             accelerate(self.pred, variant=fast)
 
-    def probabilities(self, inputs: list[dict], views: int) -> np.ndarray:
-        """(B, K) class probabilities of B videos' inputs (each with ``views`` test views)."""
+    def probabilities(self, inputs: list[dict], views: int) -> tuple[np.ndarray, dict]:
+        """(B, K) class probabilities of B videos' inputs (each with ``views`` test views) and their "none of
+        these" evidence ``{"energy": (B,)[, "space": (B, D)]}``."""
         merged = {k: _concat([x[k] for x in inputs]) for k in inputs[0]}
         if self.onnx:
-            from vidcat.inference.base import probabilities
+            from vidcat.inference.base import energies, probabilities
             from vidcat.inference.onnx_predictor import run_logits
 
-            return probabilities(run_logits(self.pred.session, merged), self.pred.multilabel, views)
+            z = run_logits(self.pred.session, merged)
+            return probabilities(z, self.pred.multilabel, views), {"energy": energies(z, views)}
         import torch
 
-        from vidcat.models.inputs import predict_scores
+        from vidcat.models.inputs import predict_outputs
 
         batch = {k: (torch.from_numpy(v) if isinstance(v, np.ndarray) else v) for k, v in merged.items()}
-        p, _ = predict_scores(self.pred.model, batch, views, self.pred.multilabel, self.pred.device)
-        return p.cpu().numpy()
+        p, _, evidence = predict_outputs(self.pred.model, batch, views, self.pred.multilabel, self.pred.device)
+        return p.cpu().numpy(), {k: v.cpu().numpy() for k, v in evidence.items()}
 
     def __call__(self, batch: dict) -> dict:
         from vidcat.inference.base import make_record
@@ -139,13 +141,21 @@ class ModelActor:
         good = [i for i in range(n) if not batch["error"][i]]
         for views in sorted({int(batch["views"][i]) for i in good}):  # same view count → one forward
             rows = [i for i in good if int(batch["views"][i]) == views]
-            probs = self.probabilities([pickle.loads(batch["inputs"][i]) for i in rows], views)
-            for i, p in zip(rows, probs):
-                records[i] = make_record(batch["path"][i], p, self.pred.classes, self.pred.topk)
+            probs, evidence = self.probabilities([pickle.loads(batch["inputs"][i]) for i in rows], views)
+            for j, (i, p) in enumerate(zip(rows, probs)):
+                records[i] = make_record(batch["path"][i], p, self.pred.classes, self.pred.topk,
+                                         unknown=self.pred.verdict(p, {k: v[j] for k, v in evidence.items()}))
         for i in range(n):
             if records[i] is None:
                 records[i] = {"path": str(batch["path"][i]), "error": str(batch["error"][i])}
         return {"index": np.asarray(batch["index"]), "record": [json_text(r) for r in records]}
+
+
+def open_set_of(cfg: BatchConfig):
+    """The job's "none of these" options, as the plain group the actors take."""
+    from vidcat.config import OpenSet
+
+    return OpenSet(min_precision=cfg.min_precision, coverage=cfg.coverage, unknown=cfg.unknown)
 
 
 # -- output ----------------------------------------------------------------------------------------
@@ -181,7 +191,8 @@ def write_records(path, records: list[dict]) -> None:
         import pyarrow.parquet as pq
 
         schema = pa.schema([("path", pa.string()), ("labels", pa.list_(pa.string())),
-                            ("scores", pa.list_(pa.float64())), ("error", pa.string())])
+                            ("scores", pa.list_(pa.float64())), ("error", pa.string()),
+                            ("unknown", pa.bool_()), ("unknown_score", pa.float64())])
         cols = {name: [r.get(name) for r in records] for name in schema.names}
         with atomic_path(path) as tmp:
             pq.write_table(pa.table(cols, schema=schema), tmp)
@@ -218,7 +229,7 @@ def batch_predict(cfg: BatchConfig) -> dict:
             ds = ds.map(decode, fn_kwargs={"spec": spec, "clips": cfg.clips, "crops": cfg.crops}, num_cpus=1)
             ds = ds.map_batches(ModelActor, fn_constructor_kwargs={
                 "checkpoint": str(Path(cfg.checkpoint).resolve()), "topk": cfg.topk,
-                "device": "cuda" if cfg.num_gpus > 0 else "cpu", "fast": cfg.fast},
+                "device": "cuda" if cfg.num_gpus > 0 else "cpu", "fast": cfg.fast, "open_set": open_set_of(cfg)},
                 batch_size=cfg.batch_size, compute=ray.data.ActorPoolStrategy(size=cfg.actors), num_cpus=cfg.num_cpus, num_gpus=cfg.num_gpus)
             journal.parent.mkdir(parents=True, exist_ok=True)
             with open(journal, "a", encoding="utf-8") as f:

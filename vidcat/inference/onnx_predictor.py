@@ -126,6 +126,7 @@ def load_predictor(path, **kw) -> BasePredictor:
     """A :class:`Predictor` for a checkpoint, or an :class:`OnnxPredictor` for a ``.onnx`` file (no torch)."""
     if Path(path).suffix.lower() == ".onnx":
         kw.pop("device", None)
+        kw.pop("open_set", None)      # an ONNX export of a video model carries no "none of these" rule
         return OnnxPredictor(path, **kw)
     from vidcat.inference.predictor import Predictor
 

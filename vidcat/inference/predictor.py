@@ -6,7 +6,7 @@ import torch
 from vidcat.config import DataConfig
 from vidcat.data.dataset import VideoClips, collate
 from vidcat.data.manifest import Dataset, Item
-from vidcat.models.inputs import predict_scores
+from vidcat.models.inputs import predict_outputs
 from vidcat.errors import VideoError
 from vidcat.inference.base import BasePredictor, make_record  # noqa: F401  (make_record: public here too)
 from vidcat.models.build import Checkpoint
@@ -30,13 +30,19 @@ def video_batch(path, data_cfg: DataConfig, classes: list[str], multilabel: bool
 class Predictor(BasePredictor):
     """``Predictor("runs/demo/best.pt")("video.mp4")`` → ``{"path", "labels", "scores"}``.
 
-    Uses the checkpoint's own input pipeline; ``clips`` × ``crops`` views are averaged.
+    Uses the checkpoint's own input pipeline; ``clips`` × ``crops`` views are averaged. A default-model
+    checkpoint also answers "none of these" (``open_set``: an :class:`~vidcat.config.OpenSet` to change its
+    target or turn it off).
     Raises :class:`VideoError` for an unreadable file (``predict_many`` turns it into a record).
     ``__call__`` / ``predict_many`` come from :class:`BasePredictor`.
     """
 
-    def __init__(self, ckpt_path, device: str = "cpu", clips: int = 1, crops: int = 1, topk: int = 5):
+    def __init__(self, ckpt_path, device: str = "cpu", clips: int = 1, crops: int = 1, topk: int = 5,
+                 open_set=None):
+        from vidcat.inference.unknown import rule_from
+
         self.ckpt = Checkpoint.load(ckpt_path)
+        self.unknown_rule = rule_from(self.ckpt.extra.get("open_set"), open_set)
         self.device = torch.device(device)
         self.model = self.ckpt.build(self.device)
         self.classes = self.ckpt.classes
@@ -45,8 +51,9 @@ class Predictor(BasePredictor):
         self.meta = {"model": self.ckpt.setup.name}
         self.clips, self.crops, self.topk = clips, crops, topk
 
-    def scores_and_warning(self, path, text: str | None = None) -> tuple[torch.Tensor, str | None]:
-        """Class probabilities (K,) for one video and the io layer's damage warning (or None)."""
+    def scores_and_warning(self, path, text: str | None = None) -> tuple[torch.Tensor, str | None, dict]:
+        """Class probabilities (K,) for one video, the io layer's damage warning (or None) and its "none of
+        these" evidence."""
         return self.score_prepared(video_batch(path, self.data_cfg, self.classes, self.multilabel, self.clips,
                                                self.crops, text))
 
@@ -55,10 +62,11 @@ class Predictor(BasePredictor):
         return None if self.is_long(path) else video_batch(path, self.data_cfg, self.classes, self.multilabel,
                                                            self.clips, self.crops)
 
-    def score_prepared(self, prepared) -> tuple[torch.Tensor, str | None]:
+    def score_prepared(self, prepared) -> tuple[torch.Tensor, str | None, dict]:
+        """Probabilities (K,), the damage warning (or None) and the clip's "none of these" evidence."""
         batch, views = prepared
-        p, _ = predict_scores(self.model, batch, views, self.multilabel, self.device)
-        return p[0].cpu(), damage_warning(batch)
+        p, _, evidence = predict_outputs(self.model, batch, views, self.multilabel, self.device)
+        return p[0].cpu(), damage_warning(batch), {k: v[0].cpu().numpy() for k, v in evidence.items()}
 
     def scores(self, path, text: str | None = None) -> torch.Tensor:
         return self.scores_and_warning(path, text)[0]

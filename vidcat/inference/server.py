@@ -4,7 +4,8 @@
     uvicorn.run(app, host="127.0.0.1", port=8000)
 
 Routes: ``GET /`` an upload page (self-contained HTML + JS, top-k bars), ``POST /predict``
-(multipart field ``file``; optional query ``topk`` up to the predictor's) → ``{"path", "labels", "scores"}``,
+(multipart field ``file``; optional query ``topk`` up to the predictor's) → ``{"path", "labels", "scores"}``
+(a default-model checkpoint adds ``unknown`` / ``unknown_score``, and ``"unknown"`` first among the labels),
 ``GET /health``, ``GET /classes``. A bad upload (missing, empty, not a readable video) is a 400
 with ``{"error": "..."}``; one over the size limit a 413, decided while it streams in (a chunked
 upload without a Content-Length stops at the limit too). The file part is streamed straight into
@@ -296,9 +297,11 @@ async def predict_upload(request, predictor, topk: int, max_bytes: int, timeout:
 
     def run(path: str, name: str) -> dict:
         record = predictor(path)
-        out = {"path": name, "labels": record["labels"][:topk], "scores": record["scores"][:topk]}
-        if record.get("warning"):
-            out["warning"] = record["warning"]
+        keep = topk + bool(record.get("unknown"))      # "unknown" comes before the top classes
+        out = {"path": name, "labels": record["labels"][:keep], "scores": record["scores"][:keep]}
+        for key in ("warning", "unknown", "unknown_score"):
+            if key in record:
+                out[key] = record[key]
         return out
 
     fd, tmp = tempfile.mkstemp(prefix="vidcat-upload-")
@@ -362,7 +365,7 @@ def run_serve(cfg: ServeConfig) -> int:
     from vidcat.inference.onnx_predictor import load_predictor
 
     options = app_options(cfg)  # a bad token file fails before the model loads
-    predictor = load_predictor(cfg.checkpoint, device=cfg.device, topk=cfg.topk, threads=cfg.threads)
+    predictor = load_predictor(cfg.checkpoint, device=cfg.device, topk=cfg.topk, threads=cfg.threads, open_set=cfg)
     if cfg.fast and hasattr(predictor, "model"):  # chosen on random clips of the model's input (no videos yet)
         from vidcat.inference.fast import accelerate
 

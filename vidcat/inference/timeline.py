@@ -33,6 +33,7 @@ class Window:
     start: float
     end: float
     scores: np.ndarray | None = None
+    evidence: dict | None = None      # "none of these" evidence (energy, space) of the window
 
     @property
     def time(self) -> float:
@@ -110,18 +111,19 @@ class WindowScorer:
         ctx = ClipContext(self.item, info, win.start, win.end, indices, self.clips.cfg, False, frames=frames)
         return {**self.clips.load_views(ctx)[0], "label": -1, "path": self.path}
 
-    def score(self, samples: list) -> np.ndarray:
-        """(B, K) probabilities of a batch of samples."""
+    def score(self, samples: list) -> tuple[np.ndarray, dict]:
+        """(B, K) probabilities of a batch of samples and their "none of these" evidence (energy, space)."""
         if self.onnx:
-            from vidcat.inference.base import probabilities
+            from vidcat.inference.base import energies, probabilities
             from vidcat.inference.onnx_predictor import run_logits
 
-            return probabilities(run_logits(self.pred.session, {"video": np.stack(samples)}), self.pred.multilabel)
+            z = run_logits(self.pred.session, {"video": np.stack(samples)})
+            return probabilities(z, self.pred.multilabel), {"energy": energies(z)}
         from vidcat.data.dataset import collate
-        from vidcat.models.inputs import predict_scores
+        from vidcat.models.inputs import predict_outputs
 
-        p, _ = predict_scores(self.pred.model, collate(samples), 1, self.pred.multilabel, self.pred.device)
-        return p.cpu().numpy().copy()
+        p, _, ev = predict_outputs(self.pred.model, collate(samples), 1, self.pred.multilabel, self.pred.device)
+        return p.cpu().numpy().copy(), {k: v.cpu().numpy().copy() for k, v in ev.items()}
 
 
 def score_windows(predictor, video, window: float = 2.0, stride: float = 1.0, batch_size: int = 8,
@@ -150,39 +152,55 @@ def score_windows(predictor, video, window: float = 2.0, stride: float = 1.0, ba
 
 def _score(scorer: WindowScorer, pending: list, out: list) -> None:
     if pending:
-        probs = scorer.score([s for _, s in pending])
-        for (w, _), p in zip(pending, probs):
+        probs, evidence = scorer.score([s for _, s in pending])
+        for j, ((w, _), p) in enumerate(zip(pending, probs)):
             w.scores = np.array(p, np.float32)  # a copy: a view would keep the whole batch tensor alive
+            w.evidence = {k: np.array(v[j]) for k, v in evidence.items()}
             out.append(w)
         pending.clear()
 
 
-def aggregate(windows: list[Window], classes: list[str], path, topk: int = 5) -> dict:
-    """One video-level record (``make_record``) from scored windows: their probabilities averaged,
-    each weighted by its duration (a short shot's window counts for the time it covers)."""
+def aggregate(windows: list[Window], classes: list[str], path, topk: int = 5, rule=None) -> dict:
+    """One video-level record (``make_record``) from scored windows: their probabilities (and energies)
+    averaged, each weighted by its duration (a short shot's window counts for the time it covers); ``rule``:
+    the "none of these" rule judging the averages."""
     if not windows:
         from vidcat.errors import VideoError
 
         raise VideoError(path, "no window could be scored")
     w = np.array([max(x.end - x.start, 1e-6) for x in windows])
     p = (np.stack([x.scores for x in windows]) * w[:, None]).sum(0) / w.sum()
-    return make_record(path, p, classes, topk)
+    verdict = None if rule is None else rule.judge(p[None], _mean_evidence(windows, w))[0]
+    return make_record(path, p, classes, topk, unknown=verdict)
+
+
+def _mean_evidence(windows: list[Window], weights: np.ndarray) -> dict:
+    """The weighted mean of the windows' "none of these" evidence (the keys every window has), as one row."""
+    keys = set.intersection(*(set(x.evidence or {}) for x in windows))
+    out = {}
+    for k in keys:
+        v = np.stack([np.asarray(x.evidence[k], np.float64) for x in windows])
+        out[k] = (np.tensordot(weights, v, axes=1) / weights.sum())[None]
+    return out
 
 
 def predict_long(predictor, path, window: float = 2.0, stride: float = 2.0, shots: bool = True) -> dict:
     """``vidcat predict`` for a long file: the :func:`aggregate` of its windows, plus ``windows`` and ``shots``."""
     windows, cuts, _ = score_windows(predictor, path, window, stride, shots=shots)
-    return {**aggregate(windows, predictor.classes, path, predictor.topk), "windows": len(windows),
-            "shots": len(cuts) + 1}
+    return {**aggregate(windows, predictor.classes, path, predictor.topk, predictor.unknown_rule),
+            "windows": len(windows), "shots": len(cuts) + 1}
 
 
 def timeline(ckpt_path, video, window: float = 2.0, stride: float = 1.0, out_dir=None, device: str = "cpu",
-             batch_size: int = 8, shots: bool = True, threads: int = 0, fast: str | None = None) -> dict:
+             batch_size: int = 8, shots: bool = True, threads: int = 0, fast: str | None = None,
+             open_set=None) -> dict:
     """Score windows of ``window`` seconds every ``stride`` seconds (a checkpoint or an ``.onnx``);
-    writes ``<stem>_timeline.{csv,json,png}`` to ``out_dir`` when given."""
+    writes ``<stem>_timeline.{csv,json,png}`` to ``out_dir`` when given. A default-model checkpoint's
+    "none of these" rule (``open_set``: an :class:`~vidcat.config.OpenSet` target) marks windows ``unknown``."""
     from vidcat.inference.onnx_predictor import load_predictor
 
-    pred = ckpt_path if hasattr(ckpt_path, "classes") else load_predictor(ckpt_path, device=device, threads=threads)
+    pred = ckpt_path if hasattr(ckpt_path, "classes") else load_predictor(ckpt_path, device=device, threads=threads,
+                                                                          open_set=open_set)
     if fast and hasattr(pred, "model"):  # the fastest variant that agrees with eager on this video's clips
         from vidcat.inference.fast import accelerate
 
@@ -193,10 +211,23 @@ def timeline(ckpt_path, video, window: float = 2.0, stride: float = 1.0, out_dir
     result = {"video": str(video), "classes": pred.classes, "times": times, "scores": s.round(5).tolist(),
               "top": [pred.classes[i] for i in s.argmax(1)], "windows": len(windows),
               "spans": [[round(w.start, 6), round(w.end, 6)] for w in windows], "cuts": cuts,
-              "duration": info.duration, "video_label": aggregate(windows, pred.classes, video, pred.topk)}
+              "duration": info.duration,
+              "video_label": aggregate(windows, pred.classes, video, pred.topk, pred.unknown_rule)}
+    if pred.unknown_rule is not None:
+        _mark_windows(result, windows, s, pred.unknown_rule)
     if out_dir:
         _write_outputs(result, s, Path(out_dir), Path(video).stem)
     return result
+
+
+def _mark_windows(result: dict, windows: list[Window], s: np.ndarray, rule) -> None:
+    """Each window's "none of these" verdict: ``unknown`` / ``unknown_score`` lists, ``top`` = unknown there."""
+    keys = set.intersection(*(set(w.evidence or {}) for w in windows))
+    verdicts = rule.judge(s, {k: np.stack([w.evidence[k] for w in windows]) for k in keys})
+    result["unknown"] = [u for _, u in verdicts]
+    result["unknown_score"] = [round(v, 6) for v, _ in verdicts]
+    result["top"] = ["unknown" if u else t for t, (_, u) in zip(result["top"], verdicts)]
+    result["rule"] = rule.describe()
 
 
 def _write_outputs(result: dict, s: np.ndarray, out: Path, stem: str) -> None:
@@ -206,8 +237,10 @@ def _write_outputs(result: dict, s: np.ndarray, out: Path, stem: str) -> None:
     result["csv"], result["json"], result["png"] = (str(out / f"{stem}_timeline.{e}") for e in ("csv", "json", "png"))
     with atomic_open(result["csv"], "w", newline="") as f:
         w = csv.writer(f)
-        w.writerow(["time", "start", "end", "top", *result["classes"]])
-        for t, (a, b), top, row in zip(result["times"], result["spans"], result["top"], s):
-            w.writerow([f"{t:.3f}", f"{a:.3f}", f"{b:.3f}", top, *[f"{v:.5f}" for v in row]])
+        extra = ["unknown_score"] if "unknown_score" in result else []
+        w.writerow(["time", "start", "end", "top", *extra, *result["classes"]])
+        for j, (t, (a, b), top, row) in enumerate(zip(result["times"], result["spans"], result["top"], s)):
+            score = [f"{result['unknown_score'][j]:.6f}"] if extra else []
+            w.writerow([f"{t:.3f}", f"{a:.3f}", f"{b:.3f}", top, *score, *[f"{v:.5f}" for v in row]])
     atomic_write_json(result["json"], result, indent=None)
     plot_timeline(np.asarray(result["times"]), s, result["classes"], result["png"], cuts=result["cuts"])

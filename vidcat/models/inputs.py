@@ -65,6 +65,38 @@ def drop_modalities(batch: dict, names) -> dict:
 
 
 @torch.no_grad()
+def predict_outputs(model, batch: dict, views: int, multilabel: bool, device, amp: str = "none",
+                    drop=()) -> tuple:
+    """Class probabilities averaged over test views (B, K), per-stream ones {name: (B, K)}, and the
+    "none of these" evidence of each clip averaged over its views: ``{"energy": (B,) -logsumexp(logits)}``,
+    plus ``"space"`` (B, D), the heads' pooled inputs, for a streams model. ``drop``: modalities to treat as
+    missing (see :func:`drop_modalities`)."""
+    from vidcat.models.stream_space import is_streams_model, logits_and_space
+
+    batch = to_device(fold_views(batch, views), device)
+    if drop:
+        batch = drop_modalities(batch, drop)
+    space = None
+    with autocast(device, amp):
+        if is_streams_model(model) and not drop:
+            logits, space = logits_and_space(model, model_input(model, batch))
+            streams = {}
+        else:
+            logits, streams = split_output(model(model_input(model, batch)))
+    evidence = {"energy": -torch.logsumexp(logits.float(), dim=-1).view(-1, views).mean(1)}
+    if space is not None:
+        evidence["space"] = space.float().view(-1, views, space.shape[-1]).mean(1)
+    return (view_probs(logits, views, multilabel), {n: view_probs(s, views, multilabel) for n, s in streams.items()},
+            evidence)
+
+
+def view_probs(x: torch.Tensor, views: int, multilabel: bool) -> torch.Tensor:
+    """(B*V, K) logits -> (B, K) probabilities (sigmoid or softmax) averaged over the views."""
+    p = torch.sigmoid(x.float()) if multilabel else torch.softmax(x.float(), dim=-1)
+    return p.view(-1, views, p.shape[-1]).mean(1)
+
+
+@torch.no_grad()
 def predict_scores(model, batch: dict, views: int, multilabel: bool, device, amp: str = "none",
                    drop=()) -> tuple:
     """Class probabilities averaged over test views: (B, K), plus per-stream ones {name: (B, K)};

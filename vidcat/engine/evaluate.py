@@ -11,6 +11,7 @@ from vidcat.data.manifest import load_dataset
 from vidcat.metrics import compute_metrics
 from vidcat.engine.plots import plot_confusion
 from vidcat.io.console import SkipReport
+from vidcat.engine.open_eval import evaluate_unknown, open_set_line, unknown_rule
 from vidcat.engine.scoring import evaluate_loader, setup_threads
 from vidcat.errors import VidcatError
 from vidcat.models.build import Checkpoint
@@ -22,6 +23,8 @@ def evaluate(cfg: EvalConfig) -> dict:
 
     ``ablate`` (multi-modal models): modalities to remove one at a time at test time (their masks
     zeroed in every sample; empty = each of the model's modalities) -> ``result["without"] = {m: top1}``.
+    ``unknown`` (clips of none of the classes) -> ``result["open_set"]``: the "none of these" rule's AUROC,
+    precision and coverage (:mod:`vidcat.engine.open_eval`).
     """
     setup_threads(cfg.threads)
     ck = Checkpoint.load(cfg.checkpoint)
@@ -32,12 +35,13 @@ def evaluate(cfg: EvalConfig) -> dict:
         raise VidcatError(f"{cfg.source}: no labels found (a folder-per-class tree or a label column is needed to evaluate)")
     clips_ds = VideoClips(ds, ck.data, train=False, clips=cfg.clips, crops=cfg.crops)
     ablate = _ablation_modalities(model, ck.data, cfg.ablate)
+    evidence = {} if cfg.unknown and unknown_rule(cfg, ck) else None     # no rule: one error line, before decoding
     skips = SkipReport(cfg.strict)
     loader = make_loader(clips_ds, cfg.batch_size, False, cfg.workers)
-    run = lambda drop=(), desc="eval": evaluate_loader(  # noqa: E731
+    run = lambda drop=(), desc="eval", ev=None: evaluate_loader(  # noqa: E731
         model, loader, clips_ds.num_views, ck.multilabel, device, cfg.amp, skips, progress=cfg.progress,
-        desc=desc, drop=drop)
-    scores, labels, paths, streams, loss = run()
+        desc=desc, drop=drop, evidence=ev)
+    scores, labels, paths, streams, loss = run(ev=evidence)
     result = compute_metrics(scores, labels, ck.classes, ck.multilabel)
     result.update(loss=loss, views={"clips": cfg.clips, "crops": cfg.crops}, model=ck.setup.name,
                   checkpoint=str(cfg.checkpoint), data=str(cfg.source), skipped=len(skips),
@@ -50,6 +54,8 @@ def evaluate(cfg: EvalConfig) -> dict:
         for m in ablate:  # one more pass per modality: the same clips with that stream marked missing
             s, y, *_ = run(drop=(m,), desc=f"eval without {m}")
             result["without"][m] = compute_metrics(s, y, ck.classes, ck.multilabel)["top1"]
+    if cfg.unknown:
+        result["open_set"] = evaluate_unknown(cfg, ck, model, device, (scores, labels, evidence), skips)
     if cfg.json:
         atomic_write_json(cfg.json, result)
         if not ck.multilabel:
@@ -89,4 +95,6 @@ def format_table(result: dict) -> str:
             rows.append(f"{m:<20} {'-' if alone is None else format(alone, '.3f'):>7} "
                         f"{'-' if wo is None else format(wo, '.3f'):>14}")
         rows.append(f"{'fused (all)':<20} {result['top1']:>7.3f}")
+    if result.get("open_set"):
+        rows.append(open_set_line(result["open_set"]))
     return "\n".join(rows)

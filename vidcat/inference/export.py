@@ -315,6 +315,7 @@ def export_fused_head(model, ckpt: dict, checkpoint_path, out: Path, opset: int,
     import numpy as np
 
     from vidcat.config import __version__
+    from vidcat.inference.unknown import META_UNKNOWN, onnx_rule
 
     if int8:
         raise VidcatError(f"{checkpoint_path}: --int8 is for conv nets; the streams model's fused head is a few "
@@ -331,6 +332,9 @@ def export_fused_head(model, ckpt: dict, checkpoint_path, out: Path, opset: int,
     meta = {META_CLASSES: json.dumps(ckpt["classes"]), META_MULTILABEL: json.dumps(bool(ckpt["multilabel"])),
             META_DATA: json.dumps(ckpt["data"], default=list), META_MODEL: ckpt["model"],
             META_INPUT: STREAM_FEATURES, META_QUANT: "none", META_VERSION: __version__}
+    rule, rule_note = onnx_rule(ckpt.get("open_set"))
+    if rule is not None:
+        meta[META_UNKNOWN] = json.dumps(rule)
     with atomic_path(out) as final:
         _torch_to_onnx(net, feeds(1), final, opset)
         _set_metadata(final, meta)
@@ -340,7 +344,7 @@ def export_fused_head(model, ckpt: dict, checkpoint_path, out: Path, opset: int,
     return {"checkpoint": str(checkpoint_path), "out": str(out), "model": ckpt["model"], "opset": opset,
             "input": STREAM_FEATURES, "inputs": keys, "max_abs_diff": diff, "bytes": out.stat().st_size,
             "exports": "the fused head (each stream's head and the stacker); inputs are the streams' features, "
-                       "which vidcat computes (predict --checkpoint runs the whole model)"}
+                       "which vidcat computes (predict --checkpoint runs the whole model)", "unknown": rule_note}
 
 
 def _parity(net, sess, checks: list[dict], keys: list[str]) -> tuple[float, float]:

@@ -94,3 +94,28 @@ def mark_unknown(record: dict, verdict: tuple[float, bool] | None) -> dict:
         record["labels"] = [UNKNOWN] + record["labels"]
         record["scores"] = [round(1.0 - top, 6)] + record["scores"]
     return record
+
+
+META_UNKNOWN = "vidcat.unknown"   # ONNX metadata key of a fused-head export's rule
+
+
+def onnx_rule(entry: dict | None) -> tuple[dict | None, str]:
+    """``(metadata, note)`` of a checkpoint's rule for an ONNX export of the fused head (whose output is the
+    calibrated fused logits): msp and energy are functions of those logits, so the rule travels in full; a
+    distance family needs the heads' pooled inputs, which the graph does not output -- the metadata then
+    names the rule and says so."""
+    if not entry:
+        return None, "no 'unknown' rule (none in the checkpoint)"
+    t = entry["threshold"]
+    meta = {"family": entry["family"], "threshold": t["value"], "target": t["target"], "precision": t["precision"],
+            "coverage": t["coverage"], "unknown_when": "score > threshold"}
+    if entry["family"] == "msp":
+        meta["score"] = "1 - max(softmax(logits))"
+    elif entry["family"] == "energy":
+        meta["score"] = "-logsumexp(logits)"
+    else:
+        meta["score"] = (f"{entry['family']} distance of the heads' pooled inputs to the class centroids: not "
+                         "output by this graph; vidcat predict --checkpoint applies it")
+        return meta, f"the {entry['family']} 'unknown' rule needs features this graph does not output (named in " \
+                     f"its metadata {META_UNKNOWN}; predict --checkpoint applies it)"
+    return meta, f"the 'unknown' rule ({meta['score']} > {t['value']:.4g}) is in the metadata {META_UNKNOWN}"

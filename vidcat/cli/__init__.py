@@ -10,11 +10,11 @@ import logging
 import os
 import sys
 
-from vidcat.cli import common, data, evaluate, info, serve, streams, train
+from vidcat.cli import common, data, evaluate, explore, info, serve, streams, train
 from vidcat.cli.options import HelpFormatter, Parser
 from vidcat.errors import VidcatError
 
-COMMAND_GROUPS = (data, train, evaluate, serve, info, streams)
+COMMAND_GROUPS = (data, train, evaluate, explore, serve, info, streams)
 WRITE_ERRNOS = {errno.ENOSPC, errno.EROFS, errno.EACCES, errno.EDQUOT}
 
 

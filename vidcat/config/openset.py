@@ -42,7 +42,7 @@ def open_set_target(cfg) -> dict | None:
 
 
 @dataclass
-class SuggestConfig(part_of(Runtime, "workers", "strict", "progress", workers=0)):
+class SuggestConfig(part_of(Runtime, "workers", "strict", "progress")):
     """``vidcat suggest``: the unlabelled clips to label next (uncertain and diverse), as a manifest CSV."""
 
     checkpoint: str = opt(None, "a default-model checkpoint (RUN/best.pt)", required=True)
@@ -64,7 +64,7 @@ class SuggestConfig(part_of(Runtime, "workers", "strict", "progress", workers=0)
 
 
 @dataclass
-class ClusterConfig(part_of(Runtime, "workers", "strict", "progress", workers=0)):
+class ClusterConfig(part_of(Runtime, "workers", "strict", "progress")):
     """``vidcat cluster DIR``: groups an unlabelled folder by the default model's features; a contact sheet
     (PNG + HTML, one strip per cluster) and a manifest whose label column you rename."""
 

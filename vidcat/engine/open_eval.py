@@ -13,7 +13,7 @@ from vidcat.errors import VidcatError
 def unknown_rule(cfg: EvalConfig, ck):
     """The checkpoint's rule (its threshold refitted to ``--min-precision`` / ``--coverage`` when given), or
     one error line when ``--unknown`` asks for one the checkpoint does not carry."""
-    from vidcat.inference.unknown import rule_from
+    from vidcat.featurefit.rule import rule_from
 
     rule = rule_from(ck.extra.get("open_set"), cfg)
     if rule is None and cfg.unknown:

@@ -62,9 +62,11 @@ def _by_size(labels: np.ndarray) -> np.ndarray:
     return np.array([remap[int(c)] for c in labels], dtype=np.int64)
 
 
-def cluster_clips(features, present=None, k_min: int = 2, k_max: int = 12, seed: int = 0) -> Clustering:
+def cluster_clips(features, present=None, k_min: int = 2, k_max: int = 12, seed: int = 0,
+                  standardise: bool = True) -> Clustering:
     """Cluster clip ``features`` (N, D); ``present`` (N,) marks the clips that have features (the rest
-    get -1). k runs over ``k_min..k_max`` (capped at clips - 1) and the best mean silhouette wins."""
+    get -1). k runs over ``k_min..k_max`` (capped at clips - 1) and the best mean silhouette wins.
+    ``standardise=False`` keeps the features' own scale (features already weighted, e.g. per stream)."""
     from sklearn.cluster import KMeans
     from sklearn.decomposition import PCA
     from sklearn.metrics import silhouette_score
@@ -83,7 +85,7 @@ def cluster_clips(features, present=None, k_min: int = 2, k_max: int = 12, seed:
         return Clustering(labels, 1, {}, distance)
     if min(k_max, len(x) - 1) < k_min:
         raise VidcatError(f"k_min {k_min} needs at least {k_min + 1} clips with features, found {len(x)}")
-    z = StandardScaler().fit_transform(x)
+    z = StandardScaler().fit_transform(x) if standardise else x - x.mean(0)
     z = PCA(n_components=min(PCA_DIMS, len(z) - 1, z.shape[1]), random_state=seed).fit_transform(z)
     fits, scores = {}, {}
     for k in range(k_min, min(k_max, len(z) - 1) + 1):
@@ -94,7 +96,8 @@ def cluster_clips(features, present=None, k_min: int = 2, k_max: int = 12, seed:
     km = fits[best]
     labels[mask] = _by_size(km.labels_)
     distance[mask] = np.linalg.norm(z - km.cluster_centers_[km.labels_], axis=1)
-    return Clustering(labels, best, scores, distance)
+    criterion = "silhouette of k-means on " + ("standardised " if standardise else "") + "PCA features"
+    return Clustering(labels, best, scores, distance, criterion)
 
 
 def _square(frames: np.ndarray, size: int) -> np.ndarray:

@@ -6,7 +6,8 @@ the clip with the largest ``uncertainty x redundancy weight`` where the weight `
 its distance d to the nearest clip already picked (standardised features) is near 0 for a near-duplicate
 and near 1 beyond a few ``s``, with ``s`` the median nearest-neighbour distance among the unlabelled clips.
 So the list starts at the most uncertain clip and a second clip like it waits until its uncertainty
-outweighs a fresh one's.
+outweighs a fresh one's. A clip that the model's "none of these" rule flags counts as fully uncertain: its
+label may be a class the model does not know yet.
 """
 from __future__ import annotations
 
@@ -55,25 +56,32 @@ def _spacing(z: np.ndarray) -> float:
     return s if s > 0 else float(dist[:, 1].max()) or 1.0
 
 
-def _reason(p: np.ndarray, kind: str, u: float, classes, near: float | None) -> str:
+def _reason(p: np.ndarray, kind: str, u: float, classes, near: float | None, flagged: bool = False) -> str:
     a, b = np.argsort(-p, kind="stable")[:2]
     name = (lambda i: classes[i]) if classes is not None else (lambda i: f"class {i}")
     value = p[a] - p[b] if kind == "margin" else u
     text = f"{kind} {value:.2f}: {name(a)} {p[a]:.2f} vs {name(b)} {p[b]:.2f}"
+    if flagged:
+        text = f"flagged unknown (none of the classes?); {text}"
     return text if near is None else f"{text}; {near:.1f} spacings from earlier picks"
 
 
 def suggest_clips(probs, features=None, n: int = 20, kind: str = "margin", diversity: bool = True,
-                  classes: list[str] | None = None) -> list[Suggestion]:
+                  classes: list[str] | None = None, unknown=None) -> list[Suggestion]:
     """The ``n`` clips to label first, best first, from calibrated ``probs`` (N, K) of unlabelled clips
-    and their ``features`` (N, D) (no features or ``diversity=False``: by uncertainty alone)."""
+    and their ``features`` (N, D) (no features or ``diversity=False``: by uncertainty alone). ``unknown``
+    (N,) marks clips a "none of these" rule flags: they count as fully uncertain (maybe a new class)."""
     p = as_probs(probs)
     n = min(positive_int(n, "n"), len(p))
     u = uncertainty(p, kind)
+    flagged = np.zeros(len(p), bool) if unknown is None else np.asarray(unknown, bool).reshape(-1)
+    if flagged.shape != (len(p),):
+        raise VidcatError(f"unknown has {flagged.size} values, probs {len(p)} rows")
+    u = np.where(flagged, 1.0, u)
     if features is None or not diversity:
         order = np.argsort(-u, kind="stable")[:n]
         return [Suggestion(int(i), int(p[i].argmax()), float(p[i].max()), float(u[i]),
-                           _reason(p[i], kind, u[i], classes, None)) for i in order]
+                           _reason(p[i], kind, u[i], classes, None, flagged[i])) for i in order]
     x = as_matrix(features, "features", rows=len(p))
     z = (x - x.mean(0)) / np.where(x.std(0) > 1e-12, x.std(0), 1.0)
     s = _spacing(z)
@@ -84,7 +92,7 @@ def suggest_clips(probs, features=None, n: int = 20, kind: str = "margin", diver
         i = int(np.argmax(gain))
         near = None if not out else float(nearest[i] / s)
         out.append(Suggestion(i, int(p[i].argmax()), float(p[i].max()), float(u[i]),
-                              _reason(p[i], kind, u[i], classes, near)))
+                              _reason(p[i], kind, u[i], classes, near, flagged[i])))
         picked[i] = True
         nearest = np.minimum(nearest, np.linalg.norm(z - z[i], axis=1))
     return out

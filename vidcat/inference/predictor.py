@@ -39,7 +39,7 @@ class Predictor(BasePredictor):
 
     def __init__(self, ckpt_path, device: str = "cpu", clips: int = 1, crops: int = 1, topk: int = 5,
                  open_set=None):
-        from vidcat.inference.unknown import rule_from
+        from vidcat.featurefit.rule import rule_from
 
         self.ckpt = Checkpoint.load(ckpt_path)
         self.unknown_rule = rule_from(self.ckpt.extra.get("open_set"), open_set)

@@ -256,7 +256,7 @@ def export_onnx(checkpoint_path, out, opset: int = 17, int8: bool = False, calib
     out = Path(out)
     ck = Checkpoint.load(checkpoint_path)
     ckpt, model = ck.to_dict(), ck.build()
-    if hasattr(model, "fused_head"):
+    if hasattr(model, "feature_shapes"):  # the streams model (a gated fusion model has a fused_head layer)
         return export_fused_head(model, ckpt, checkpoint_path, out, opset, int8, threads)
     try:
         keys = graph_inputs(model, ckpt)

@@ -21,7 +21,7 @@ class ExportConfig(part_of(Runtime, "threads")):
 
     checkpoint: str = opt(None, "a checkpoint (RUN/best.pt)", required=True)
     out: str = opt(None, "the .onnx file to write", required=True)
-    opset: int = opt(17, "ONNX opset", min=11)
+    opset: int = opt(18, "ONNX opset (a video model's graph resizes frames: 18 or later)", min=11)
     int8: bool = opt(False, "quantize to int8: static QDQ with --calib (recommended for CNNs), else dynamic")
     calib: str | None = opt(None, "dataset (folder, CSV, ...) whose clips calibrate --int8")
     eval: str | None = opt(None, "dataset for parity and int8 agreement (default: --calib)")

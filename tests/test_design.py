@@ -213,14 +213,8 @@ LAYERS = {
     "vidcat.io": 1, "vidcat.inputs": 1,
     "vidcat.data": 2, "vidcat.motion": 2,
     "vidcat.models": 3,
-<<<<<<< HEAD
     "vidcat.transfer": 4, "vidcat.featurefit": 4, "vidcat.engine": 4,
     "vidcat.engine.train": 4.5, "vidcat.engine.crossval": 4.6, "vidcat.engine.feature_fit": 4.4,
-=======
-    "vidcat.featurefit": 4,                                         # calibration, unknowns, suggestions, clusters
-    "vidcat.transfer": 4, "vidcat.engine": 4,
-    "vidcat.engine.train": 4.5, "vidcat.engine.crossval": 4.6,
->>>>>>> wip-confidence
     "vidcat.inference": 5, "vidcat.speed": 5, "vidcat.report": 5,
     "vidcat.cli": 6, "vidcat.__main__": 6,
 }

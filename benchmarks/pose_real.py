@@ -140,7 +140,7 @@ def main(argv=None) -> int:
              f"features, C=1) on 2 persons (18 clips) and predicts the third (9). Pose: `pose_features(path, "
              f"frames={args.frames})` (MediaPipe 0.10.21 BlazePose full, 33 landmarks, hip-centred and "
              f"torso-scaled; mean, std, mean |Δ| over time: 331 numbers); appearance: the default recipe's frozen "
-             f"ImageNet EfficientNet-Lite0 frame features (`extract_embeddings("frame_head", pretrained=True)`, "
+             f"ImageNet EfficientNet-Lite0 frame features (`extract_embeddings('frame_head', pretrained=True)`, "
              f"8 TSN frames at 160², their penultimate embeddings fed to the same plain logistic regression -- not the "
              f"recipe's own trend pooling and head, which scores 0.889 (24/27) on the same protocol, see README). "
              f"Fusion: the two regressions' class probabilities mixed with the pose weight tuned by inner "

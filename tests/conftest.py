@@ -1,5 +1,6 @@
-"""Shared fixtures: the real sample media in ../shared/data (skipped when absent) and small
-synthetic datasets of real encoded H.264 videos generated once per test session."""
+"""Shared fixtures: the real sample media in ../shared/data (skipped when absent), small synthetic datasets
+of real encoded H.264 videos generated once per test session, tiny checkpoints, one torch thread, a
+private cache folder."""
 from __future__ import annotations
 
 import os
@@ -54,3 +55,83 @@ def bad_files(tmp_path) -> dict[str, Path]:
     files["text"].write_text("this is not a video\n" * 20)
     files["garbage"].write_bytes(np.random.default_rng(1).integers(0, 256, 4000, dtype=np.uint8).tobytes())
     return files
+
+
+@pytest.fixture(scope="session")
+def small_motion(tmp_path_factory) -> Path:
+    """A 4-class `motion` set, 4 videos per class and split (64 px, 24 frames); read it, never write into it."""
+    from vidcat.data.synthetic import SynthConfig, generate
+
+    out = tmp_path_factory.mktemp("small_motion")
+    generate(out, SynthConfig(per_class=4, seed=3), progress=False)
+    return out
+
+
+@pytest.fixture(scope="session")
+def tiny_ckpt(tmp_path_factory) -> tuple[Path, list[Path]]:
+    """tiny3d trained for 1 step on a 4-per-class, 12-frame, 32 px synthetic set: (last.pt, its test videos)."""
+    import torch
+
+    import vidcat
+    from vidcat.data.synthetic import SynthConfig, generate
+
+    root = tmp_path_factory.mktemp("tiny_ckpt")
+    generate(root / "data", SynthConfig(per_class=4, frames=12, size=32, seed=5), progress=False)
+    torch.manual_seed(0)
+    vidcat.train(root / "data" / "train.csv", root / "run", model="tiny3d", epochs=1, batch_size=4, max_steps=1,
+                 workers=0, progress=False, val=str(root / "data" / "val.csv"))
+    return root / "run" / "last.pt", sorted((root / "data" / "test").rglob("*.mp4"))
+
+
+CHECKPOINT_CLASSES = ["a", "b", "c", "d", "e"]
+
+
+def _random_checkpoint(path: Path, model: str, seed: int = 0, **data) -> Path:
+    """A checkpoint of ``model`` (random init, 5 classes a-e) with the model's own data config plus ``data``
+    overrides (``model_kwargs=`` goes to the builder)."""
+    import torch
+
+    from vidcat.config import DataConfig
+    from vidcat.models.build import Checkpoint
+    from vidcat.models.registry import create_model, get_spec
+
+    kwargs = data.pop("model_kwargs", {})
+    cfg = DataConfig(**data).resolved(get_spec(model))
+    torch.manual_seed(seed)
+    net = create_model(model, num_classes=len(CHECKPOINT_CLASSES), **kwargs).eval()
+    Checkpoint.from_dict({"model": model, "model_kwargs": kwargs, "classes": CHECKPOINT_CLASSES, "multilabel": False,
+                          "data": cfg.as_dict(), "state_dict": net.state_dict()}).save(path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def make_checkpoint():
+    """``make_checkpoint(path, model, seed=0, **data)`` writes a random-init checkpoint (see _random_checkpoint)."""
+    return _random_checkpoint
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """One intra-op torch thread for a module of small models: on a shared 2-core machine a second OpenMP
+    thread mostly spins (several times the CPU for the same steps). Restored afterwards."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture()
+def seeded():
+    """torch's global generator seeded with 0 before the test (model initialisation, random inputs)."""
+    import torch
+
+    torch.manual_seed(0)
+
+
+@pytest.fixture()
+def cache(tmp_path, monkeypatch) -> Path:
+    """VIDCAT_CACHE pointed at an empty folder of this test's own."""
+    monkeypatch.setenv("VIDCAT_CACHE", str(tmp_path / "cache"))
+    return tmp_path / "cache"

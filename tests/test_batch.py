@@ -45,9 +45,7 @@ def videos(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def ckpt(videos):
-    from test_onnx_torchfree import make_checkpoint
-
+def ckpt(videos, make_checkpoint):
     return make_checkpoint(videos / "tiny3d.pt", "tiny3d", seed=2, frames=8, size=32)
 
 

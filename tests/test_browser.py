@@ -27,9 +27,8 @@ TOKEN = "browser-test-token"
 
 
 @pytest.fixture()
-def server(tmp_path):
+def server(tmp_path, make_checkpoint):
     """uvicorn in a thread serving an exported tiny3d (random weights) on a free port, token required."""
-    from test_onnx_torchfree import make_checkpoint
     from test_serve_security import running
 
     from vidcat.inference.export import export_onnx

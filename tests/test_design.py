@@ -414,3 +414,182 @@ def test_the_length_check_counts_nested_and_methods(tmp_path):
     body = "\n".join(f"        x{i} = {i}" for i in range(80))
     (pkg / "m.py").write_text(f"class C:\n    def long(self):\n{body}\n\ndef short():\n    return 1\n")
     assert long_functions(pkg) == ["vidcat/m.py:long (81 lines)"]
+
+
+# -- no escape hatches in the tests ----------------------------------------------------------------------
+TESTS = Path(__file__).resolve().parent
+
+
+def _dotted(node) -> str:
+    """``pytest.mark.xfail`` for that attribute chain ('' for anything that is not a plain name chain)."""
+    parts = []
+    while isinstance(node, ast.Attribute):
+        parts.append(node.attr)
+        node = node.value
+    return ".".join([node.id, *reversed(parts)]) if isinstance(node, ast.Name) else ""
+
+
+def escape_hatches(root: Path = TESTS) -> list[str]:
+    """Every xfail (marker or call), and every skip that gives no reason, in the ``.py`` files under ``root``."""
+    found = []
+    for p in sorted(root.rglob("*.py")):
+        rel = p.relative_to(root).as_posix()
+        tree, here = ast.parse(p.read_text()), []
+        called = {id(n.func) for n in ast.walk(tree) if isinstance(n, ast.Call)}
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("pytest"):
+                here += [(node.lineno, f"from {node.module} import {a.name}") for a in node.names
+                          if a.name in ("xfail", "skip", "skipif", "mark")]
+            name = _dotted(node) if isinstance(node, ast.Attribute) else ""
+            if name in ("pytest.xfail", "pytest.mark.xfail"):
+                here.append((node.lineno, name))
+            elif name in ("pytest.mark.skip", "pytest.mark.skipif") and id(node) not in called:
+                here.append((node.lineno, f"{name} without a reason"))
+            elif isinstance(node, ast.Call) and _dotted(node.func) in ("pytest.skip", "pytest.mark.skip",
+                                                                        "pytest.mark.skipif"):
+                has_reason = any(k.arg in ("reason", "msg") for k in node.keywords) or \
+                    (node.args and _dotted(node.func) != "pytest.mark.skipif")
+                if not has_reason:
+                    here.append((node.lineno, f"{_dotted(node.func)} without a reason"))
+        found += [f"{rel}:{line}: {what}" for line, what in sorted(here)]
+    return found
+
+
+def test_no_xfail_and_no_skip_without_a_reason():
+    assert escape_hatches() == []
+
+
+def test_the_escape_hatch_check_sees_each_form(tmp_path):
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "test_a.py").write_text(
+        "import pytest\n"
+        "@pytest.mark.xfail(reason='known bug')\n"
+        "def test_a():\n"
+        "    pytest.xfail('still broken')\n"
+        "@pytest.mark.skip\n"
+        "def test_b():\n"
+        "    pytest.skip()\n"
+        "@pytest.mark.skipif(True)\n"
+        "def test_c():\n"
+        "    pytest.skip('optional package absent')\n"
+        "@pytest.mark.skipif(True, reason='no GPU')\n"
+        "def test_d():\n"
+        "    pytest.importorskip('numpy')\n")
+    assert escape_hatches(tmp_path) == [
+        "sub/test_a.py:2: pytest.mark.xfail", "sub/test_a.py:4: pytest.xfail",
+        "sub/test_a.py:5: pytest.mark.skip without a reason", "sub/test_a.py:7: pytest.skip without a reason",
+        "sub/test_a.py:8: pytest.mark.skipif without a reason"]
+
+
+def _fixtures(path: Path) -> list[ast.FunctionDef]:
+    """The functions of ``path`` decorated with ``pytest.fixture`` (called or not)."""
+    def is_fixture(d):
+        return _dotted(d.func if isinstance(d, ast.Call) else d) == "pytest.fixture"
+
+    return [n for n in ast.parse(path.read_text()).body
+            if isinstance(n, ast.FunctionDef) and any(is_fixture(d) for d in n.decorator_list)]
+
+
+def copied_fixtures(root: Path = TESTS) -> list[str]:
+    """Fixtures whose body (docstring aside) is written out in more than one file under ``root``, and test-module
+    fixtures that shadow a conftest.py fixture of the same name: shared fixtures belong in conftest.py."""
+    bodies: dict[str, list[str]] = {}
+    shared = {f.name for c in root.rglob("conftest.py") for f in _fixtures(c)}
+    found = []
+    for p in sorted(root.rglob("*.py")):
+        rel = p.relative_to(root).as_posix()
+        for f in _fixtures(p):
+            body = f.body[1:] if f.body and isinstance(f.body[0], ast.Expr) and isinstance(
+                getattr(f.body[0], "value", None), ast.Constant) else f.body
+            bodies.setdefault(ast.dump(ast.Module(body=body, type_ignores=[])), []).append(f"{rel}:{f.name}")
+            if f.name in shared and p.name != "conftest.py":
+                found.append(f"{rel}:{f.name} shadows the conftest fixture")
+    found += [" = ".join(where) for where in bodies.values() if len(where) > 1]
+    return sorted(found)
+
+
+def test_shared_fixtures_live_in_conftest():
+    assert copied_fixtures() == []
+
+
+def test_the_fixture_check_sees_copies_and_shadows(tmp_path):
+    fixture = "import pytest\n@pytest.fixture()\ndef {name}(tmp_path):\n    {doc}return tmp_path / 'x'\n"
+    (tmp_path / "conftest.py").write_text(fixture.format(name="shared", doc=""))
+    (tmp_path / "test_a.py").write_text(fixture.format(name="mine", doc="'''one copy'''\n    "))
+    (tmp_path / "test_b.py").write_text(fixture.format(name="shared", doc="").replace("'x'", "'y'"))
+    assert copied_fixtures(tmp_path) == ["conftest.py:shared = test_a.py:mine",
+                                         "test_b.py:shared shadows the conftest fixture"]
+
+
+# -- the oldest supported Python parses everything -------------------------------------------------------
+ROOT = PKG.parent
+
+
+def oldest_python() -> tuple[int, int]:
+    """``requires-python = ">=3.X"`` of pyproject.toml as (3, X)."""
+    import re
+
+    m = re.search(r'^requires-python\s*=\s*">=\s*(\d+)\.(\d+)"', (ROOT / "pyproject.toml").read_text(), re.M)
+    return int(m.group(1)), int(m.group(2))
+
+
+def _reused_fstring_quotes(src: str) -> list[int]:
+    """Lines where a string inside an f-string's braces reuses the enclosing quotes: Python 3.12+ only (PEP 701),
+    which ``ast.parse(feature_version=...)`` of a 3.12+ interpreter lets through. Empty before 3.12."""
+    import io
+    import tokenize
+
+    if not hasattr(tokenize, "FSTRING_START"):
+        return []
+    open_quotes, lines = [], []
+    for tok in tokenize.generate_tokens(io.StringIO(src).readline):
+        if tok.type in (tokenize.STRING, tokenize.FSTRING_START):
+            quote = tok.string.lstrip("rRbBfFuU")[:3]
+            quote = quote if quote in ('"""', "'''") else quote[:1]
+            if any(quote.startswith(q) for q in open_quotes):
+                lines.append(tok.start[0])
+            if tok.type == tokenize.FSTRING_START:
+                open_quotes.append(quote)
+        elif tok.type == tokenize.FSTRING_END:
+            open_quotes.pop()
+    return lines
+
+
+def newer_syntax(version: tuple[int, int], roots=("vidcat", "benchmarks", "tests")) -> list[str]:
+    """Python files under ``roots`` that ``version`` cannot parse, with the first offending line."""
+    found = []
+    for root in roots:
+        for p in sorted((ROOT / root).rglob("*.py")):
+            src, rel = p.read_text(), p.relative_to(ROOT).as_posix()
+            try:
+                ast.parse(src, filename=rel, feature_version=version)
+            except SyntaxError as e:
+                found.append(f"{rel}:{e.lineno}: {e.msg}")
+                continue
+            found += [f"{rel}:{n}: f-string reuses its quotes inside braces" for n in _reused_fstring_quotes(src)]
+    return found
+
+
+def test_the_oldest_supported_python_parses_every_file():
+    assert oldest_python() == (3, 10)
+    assert newer_syntax(oldest_python()) == []
+
+
+def test_the_syntax_check_sees_newer_syntax(tmp_path, monkeypatch):
+    (tmp_path / "benchmarks").mkdir()
+    (tmp_path / "benchmarks" / "groups.py").write_text(
+        "try:\n    pass\nexcept* ValueError:\n    pass\n")                        # 3.11
+    (tmp_path / "benchmarks" / "quotes.py").write_text('d = {"a": 1}\nprint(f"{d["a"]}")\n')  # 3.12
+    (tmp_path / "benchmarks" / "fine.py").write_text('d = {"a": 1}\nprint(f"{d[\'a\']} {d!r:>10}")\n')
+    monkeypatch.setattr(sys.modules[__name__], "ROOT", tmp_path)
+    found = newer_syntax((3, 10), roots=("benchmarks",))
+    assert [f.split(":")[0] for f in found] == ["benchmarks/groups.py", "benchmarks/quotes.py"]
+
+
+def test_every_run_lists_its_slowest_tests():
+    """Slow tests stay visible: pytest's options in pyproject.toml print the 15 slowest."""
+    import re
+    import shlex
+
+    addopts = re.search(r'^addopts\s*=\s*"([^"]*)"', (ROOT / "pyproject.toml").read_text(), re.M).group(1)
+    assert "--durations=15" in shlex.split(addopts)

@@ -178,7 +178,28 @@ def test_multilabel_training_reports_map(motion_data, tmp_path):
 def test_bf16_autocast_step_is_finite(motion_data, tmp_path):
     summary = vidcat.train(data=motion_data / "train.csv", out=tmp_path, model="tiny3d", epochs=1, amp="bf16",
                            workers=0, progress=False, max_steps=3)
-    assert torch.isfinite(torch.tensor(summary["history"][0]["train_loss"]))
+    assert summary["nonfinite_steps"] == 0  # no step skipped: all three bf16 steps were finite
+    assert summary["history"][0]["train_loss"] > 0 and torch.isfinite(torch.tensor(summary["history"][0]["train_loss"]))
+
+
+@pytest.mark.parametrize("amp,advice", [("bf16", "try --amp none or a lower --lr"), ("none", "try a lower --lr")])
+def test_a_run_whose_every_step_is_non_finite_says_so(motion_data, tmp_path, capsys, monkeypatch, amp, advice):
+    import importlib
+
+    engine_train = importlib.import_module("vidcat.engine.gradient")
+    real = engine_train.training_loss
+
+    def nan_loss(out, labels, multilabel):
+        loss, logits = real(out, labels, multilabel)
+        return loss * float("nan"), logits
+
+    monkeypatch.setattr(engine_train, "training_loss", nan_loss)
+    assert main(["train", "--data", str(motion_data / "train.csv"), "--out", str(tmp_path / "r"), "--model", "tiny3d",
+                 "--frames", "4", "--size", "32", "--epochs", "1", "--batch-size", "32", "--val-split", "0",
+                 "--amp", amp, "--workers", "0", "--quiet"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"vidcat: error: every training step was non-finite (3 steps): {advice}"]
+    assert not (tmp_path / "r" / "best.pt").exists()
 
 
 def test_sigkill_then_resume_equals_an_uninterrupted_run(motion_data, tmp_path):
@@ -268,3 +289,44 @@ def test_eval_on_labelless_data_is_one_line(trained, motion_data, tmp_path, caps
     assert main(["eval", "--checkpoint", str(out / "best.pt"), "--data", str(tmp_path / "nolabel.csv")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "no labels found" in err[0]
+
+
+def _strict_json(path):
+    """``path`` parsed by a strict JSON reader: NaN / Infinity / -Infinity are refused."""
+    def refuse(token):
+        raise ValueError(f"{path.name}: {token} is not JSON")
+
+    return json.loads(path.read_text(), parse_constant=refuse)
+
+
+def test_a_nan_metric_is_null_in_config_json_and_eval_json(motion_data, tmp_path, capsys):
+    """Batch-norm statistics of NaN (weights from elsewhere): training steps use batch statistics and
+    stay finite, every evaluation gives NaN scores and loss; each JSON file holds null, not NaN."""
+    from vidcat.models.registry import create_model
+
+    net = create_model("tiny3d", num_classes=4)
+    net.features[0][1].running_var.fill_(float("nan"))
+    torch.save(net.state_dict(), tmp_path / "nan_stats.pt")
+    run = tmp_path / "run"
+    summary = vidcat.train(data=motion_data / "train.csv", val=str(motion_data / "val.csv"), out=run,
+                           model="tiny3d", frames=4, size=32, epochs=1, max_steps=1, batch_size=4, workers=0,
+                           progress=False, weights=str(tmp_path / "nan_stats.pt"))
+    assert summary["history"][0]["val_loss"] != summary["history"][0]["val_loss"]  # NaN in memory
+    config = _strict_json(run / "config.json")
+    assert config["history"][0]["val_loss"] is None and config["nonfinite_steps"] == 0
+    assert main(["eval", "--checkpoint", str(run / "best.pt"), "--data", str(motion_data / "test.csv"),
+                 "--json", str(tmp_path / "eval.json"), "--workers", "0", "--quiet"]) == 0
+    res = _strict_json(tmp_path / "eval.json")
+    assert res["loss"] is None and res["n"] == 24 and 0 <= res["top1"] <= 1
+
+
+def test_the_json_writer_is_strict_for_numpy_values_too(tmp_path):
+    import numpy as np
+
+    from vidcat.io.store import atomic_write_json
+
+    obj = {"a": float("nan"), "b": np.float32("inf"), "c": np.array([1.5, -np.inf]), "d": (np.int64(3), True),
+           "e": tmp_path}
+    atomic_write_json(tmp_path / "x.json", obj)
+    assert _strict_json(tmp_path / "x.json") == {"a": None, "b": None, "c": [1.5, None], "d": [3, True],
+                                                 "e": str(tmp_path)}

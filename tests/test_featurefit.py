@@ -90,7 +90,7 @@ def test_per_frame_pooling_candidates_and_the_one_se_refit():
     ramp = np.linspace(-1, 1, t)
     x[:, :, :, 4] += np.where(y[:, None, None] == 1, ramp, -ramp) * 2   # the class is a slope in feature 4
     folds = grouped_folds(y, np.arange(n) % 6, 3)
-    gs = H.search(x.reshape(n, 2, t * f), y, folds, per_frame=(t, f), appearance_dims=(2, f))
+    gs = H.search(H.pool_views(x.reshape(n, 2, t * f), t), y, folds, per_frame=(t, f), appearance_dims=(2, f))
     best = gs.cv_results_["mean_test_score"][gs.best_index_]
     assert gs.best_params_["pool__dims"] == f and best > 0.9   # only the wider slice sees feature 4
     scores = {"mean_test_score": np.array([0.80, 0.82, 0.85]), "split0_test_score": np.array([0.8, 0.8, 0.9]),

@@ -21,13 +21,7 @@ from vidcat.models.registry import create_model, get_spec
 SMALL = dict(frames=8, size=32)
 
 
-@pytest.fixture(autouse=True)
-def _threads():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    torch.manual_seed(0)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread", "seeded")  # conftest
 
 
 def _manifest(path: Path) -> list[tuple[str, str]]:

@@ -15,22 +15,6 @@ from tests.fuzz.generate import ROOT
 from vidcat.errors import VidcatError, VideoError
 
 
-@pytest.fixture(scope="module")
-def tiny_ckpt(tmp_path_factory):
-    """tiny3d trained for 1 step on a 4-per-class, 12-frame, 32 px synthetic set."""
-    import torch
-
-    import vidcat
-    from vidcat.data.synthetic import SynthConfig, generate
-
-    root = tmp_path_factory.mktemp("fuzzreg")
-    generate(root / "data", SynthConfig(per_class=4, frames=12, size=32, seed=5), progress=False)
-    torch.manual_seed(0)
-    vidcat.train(root / "data" / "train.csv", root / "run", model="tiny3d", epochs=1, batch_size=4, max_steps=1,
-                 workers=0, progress=False, val=str(root / "data" / "val.csv"))
-    return root / "run" / "last.pt", sorted((root / "data" / "test").rglob("*.mp4"))
-
-
 @pytest.fixture()
 def odd_inputs(tmp_path, tiny_ckpt):
     """A good clip plus every kind of path that used to be dropped or abort the batch."""
@@ -167,3 +151,31 @@ def test_mv_on_stream_without_codec(shared_data, tmp_path):
     f.write_bytes(data)
     with pytest.raises(VideoError, match="no decodable video stream"):
         read_motion_vectors(f, size=32)
+
+
+def test_cli_predict_answers_every_path_even_a_missing_one(tiny_ckpt, tmp_path, capsys):
+    """``vidcat predict`` never aborts the batch on a missing path: one record per input, exit 0."""
+    from vidcat.cli import main
+
+    missing = tmp_path / "never-existed.mp4"
+    good = tiny_ckpt[1][0]
+    assert main(["predict", "--checkpoint", str(tiny_ckpt[0]), "--quiet", str(missing), str(good)]) == 0
+    records = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.strip()]
+    assert [r["path"] for r in records] == [str(missing), str(good)]
+    assert records[0] == {"path": str(missing), "error": "no such file or directory"}
+    assert "labels" in records[1] and "error" not in records[1]
+
+
+def test_video_reader_on_stream_without_codec(shared_data, tmp_path):
+    """The io layer itself: a header flip that leaves the stream without a codec is a VideoError
+    (the fuzz run once saw ``'NoneType' object has no attribute 'name'`` here)."""
+    from tests.fuzz.generate import damaged_variants
+    from vidcat.io.video import VideoReader
+
+    src = shared_data / "arid-dark" / "Pick_1_1.mp4"
+    kind, _, data = damaged_variants(src.read_bytes(), ".mp4", 0, src.name)[1]
+    assert kind == "header_flip"
+    f = tmp_path / "flipped.mp4"
+    f.write_bytes(data)
+    with pytest.raises(VideoError, match=r"flipped\.mp4.*no decodable video stream \(unknown codec"):
+        VideoReader(f)

@@ -2,8 +2,11 @@
 figures, I3D inflation keeps a 2D network's answer on a still clip, and weight files load or fail in one line."""
 from __future__ import annotations
 
+import json
 import logging
+import os
 import urllib.error
+from pathlib import Path
 
 import pytest
 import torch
@@ -21,13 +24,7 @@ SMALL = {"tiny3d": (8, 32), "tsn": (8, 32), "tsm": (8, 32), "lrcn": (8, 32), "r3
 SLOW = {"mvit_v2_s"}  # > 20 s for one step of a 2-clip batch on one core (c3d: ~8 s)
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    torch.manual_seed(0)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread", "seeded")  # conftest
 
 
 @pytest.mark.parametrize("name", [pytest.param(n, marks=[pytest.mark.slow] if n in SLOW else [], id=n) for n in list_models()])
@@ -45,6 +42,103 @@ def test_model_trains_one_step(name):
     assert not no_grad, f"unused parameters: {no_grad[:5]}"
     head_name, head = get_classifier(model)  # the uniform head convention (see surgery.py)
     assert (head.out_features if isinstance(head, nn.Linear) else head.out_channels) == 3, head_name
+
+
+# --- numeric regression fixtures (as torchvision's test/expect) ----------------------------------------------
+
+EXPECT = Path(__file__).resolve().parent / "expect"
+REGEN = os.environ.get("VIDCAT_REGEN_EXPECT") == "1"   # VIDCAT_REGEN_EXPECT=1 pytest tests/test_models_zoo.py -k expect
+NO_FIXTURE = {"mvit_v2_s": "one forward of its fixed 16x224 clip takes about 5 s on one CPU core"}
+TEXTS = ["a dog runs in the park", "cooking pasta, boiling water"]
+
+
+def fixed_input(model: nn.Module, name: str):
+    """A seeded input of the shape ``name`` expects: 2 samples (1 for the fixed-size ones), small where allowed."""
+    spec = get_spec(name)
+    t, s = SMALL.get(name) or ((spec.frames, spec.size) if spec.fixed_input else (4, 32))
+    b = 1 if spec.fixed_input else 2
+    g = torch.Generator().manual_seed(0)
+    shapes = {"video": (b, 3, t, s, s), "flow": (b, 2, t, s, s), "mv": (b, 2, t, s, s), "audio": (b, 1, 64, 101),
+              "pose": (b, t, 33, 4)}
+
+    def stream(key):
+        return list(TEXTS[:b]) if key == "text" else torch.randn(*shapes[key], generator=g)
+
+    key = getattr(model, "input_key", "video")
+    if key != "multi":
+        return stream(key)
+    from vidcat.models.fusion import batch_key, mask_key
+
+    keys = [batch_key(n) for n in model.names]
+    return {**{k: stream(k) for k in keys}, **{mask_key(n): torch.ones(b) for n in model.names}}
+
+
+@pytest.mark.parametrize("name", list_models())
+def test_logits_match_the_expect_fixture(name):
+    """Seed 0, 3 classes, a seeded input: the logits equal tests/expect/<name>.json (CPU float32)."""
+    if name in NO_FIXTURE:
+        pytest.skip(NO_FIXTURE[name])
+    torch.manual_seed(0)
+    try:
+        model = create_model(name, num_classes=3).eval()
+    except VidcatError as e:
+        if "pip install" not in str(e):
+            raise
+        pytest.skip(f"{name} needs an optional package: {e}")
+    x = fixed_input(model, name)
+    with torch.no_grad():
+        out = model(x)
+    logits = (out["logits"] if isinstance(out, dict) else out).float()
+    path = EXPECT / f"{name}.json"
+    shape = "texts" if isinstance(x, list) else {k: list(v.shape) if torch.is_tensor(v) else "texts" for k, v in
+                                                 x.items()} if isinstance(x, dict) else list(x.shape)
+    if REGEN:
+        EXPECT.mkdir(exist_ok=True)
+        path.write_text(json.dumps({"model": name, "seed": 0, "input": shape, "logits": logits.tolist()}) + "\n")
+    assert path.is_file(), f"no {path.name}: VIDCAT_REGEN_EXPECT=1 pytest tests/test_models_zoo.py -k {name} writes it"
+    expected = json.loads(path.read_text())
+    assert expected["input"] == shape
+    torch.testing.assert_close(logits, torch.tensor(expected["logits"]), rtol=1e-3, atol=1e-5)
+
+
+# --- learning on a planted signal (the frame models) ----------------------------------------------------------
+
+def _planted(kind: str, n: int, g: torch.Generator, t: int = 4, s: int = 32):
+    """Noise clips with a bright square: ``static`` top-left (class 0) or bottom-right (1); ``motion`` moving
+    right (0) or left (1) -- the same frames in opposite orders, so only the order tells the class."""
+    y = torch.randint(0, 2, (n,), generator=g)
+    x = 0.3 * torch.randn(n, 3, t, s, s, generator=g)
+    cols = [2, 10, 18, 24]
+    for i in range(n):
+        if kind == "static":
+            r = 4 if y[i] == 0 else 20
+            x[i, :, :, r:r + 8, r:r + 8] += 2.0
+        else:
+            for k in range(t):
+                c = cols[k] if y[i] == 0 else cols[t - 1 - k]
+                x[i, :, k, 12:20, c:c + 6] += 2.0
+    return x, y
+
+
+@pytest.mark.parametrize("name,kind,steps", [("tsn", "static", 8), ("lrcn", "motion", 12)])
+def test_frame_models_learn_a_planted_signal(name, kind, steps):
+    """A fresh batch each step: the loss on clips the model has not seen falls (lrcn: from frame order alone)."""
+    g = torch.Generator().manual_seed(1)
+    model = create_model(name, 2).train()
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    losses = []
+    for _ in range(steps):
+        x, y = _planted(kind, 8, g)
+        loss = nn.functional.cross_entropy(model(x), y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    assert sum(losses[-3:]) < 0.5 * sum(losses[:3]), losses
+    if kind == "motion":  # held out, eval mode
+        x, y = _planted(kind, 64, g)
+        with torch.no_grad():
+            assert (model.eval()(x).argmax(1) == y).float().mean() >= 0.9
 
 
 # --- parameter counts against published figures -------------------------------------------------------------

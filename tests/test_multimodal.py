@@ -24,14 +24,7 @@ from vidcat.models.registry import create_model, get_spec
 SMALL = dict(frames=8, size=32)  # clip shape for the trainings here: a few seconds each
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """One intra-op thread: these models are tiny, and on a shared 2-core machine a second OpenMP
-    thread mostly spins (several times the CPU for the same steps)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny models: one torch thread (conftest)
 
 
 def rows(root: Path, split: str) -> list[dict]:

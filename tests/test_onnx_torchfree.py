@@ -17,25 +17,8 @@ import pytest
 pytest.importorskip("onnxruntime")
 pytest.importorskip("onnx")
 
-import torch  # noqa: E402
-
 ROOT = Path(__file__).resolve().parents[1]
 CLASSES = ["a", "b", "c", "d", "e"]
-
-
-def make_checkpoint(path: Path, model: str, seed: int = 0, **data) -> Path:
-    """A checkpoint of ``model`` (random init) with the model's own data config plus ``data`` overrides."""
-    from vidcat.config import DataConfig
-    from vidcat.models.build import Checkpoint
-    from vidcat.models.registry import create_model, get_spec
-
-    kwargs = data.pop("model_kwargs", {})
-    cfg = DataConfig(**data).resolved(get_spec(model))
-    torch.manual_seed(seed)
-    net = create_model(model, num_classes=len(CLASSES), **kwargs).eval()
-    Checkpoint.from_dict({"model": model, "model_kwargs": kwargs, "classes": CLASSES, "multilabel": False,
-                           "data": cfg.as_dict(), "state_dict": net.state_dict()}).save(path)
-    return path
 
 
 @pytest.fixture(scope="module")
@@ -57,7 +40,7 @@ def test_numpy_views_equal_dataset_views(clip):
     assert np.abs(got - ref).max() < 1e-4
 
 
-def test_onnx_predictor_without_torch(tmp_path, clip):
+def test_onnx_predictor_without_torch(tmp_path, clip, make_checkpoint):
     """A process where ``import torch`` fails predicts a real clip, equal to the torch Predictor."""
     from vidcat.inference.export import export_onnx
     from vidcat.inference.predictor import Predictor
@@ -100,7 +83,7 @@ MULTI = {
 
 
 @pytest.mark.parametrize("name", list(MULTI))
-def test_multi_stream_export_parity(tmp_path, clip, name):
+def test_multi_stream_export_parity(tmp_path, clip, name, make_checkpoint):
     """two_stream (RGB + motion vectors, late and conv fusion) and video+audio fusion export: ONNX Runtime
     equals torch within 1e-4 on random and real inputs, and OnnxPredictor equals Predictor on a real clip."""
     from vidcat.inference.export import export_onnx, read_metadata
@@ -122,7 +105,7 @@ def test_multi_stream_export_parity(tmp_path, clip, name):
     assert got(clip)["labels"] == ref(clip)["labels"]
 
 
-def test_cli_predict_onnx_flag(clip, tmp_path, capsys):
+def test_cli_predict_onnx_flag(clip, tmp_path, capsys, make_checkpoint):
     """`vidcat predict --onnx model.onnx CLIP` gives the records `--checkpoint model.pt` gives."""
     from vidcat.cli import main
     from vidcat.inference.export import export_onnx

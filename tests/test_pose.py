@@ -15,12 +15,6 @@ from vidcat.extras import has
 needs_pose = pytest.mark.skipif(not has("pose"), reason="pip install 'vidcat[pose]' (mediapipe) not installed")
 
 
-@pytest.fixture()
-def cache(tmp_path, monkeypatch):
-    monkeypatch.setenv("VIDCAT_CACHE", str(tmp_path / "cache"))
-    return tmp_path / "cache"
-
-
 @pytest.fixture(scope="session")
 def person_clip(shared_data):
     clips = sorted((shared_data / "ud810-actions").glob("*.avi"))

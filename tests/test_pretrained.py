@@ -22,12 +22,7 @@ from vidcat.weights import resolve as R
 LITE0 = CATALOGUE[("efficientnet_lite0", "imagenet")]
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # one torch thread (conftest)
 
 
 @pytest.fixture(scope="module")

@@ -20,14 +20,12 @@ from vidcat.errors import VidcatError  # noqa: E402
 
 
 @pytest.fixture(scope="module")
-def tiny(tmp_path_factory):
-    """A 4-class synthetic set (16 train / 8 val / 8 test videos) and tiny3d trained on it for 2 steps."""
+def tiny(small_motion, tmp_path_factory):
+    """conftest's 4-class small_motion set and tiny3d trained on it for 2 steps; ``root``: this module's folder."""
     import vidcat
-    from vidcat.data.synthetic import SynthConfig, generate
 
     root = tmp_path_factory.mktemp("serve")
-    data = root / "data"
-    generate(data, SynthConfig(per_class=4, seed=3), progress=False)
+    data = small_motion
     torch.manual_seed(0)
     vidcat.train(data / "train.csv", root / "run", model="tiny3d", epochs=1, batch_size=8, max_steps=2,
                  workers=0, progress=False, val=str(data / "val.csv"))

@@ -23,12 +23,6 @@ def _espeak():
         pytest.skip("espeak-ng not installed (apt-get install espeak-ng)")
 
 
-@pytest.fixture()
-def cache(tmp_path, monkeypatch):
-    monkeypatch.setenv("VIDCAT_CACHE", str(tmp_path / "cache"))
-    return tmp_path / "cache"
-
-
 @pytest.fixture(scope="session")
 def spoken(tmp_path_factory):
     _espeak()

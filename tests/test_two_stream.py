@@ -23,28 +23,12 @@ from vidcat.models.fusion.two_stream import FUSION_MODES
 SMALL = {"backbone": "mobilenet_v3_small"}  # light 2D streams keep these tests fast
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """One intra-op thread: on a shared 2-core machine two spinning OpenMP threads per process were
-    measured 10-17x slower than one under load; restored afterwards for the other test modules."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+# one torch thread (conftest): two spinning OpenMP threads per process were measured 10-17x slower under load
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory):
-    """4 classes x 4 train / 2 val / 2 test real H.264 motion videos (64 px, 24 frames)."""
-    from vidcat.data.synthetic import SynthConfig, generate
-
-    out = tmp_path_factory.mktemp("two_stream")
-    generate(out, SynthConfig(per_class=4, seed=3), progress=False)
-    return out
-
-
-def one(tiny, label="right") -> Dataset:
-    path = sorted((tiny / "train" / label).glob("*.mp4"))[0]
+def one(small_motion, label="right") -> Dataset:
+    path = sorted((small_motion / "train" / label).glob("*.mp4"))[0]
     return Dataset([Item(str(path), [label])], ["down", "left", "right", "up"])
 
 
@@ -55,11 +39,11 @@ def direction(x: torch.Tensor) -> tuple[float, float]:
     return float(fx[moving].sum()), float(fy[moving].sum())
 
 
-def test_loaders_shapes_ranges_and_direction(tiny):
+def test_loaders_shapes_ranges_and_direction(small_motion):
     for sampler, L, frames in (("tsn", 2, 8), ("clip", 1, 4)):
         cfg = DataConfig(frames=frames, size=48, sampler=sampler, modalities=("rgb", "flow", "mv"), flow_length=L)
         for train in (False, True):
-            s = VideoClips(one(tiny), cfg, train=train)[0]
+            s = VideoClips(one(small_motion), cfg, train=train)[0]
             assert s["video"].shape == (3, frames, 48, 48)
             for key in ("flow", "mv"):
                 x = s[key]
@@ -68,25 +52,25 @@ def test_loaders_shapes_ranges_and_direction(tiny):
                 if sampler == "tsn":  # the whole video: a rightward object gives x > 0, y about 0
                     sx, sy = direction(x)
                     assert sx > 0 and abs(sy) < sx / 2, (key, train, sx, sy)
-    up = VideoClips(one(tiny, "up"), DataConfig(frames=8, size=48, sampler="tsn", modalities=("flow", "mv")))[0]
+    up = VideoClips(one(small_motion, "up"), DataConfig(frames=8, size=48, sampler="tsn", modalities=("flow", "mv")))[0]
     for key in ("flow", "mv"):
         sx, sy = direction(up[key])
         assert sy < 0 and abs(sx) < -sy / 2, (key, sx, sy)
 
 
-def test_flow_and_rgb_share_the_training_crop(tiny, monkeypatch):
+def test_flow_and_rgb_share_the_training_crop(small_motion, monkeypatch):
     boxes = []
     real = T.crop_resize
     monkeypatch.setattr(T, "crop_resize", lambda x, box, size: boxes.append(tuple(box)) or real(x, box, size))
     cfg = DataConfig(frames=2, size=32, sampler="tsn", modalities=("video", "flow"), crop_scale=(0.5, 0.6))
-    VideoClips(one(tiny), cfg, train=True)[0]
+    VideoClips(one(small_motion), cfg, train=True)[0]
     assert len(boxes) == 2 and boxes[0] == boxes[1] and boxes[0][2] < 40
 
 
-def test_cache_used_when_present_and_miss_warns_once(tiny, tmp_path, monkeypatch, caplog):
+def test_cache_used_when_present_and_miss_warns_once(small_motion, tmp_path, monkeypatch, caplog):
     from vidcat.motion.cache import build_cache
 
-    ds = one(tiny)
+    ds = one(small_motion)
     cfg = DataConfig(frames=4, size=32, sampler="tsn", modalities=("flow", "mv"), flow_length=2)
     fresh = VideoClips(ds, cfg)[0]
     build_cache([ds.items[0].path], tmp_path / "c", "dis_fast", size=cfg.decode_short_side, progress=False)
@@ -144,11 +128,11 @@ def test_conv_fusion_3d_streams_and_bad_modalities():
         create_model("two_stream", 3, modalities=["video"])
 
 
-def test_joint_training_loss_falls_and_weights_tune(tiny):
+def test_joint_training_loss_falls_and_weights_tune(small_motion):
     from vidcat.data.manifest import load_dataset
 
     torch.manual_seed(0)
-    ds = load_dataset(str(tiny / "train.csv"))
+    ds = load_dataset(str(small_motion / "train.csv"))
     cfg = DataConfig(frames=2, size=32, sampler="tsn", modalities=("video", "flow"))
     batch = collate([VideoClips(ds, cfg)[i] for i in range(0, 16, 2)])
     model = create_model("two_stream", 4, fusion="weighted", modalities=["video", "flow"], rgb_kw=SMALL, motion_kw=SMALL)
@@ -168,8 +152,8 @@ def test_joint_training_loss_falls_and_weights_tune(tiny):
     assert np.allclose(model.fusion_weights(), [res["w_rgb"], 1 - res["w_rgb"]], atol=1e-4)
 
 
-def test_cli_temporal_stream_then_fuse_then_eval(tiny, tmp_path, capsys):
-    common = ["--data", str(tiny / "train.csv"), "--val", str(tiny / "val.csv"), "--frames", "2", "--size", "32",
+def test_cli_temporal_stream_then_fuse_then_eval(small_motion, tmp_path, capsys):
+    common = ["--data", str(small_motion / "train.csv"), "--val", str(small_motion / "val.csv"), "--frames", "2", "--size", "32",
               "--epochs", "1", "--max-steps", "1", "--batch-size", "8", "--workers", "0", "--quiet",
               "--model-arg", "backbone=mobilenet_v3_small"]
     assert main(["train", "--model", "tsn", "--out", str(tmp_path / "rgb"), *common]) == 0
@@ -181,25 +165,25 @@ def test_cli_temporal_stream_then_fuse_then_eval(tiny, tmp_path, capsys):
     capsys.readouterr()
     fused = tmp_path / "fused.pt"
     assert main(["fuse", "--checkpoints", str(tmp_path / "rgb" / "best.pt"), str(tmp_path / "flow" / "best.pt"),
-                 "--data", str(tiny / "val.csv"), "--out", str(fused), "--workers", "0", "--steps", "5"]) == 0
+                 "--data", str(small_motion / "val.csv"), "--out", str(fused), "--workers", "0", "--steps", "5"]) == 0
     res = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert set(res["weights"]) == {"rgb", "flow"} and 0 <= res["w_rgb"] <= 1
     ck = Checkpoint.load(fused).to_dict()
     assert ck["model"] == "two_stream" and ck["model_kwargs"]["fusion"] == "late" and list(ck["data"]["modalities"]) == ["video", "flow"]
     out = tmp_path / "eval.json"
-    assert main(["eval", "--checkpoint", str(fused), "--data", str(tiny / "test.csv"), "--json", str(out),
+    assert main(["eval", "--checkpoint", str(fused), "--data", str(small_motion / "test.csv"), "--json", str(out),
                  "--workers", "0", "--quiet"]) == 0
     result = json.loads(out.read_text())
     assert result["n"] == 8 and set(result["streams"]) == {"rgb", "flow"}
     # the fused model keeps each stream's trained weights: its flow stream scores like the flow checkpoint
-    assert main(["eval", "--checkpoint", str(tmp_path / "flow" / "best.pt"), "--data", str(tiny / "test.csv"),
+    assert main(["eval", "--checkpoint", str(tmp_path / "flow" / "best.pt"), "--data", str(small_motion / "test.csv"),
                  "--json", str(tmp_path / "f.json"), "--workers", "0", "--quiet"]) == 0
     assert json.loads((tmp_path / "f.json").read_text())["top1"] == pytest.approx(result["streams"]["flow"])
 
 
-def test_cli_two_stream_weighted_tunes_at_end_of_training(tiny, tmp_path):
+def test_cli_two_stream_weighted_tunes_at_end_of_training(small_motion, tmp_path):
     run = tmp_path / "ts"
-    assert main(["train", "--data", str(tiny / "train.csv"), "--val", str(tiny / "val.csv"), "--model", "two_stream",
+    assert main(["train", "--data", str(small_motion / "train.csv"), "--val", str(small_motion / "val.csv"), "--model", "two_stream",
                  "--modalities", "rgb,mv", "--frames", "2", "--size", "32", "--epochs", "1", "--max-steps", "1",
                  "--batch-size", "8", "--workers", "0", "--quiet", "--model-arg", "fusion=weighted",
                  "--model-arg", f"rgb_kw={json.dumps(SMALL)}", "--model-arg", f"motion_kw={json.dumps(SMALL)}",

@@ -138,3 +138,38 @@ def test_find_videos_recurses(tmp_path):
     for p in ("a/x.mp4", "a/b/y.MKV", "a/readme.txt"):
         (tmp_path / p).write_bytes(b"x")
     assert [p.name for p in find_videos(tmp_path)] == ["y.MKV", "x.mp4"]
+
+
+def test_display_times_put_labels_back_in_order_not_frames():
+    """Frames leave the decoder in display order; when their labels do not rise (an AVI's packed B-frames
+    decode as 1, 2, 4, 3, 5, 7, 6 ...), each keeps its place and gets the next timestamp in order."""
+    from types import SimpleNamespace
+
+    from vidcat.io.video import display_times
+
+    pulled = []
+
+    def frames(times, fail_at=None):
+        for i, t in enumerate(times):
+            if i == fail_at:
+                raise av.error.InvalidDataError(1094995529, "Invalid data found when processing input")
+            pulled.append(i)
+            yield SimpleNamespace(name=f"f{i}", time=t)
+
+    packed = [0.04, 0.08, 0.16, 0.12, 0.20, 0.28, 0.24, 0.32]
+    got = [(f.name, t) for f, t in display_times(frames(packed), fps=25)]
+    assert got == [(f"f{i}", t) for i, t in enumerate(sorted(packed))]
+    # rising timestamps come out at once (a seek that wants one keyframe decodes one frame), gaps and
+    # a missing timestamp pass unchanged
+    pulled.clear()
+    rising = [0.0, 0.04, 0.5, 0.54, None, 1.0]
+    for n, (f, t) in enumerate(display_times(frames(rising), fps=25)):
+        if n < 2:
+            assert len(pulled) == n + 1, (f.name, pulled)
+        assert f.name == f"f{n}" and t == pytest.approx([0.0, 0.04, 0.5, 0.54, 0.58, 1.0][n])
+    # a decoding error: the frames decoded before it still come out (f2 was waiting for label 0.12), then it
+    out = []
+    with pytest.raises(av.error.InvalidDataError):
+        for f, t in display_times(frames(packed, fail_at=3), fps=25):
+            out.append((f.name, t))
+    assert out == [("f0", 0.04), ("f1", 0.08), ("f2", 0.16)]

@@ -15,7 +15,7 @@ def write_report(run) -> str:
         raise VidcatError(f"{run}: no config.json (is this a training run folder?)")
     cfg = json.loads(cfg_path.read_text())
     lines = [f"# vidcat run `{run}`", "",
-             f"- model: **{cfg['model']}** {cfg.get('model_kwargs') or ''}",
+             f"- model: **{cfg['model']}** {_kwargs(cfg)}",
              f"- classes ({len(cfg['classes'])}): {', '.join(cfg['classes'])}",
              f"- input: {cfg['data']['frames']} frames ({cfg['data']['sampler']}), {cfg['data']['size']}px, "
              f"modalities {', '.join(cfg['data']['modalities'])}",
@@ -45,22 +45,37 @@ def write_report(run) -> str:
 
 
 def _recipe_section(rec: dict | None) -> list[str]:
-    """The default model's choice: the grouped-CV estimate, the candidates table, the learning curve."""
+    """The default model's choice: the estimate, which streams helped, each stream's head, the curve."""
     if not rec:
         return []
-    lines = ["## Head chosen on these clips (grouped cross-validation)", "", f"**{rec.get('line', '')}**", "",
-             f"kept: `{rec.get('best')}` (the simplest within one standard error of the best); groups: "
-             f"{rec.get('groups')}; {rec.get('estimate', {}).get('note', '')}", ""]
+    lines = ["## Streams chosen on these clips (grouped cross-validation)", "", f"**{rec.get('line', '')}**", "",
+             f"fused: `{', '.join(rec.get('streams', []))}`; planned: {', '.join(rec.get('planned', []))}; "
+             f"groups: {rec.get('groups')} ({rec.get('n_groups')}); {rec.get('estimate', {}).get('note', '')}", ""]
+    lines += [f"- {line}" for line in rec.get("plan", [])] + [""]
     table = rec.get("table") or []
     if table:
-        lines += ["| candidate | CV top-1 | s.e. | folds |", "|---|---|---|---|"]
-        lines += [f"| {r['candidate']} | {r['top1']:.3f} | {r['se']:.3f} | {', '.join(f'{x:.2f}' for x in r['folds'])} |"
-                  for r in table]
+        lines += ["Which streams helped (out-of-fold top-1, Wilson 95 % CI, CPU seconds per clip):", "",
+                  "| | streams | top-1 | 95% CI | CPU s/clip |", "|---|---|---|---|---|"]
+        lines += [f"| {r['row']} | {', '.join(r['streams'])} | {r['top1']:.3f} | {r['lo']:.2f}-{r['hi']:.2f} | "
+                  f"{r['cpu_s_per_clip']:.2f} |" for r in table]
+        lines.append("")
+    heads = rec.get("heads") or {}
+    if heads:
+        lines += ["| stream | head | alone: p-value vs majority class |", "|---|---|---|"]
+        lines += [f"| {n} | {h['params']} | {h['p_value']:.3g}{' (signal)' if h['signal'] else ''} |"
+                  for n, h in heads.items()]
         lines.append("")
     curve = [p for p in rec.get("learning_curve") or [] if p.get("top1") is not None]
     if curve:
-        lines += ["Learning curve (same protocol, a fraction of each training fold's groups):", "",
-                  "| labelled clips used | top-1 | 95% CI |", "|---|---|---|"]
+        lines += ["Learning curve (same folds, the chosen streams' heads fitted on a fraction of each training "
+                  "fold's groups):", "", "| labelled clips used | top-1 | 95% CI |", "|---|---|---|"]
         lines += [f"| {p['fraction']:.0%} | {p['top1']:.3f} | {p['lo']:.2f}-{p['hi']:.2f} |" for p in curve]
         lines.append("")
     return lines
+
+
+def _kwargs(cfg: dict) -> str:
+    kw = cfg.get("model_kwargs") or {}
+    if "streams" in kw:
+        return "(streams: " + ", ".join(s["name"] for s in kw["streams"]) + ")"
+    return str(kw) if kw else ""

@@ -10,6 +10,7 @@ from vidcat.cli.common import command, views_alias
 from vidcat.config import EvalConfig, PredictConfig, check_fields, opt, require
 from vidcat.engine.fusion_weights import FuseConfig, run_fuse
 from vidcat.inference.embeddings import FeaturesConfig, run_features
+from vidcat.io.store import json_text
 
 
 def run_eval(cfg: EvalConfig) -> int:
@@ -43,7 +44,7 @@ def run_predict(cfg: PredictConfig) -> int:
     failed = 0
     for record in predictor.predict_many(cfg.paths, strict=cfg.strict):
         failed += "error" in record
-        print(json.dumps(record), flush=True)
+        print(json_text(record), flush=True)  # a JSON Lines record: strict JSON, NaN as null
     if failed and cfg.progress:
         print(f"vidcat: {failed} file(s) could not be read", file=sys.stderr)
     return 0

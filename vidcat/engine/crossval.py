@@ -136,7 +136,7 @@ def cross_validate(train_cfg: TrainConfig, cv: CVConfig) -> dict:
     ``train_cfg`` (its ``val_split`` is the inner validation fraction; best.pt is scored when it is set,
     else last.pt). ``train_cfg.resume`` reuses folds whose ``eval.json`` exists.
     """
-    from vidcat.engine.evaluate import write_json
+    from vidcat.io.store import atomic_write_json
 
     source, folds = train_cfg.source, cv.folds
     group_regex, label_regex = train_cfg.group_regex, cv.label_regex
@@ -177,7 +177,7 @@ def cross_validate(train_cfg: TrainConfig, cv: CVConfig) -> dict:
         summary["pooled_top1"] = float(np.trace(cm) / max(cm.sum(), 1))
     if cv.curve:
         summary["learning_curve"] = learning_curve(ds, groups, splits, records, train_cfg, cv, out)
-    write_json(out / "cv.json", summary)
+    atomic_write_json(out / "cv.json", summary)
     plot_cv(summary, out / "cv.png")
     return summary
 

@@ -51,7 +51,7 @@ def evaluate(cfg: EvalConfig) -> dict:
             s, y, *_ = run(drop=(m,), desc=f"eval without {m}")
             result["without"][m] = compute_metrics(s, y, ck.classes, ck.multilabel)["top1"]
     if cfg.json:
-        write_json(cfg.json, result)
+        atomic_write_json(cfg.json, result)
         if not ck.multilabel:
             plot_confusion(result["confusion"], ck.classes, Path(cfg.json).with_name("confusion.png"),
                            title=f"{ck.setup.name}: top-1 {result['top1']:.3f} (n={result['n']})")
@@ -70,10 +70,6 @@ def _ablation_modalities(model, data_cfg: DataConfig, ablate):
     if unknown:
         raise VidcatError(f"--ablate {','.join(unknown)}: the model's modalities are {','.join(known)}")
     return list(ablate) or known
-
-
-def write_json(path, obj) -> None:
-    atomic_write_json(path, obj)
 
 
 def format_table(result: dict) -> str:

@@ -15,11 +15,12 @@ from vidcat.config import TrainConfig
 from vidcat.data.dataset import VideoClips, make_loader
 from vidcat.engine import distributed as D
 from vidcat.engine.plots import plot_curves
-from vidcat.engine.result import FitResult, write_history, write_json
+from vidcat.engine.result import FitResult, write_history
 from vidcat.engine.scoring import NoReadableVideos, evaluate_loader
 from vidcat.errors import VidcatError
 from vidcat.io.console import SkipReport, echo
 from vidcat.io.progress import progress as progress_bar
+from vidcat.io.store import atomic_write_json
 from vidcat.metrics import compute_metrics
 from vidcat.models.build import Checkpoint, build_model
 from vidcat.models.fusion import stream_loss_terms
@@ -91,7 +92,7 @@ def fit_gradient(cfg: TrainConfig, train_ds, val_ds, setup, device) -> FitResult
         row = {"epoch": epoch + 1, **_train_epoch(model, train_loader, optimizer, scheduler, cfg, state, skips,
                                                   multilabel, device, f"epoch {epoch + 1}/{cfg.epochs}")}
         if not row.pop("_seen") and not state["history"]:
-            raise VidcatError(f"{cfg.source}: no readable video to train on ({len(skips)} unreadable)")
+            raise _no_step_taken(cfg, state["nonfinite_steps"], len(skips))
         score = -row["train_loss"]
         if val_loader is not None:
             D.sync_buffers(model)
@@ -117,6 +118,14 @@ def fit_gradient(cfg: TrainConfig, train_ds, val_ds, setup, device) -> FitResult
         extra["fusion_tuning"] = tune_checkpoint(out / "best.pt", net, val_loader, device)
     return FitResult(state["history"], state["best"], state["epoch"], state["nonfinite_steps"], dict(skips.seen),
                      dict(skips.warned), extra)
+
+
+def _no_step_taken(cfg: TrainConfig, nonfinite: int, unreadable: int) -> VidcatError:
+    """Why the first epoch took no step: every step's loss or gradient was non-finite, or no video was readable."""
+    if nonfinite:
+        advice = "try --amp none or a lower --lr" if cfg.amp != "none" else "try a lower --lr"
+        return VidcatError(f"every training step was non-finite ({nonfinite} steps): {advice}")
+    return VidcatError(f"{cfg.source}: no readable video to train on ({unreadable} unreadable)")
 
 
 def _train_epoch(model, loader, optimizer, scheduler, cfg: TrainConfig, state: dict, skips: SkipReport,
@@ -228,7 +237,7 @@ def _save_epoch(out: Path, setup, net, optimizer, scheduler, state: dict, score:
         "world_size": D.world_size()}).save(out / "last.pt")
     write_history(out / "history.csv", state["history"])
     plot_curves(state["history"], out / "curves.png")
-    write_json(out / "config.json", {"model": setup.name, "model_kwargs": setup.kwargs,
+    atomic_write_json(out / "config.json", {"model": setup.name, "model_kwargs": setup.kwargs,
                                      "data": setup.data.as_dict(), "classes": setup.classes,
                                      "epochs_done": state["epoch"], "best_score": state["best"],
                                      "history": state["history"], "running": True})

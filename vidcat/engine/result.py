@@ -1,14 +1,12 @@
-"""What a fit strategy hands back to the trainer, whichever way the model was fitted, and the run files
-(history, JSON) both strategies write."""
+"""What a fit strategy hands back to the trainer, whichever way the model was fitted, and the history file
+both strategies write."""
 from __future__ import annotations
 
 import csv
-import json
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from vidcat.io.store import atomic_open, atomic_write
+from vidcat.io.store import atomic_open
 
 
 @dataclass
@@ -32,16 +30,3 @@ def write_history(path: Path, history: list[dict]) -> None:
         w.writeheader()
         w.writerows(history)
 
-
-def write_json(path: Path, obj) -> None:
-    """Valid JSON (non-finite floats become null), written atomically."""
-    def clean(v):
-        if isinstance(v, float) and not math.isfinite(v):
-            return None
-        if isinstance(v, dict):
-            return {k: clean(x) for k, x in v.items()}
-        if isinstance(v, (list, tuple)):
-            return [clean(x) for x in v]
-        return v
-
-    atomic_write(path, json.dumps(clean(obj), indent=2, default=str))

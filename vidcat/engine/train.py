@@ -18,11 +18,11 @@ from vidcat.data.manifest import Dataset, load_dataset
 from vidcat.data.splits import given_groups, train_val_split
 from vidcat.engine import distributed as D
 from vidcat.engine.plots import plot_curves
-from vidcat.engine.result import FitResult, write_history, write_json
+from vidcat.engine.result import FitResult, write_history
 from vidcat.engine.scoring import setup_threads
 from vidcat.errors import VidcatError
 from vidcat.io.console import echo
-from vidcat.io.store import sweep_temp
+from vidcat.io.store import atomic_write_json, sweep_temp
 from vidcat.models.build import choose_model, setup_model
 from vidcat.models.registry import get_spec
 
@@ -89,7 +89,7 @@ def train(cfg: TrainConfig) -> dict:
     if D.is_main():
         write_history(out / "history.csv", result.history)
         plot_curves(result.history, out / "curves.png")
-        write_json(out / "config.json", summary)
+        atomic_write_json(out / "config.json", summary)
     D.barrier()
     if result.skipped and D.is_main():
         echo(f"{len(result.skipped)} unreadable file(s) skipped")

@@ -49,11 +49,20 @@ class StreamFeatures:
     computed: int = 0
     cpu_seconds: float = 0.0
     wall_seconds: float = 0.0
+    cpu_per_clip: float = 0.0      # measured when the entries were computed, this run or an earlier one
 
-    @property
-    def cpu_per_clip(self) -> float:
-        """CPU seconds per computed clip (0 when everything came from the store)."""
-        return self.cpu_seconds / self.computed if self.computed else 0.0
+
+def record_cost(store: Store, stream, data: DataConfig, views: int, cpu: float, clips: int) -> float:
+    """Add this run's CPU seconds to the stream's running cost record in the store; the CPU seconds per clip
+    over every clip it ever computed (so a run served from the store still knows what the stream costs)."""
+    d = data.as_dict()
+    key = store.key({"cost": stream.spec(), "views": views,
+                     "data": {k: d[k] for k in VIDEO_KEYS + tuple(getattr(stream, "data_keys", ())) if k in d}})
+    old = store.get(key)
+    total = (old if old is not None else np.zeros(2)) + np.array([cpu, clips], np.float64)
+    if clips:
+        store.put(key, total)
+    return float(total[0] / total[1]) if total[1] else 0.0
 
 
 def cpu_time() -> float:
@@ -154,10 +163,12 @@ def extract_stream(dataset: Dataset, data: DataConfig, stream, views: int = 1, s
         fill(dataset, data, stream, todo, keys, got, store, skipped, damaged, strict, workers, log, ray)
     index = [i for i in got if i not in skipped]
     packed = np.stack([np.stack(got[i]) for i in index]) if index else np.zeros((0, views, 1), np.float32)
+    cpu = cpu_time() - c0
     return StreamFeatures(stream.name, packed[..., :-1], packed[..., -1], index,
                           [(dataset.items[i].path, r) for i, r in sorted(skipped.items())],
                           [(dataset.items[i].path, w) for i, w in sorted(damaged.items())],
-                          len(todo), cpu_time() - c0, time.perf_counter() - t0)
+                          len(todo), cpu, time.perf_counter() - t0,
+                          record_cost(store, stream, data, views, cpu if todo else 0.0, len(todo)))
 
 
 def default_workers() -> int:

@@ -1,7 +1,7 @@
 """One head per stream: scikit-learn pipelines on cached stream features, chosen by grouped CV.
 
-Each stream's head is ``[temporal pooling] -> drop near-constant features -> standardise -> row space ->
-logistic regression``. The row space step is a linear-kernel :class:`~sklearn.decomposition.KernelPCA`
+Each stream's head is ``[a slice of the pooled per-frame features] -> standardise (near-constant features
+zeroed) -> row space -> logistic regression``. The row space step is a linear-kernel :class:`~sklearn.decomposition.KernelPCA`
 keeping every component: with far more features than clips an L2-penalised linear model's weights lie
 in the span of the training rows, so fitting on the row-space coordinates gives exactly the model fitted
 on all features, in a fraction of the time. :func:`linear_form` folds the fitted pipeline back into one
@@ -31,49 +31,56 @@ C_GRID = (0.01, 0.1, 1.0)
 APPEARANCE_C = (0.01, 0.1)       # the appearance family chosen on the corpus (C >= 1 hurt there)
 
 
-class NearConstantFilter(TransformerMixin, BaseEstimator):
-    """Drops features whose spread is below ``rel`` x the median spread: a near-constant feature (an
-    exact-zero channel recomputed as ~1e-8) would otherwise be divided by ~1e-8 and get a huge weight."""
+class GuardedScaler(StandardScaler):
+    """Standardisation that zeroes features whose spread is below ``rel`` x the median spread: a near-constant
+    feature (an exact-zero channel recomputed as ~1e-8) would otherwise be divided by ~1e-8 and get a huge
+    weight. ``keep_`` marks the features used."""
 
     def __init__(self, rel: float = 1e-4):
+        super().__init__()
         self.rel = rel
 
-    def fit(self, x, y=None):
-        sd = np.asarray(x, np.float64).std(0)
+    def fit(self, x, y=None, sample_weight=None):
+        super().fit(x, y, sample_weight)
+        sd = np.sqrt(self.var_)
         floor = self.rel * float(np.median(sd[sd > 0])) if (sd > 0).any() else 1.0
         self.keep_ = sd > floor
+        self.scale_ = np.where(self.keep_, self.scale_, np.inf)
         return self
 
-    def transform(self, x):
-        return np.asarray(x)[:, self.keep_]
 
+class PooledSlice(TransformerMixin, BaseEstimator):
+    """Rows of trend-pooled per-frame features ``[mean (F) | spread (F) | slope (F)]`` -> the same pooling of
+    the first ``dims`` features of a frame only (global average features vs all positional ones): what
+    :func:`vidcat.models.stream_fusion.pool_frames` gives for ``dims``, without pooling again."""
 
-class FramePooling(TransformerMixin, BaseEstimator):
-    """(N, T x F) flattened per-frame features -> their temporal pooling over the first ``dims`` of F
-    (:func:`vidcat.models.stream_fusion.pool_frames`): the appearance stream's head input."""
-
-    def __init__(self, frames: int = 8, dims: int = 0, pool: str = "trend"):
-        self.frames, self.dims, self.pool = frames, dims, pool
+    def __init__(self, width: int = 0, dims: int = 0):
+        self.width, self.dims = width, dims
 
     def fit(self, x, y=None):
         return self
 
     def transform(self, x):
-        import torch
+        w, d = self.width, self.dims or self.width
+        return np.asarray(x)[:, np.concatenate([np.arange(k * w, k * w + d) for k in range(3)])]
 
-        x = np.asarray(x, np.float32)
-        per = torch.from_numpy(np.ascontiguousarray(x.reshape(len(x), self.frames, -1)))
-        with torch.no_grad():
-            return pool_frames(per, self.pool, self.dims).numpy().astype(np.float64)
+
+def pool_views(x: np.ndarray, frames: int) -> np.ndarray:
+    """(N, V, T x F) flattened per-frame features -> (N, V, 3F) trend-pooled, once for every candidate."""
+    import torch
+
+    n, v, d = x.shape
+    per = torch.from_numpy(np.ascontiguousarray(x.reshape(n * v, frames, d // frames), dtype=np.float32))
+    with torch.no_grad():
+        return pool_frames(per, "trend").numpy().reshape(n, v, -1)
 
 
 def head_pipeline(n_rows: int, n_features: int, per_frame: tuple | None = None) -> Pipeline:
-    """The head of one stream. ``per_frame``: ``(frames, dims)`` when rows are flattened per-frame
-    features pooled over time first (the appearance stream)."""
-    steps = [("pool", FramePooling(*per_frame) if per_frame else FunctionTransformer()),
-             ("filter", NearConstantFilter()), ("scale", StandardScaler())]
-    pooled_dim = n_features if per_frame is None else 3 * per_frame[1]
-    if pooled_dim > n_rows:
+    """The head of one stream. ``per_frame``: ``(frames, width of a frame)`` when rows are trend-pooled
+    per-frame features (:func:`pool_views`) whose slice the candidates choose (the appearance stream)."""
+    steps = [("pool", PooledSlice(per_frame[1], per_frame[1]) if per_frame else FunctionTransformer()),
+             ("scale", GuardedScaler())]
+    if n_features > n_rows:
         steps.append(("rows", KernelPCA(kernel="linear", eigen_solver="dense")))
     steps.append(("clf", LogisticRegression(C=0.1, max_iter=500, tol=1e-4)))
     return Pipeline(steps)
@@ -110,10 +117,8 @@ def row_folds(folds, views: int) -> list:
 def search(x: np.ndarray, y: np.ndarray, folds, per_frame: tuple | None = None, appearance_dims: tuple = ()):
     """A fitted GridSearchCV over this stream's candidates. ``x`` (N, V, D) clip views, ``y`` (N,)."""
     n, v, d = x.shape
-    grid = candidate_grid(per_frame, appearance_dims)
-    est = head_pipeline(n * v, d, per_frame)
-    gs = GridSearchCV(est, grid, cv=row_folds(folds, v), refit=one_se_refit, scoring="accuracy", n_jobs=1,
-                      error_score=0.0)
+    gs = GridSearchCV(head_pipeline(n * v, d, per_frame), candidate_grid(per_frame, appearance_dims),
+                      cv=row_folds(folds, v), refit=one_se_refit, scoring="accuracy", n_jobs=1, error_score=0.0)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")     # lbfgs convergence, single-class folds: the 1-SE choice is what counts
         gs.fit(x.reshape(n * v, d), np.repeat(y, v))
@@ -151,7 +156,8 @@ def linear_form(est, in_dim: int, num_classes: int) -> dict:
     """The fitted pipeline as one standardisation and one linear layer over the pooled features:
     ``{"mu", "sigma", "keep" (in_dim,), "weight" (K, in_dim), "bias" (K,)}``, so that
     ``logits = weight @ ((x - mu) / sigma * keep) + bias`` equals the pipeline's decision function."""
-    keep_mask, scale = est.named_steps["filter"].keep_, est.named_steps["scale"]
+    scale = est.named_steps["scale"]
+    keep_mask = scale.keep_
     coef, icpt = est.named_steps["clf"].coef_, est.named_steps["clf"].intercept_
     if coef.shape[0] == 1:                                   # binary: sklearn keeps one row
         coef, icpt = np.concatenate([-coef / 2, coef / 2]), np.array([-icpt[0] / 2, icpt[0] / 2])
@@ -168,9 +174,7 @@ def linear_form(est, in_dim: int, num_classes: int) -> dict:
         w_z = coef
     k = len(est.classes_)
     w_full, b_full = np.zeros((num_classes, in_dim)), np.full(num_classes, -30.0)
-    cols = np.flatnonzero(keep_mask)
-    w_full[np.ix_(est.classes_, cols)] = w_z[:k]
+    w_full[est.classes_] = w_z[:k]
     b_full[est.classes_] = icpt[:k]
-    mu, sigma = np.zeros(in_dim), np.ones(in_dim)
-    mu[cols], sigma[cols] = scale.mean_, np.where(scale.scale_ > 0, scale.scale_, 1.0)
+    mu, sigma = scale.mean_.astype(np.float64), np.where(keep_mask, scale.scale_, 1.0)
     return {"mu": mu, "sigma": sigma, "keep": keep_mask.astype(np.float64), "weight": w_full, "bias": b_full}

@@ -89,12 +89,14 @@ def extract_all(ds: Dataset, data, modules: dict, cfg, log) -> dict:
 
 
 def stream_inputs(sets: dict, modules: dict) -> dict:
+    """What the selection fits on: each stream's features; per-frame ones trend-pooled once."""
     out = {}
     for name, s in sets.items():
         m = modules[name]
         per_frame = (m.frames, m.feat_dim) if getattr(m, "per_frame", False) else None
+        x = H.pool_views(s.feats, m.frames) if per_frame else s.feats
         dims = tuple(getattr(m, "dims", ())) if per_frame else ()
-        out[name] = StreamInput(name, s.feats, s.present[:, 0], per_frame, dims, s.cpu_per_clip)
+        out[name] = StreamInput(name, x, s.present[:, 0], per_frame, dims, s.cpu_per_clip)
     return out
 
 
@@ -109,8 +111,7 @@ def clip_groups(ds: Dataset, index, inputs: dict, cfg, log):
     else:
         metas = [recording_metadata(ds.items[i].path) for i in index]
     app = inputs["appearance"]
-    t, width = app.per_frame
-    emb = app.x[:, 0].reshape(len(index), t, width)[..., : width // 3].mean(1)   # mean global appearance
+    emb = app.x[:, 0, : app.per_frame[1] // 3]          # the centre view's mean global appearance features
     groups = resolve_groups(given, emb, metas, FOLDS)
     if groups.how == "auto":
         log(f"no groups given (manifest 'group' column or --group-regex): {groups.describe()} "

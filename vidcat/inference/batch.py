@@ -27,7 +27,7 @@ import numpy as np
 
 from vidcat.io.ray_cluster import init_ray, local_cpus
 from vidcat.errors import VidcatError, VideoError
-from vidcat.io.store import atomic_path, atomic_write
+from vidcat.io.store import atomic_path, atomic_write, json_text
 
 OUT_FORMATS = (".parquet", ".jsonl")
 
@@ -195,7 +195,7 @@ class ModelActor:
         for i in range(n):
             if records[i] is None:
                 records[i] = {"path": str(batch["path"][i]), "error": str(batch["error"][i])}
-        return {"index": np.asarray(batch["index"]), "record": [json.dumps(r) for r in records]}
+        return {"index": np.asarray(batch["index"]), "record": [json_text(r) for r in records]}
 
 
 # -- output ----------------------------------------------------------------------------------------
@@ -236,7 +236,7 @@ def write_records(path, records: list[dict]) -> None:
         with atomic_path(path) as tmp:
             pq.write_table(pa.table(cols, schema=schema), tmp)
     else:
-        atomic_write(path, "".join(json.dumps(r) + "\n" for r in records))
+        atomic_write(path, "".join(json_text(r) + "\n" for r in records))
 
 
 # -- the job ---------------------------------------------------------------------------------------

@@ -24,7 +24,7 @@ from pathlib import Path
 
 from vidcat.config import check_fields, MULTI_STREAM, opt, parse_kv, require
 from vidcat.errors import VidcatError
-from vidcat.io.store import atomic_path
+from vidcat.io.store import atomic_path, json_text
 
 # torch / numpy are imported inside the functions: the CLI imports this module for its parser on every
 # command, and `vidcat --help` should not pay for torch.
@@ -204,7 +204,7 @@ def write_embeddings(out, arr, paths: list[str], labels: list, info: dict | None
         cols = {"path": pa.array(paths, pa.string()), "label": pa.array(labels, pa.string()), "embedding": fixed(arr)}
         if clip_arr is not None:
             cols["clip_embeddings"] = fixed(clip_arr)
-        table = pa.table(cols).replace_schema_metadata({"vidcat": json.dumps(info, default=str)})
+        table = pa.table(cols).replace_schema_metadata({"vidcat": json_text(info)})
         return [_atomic(out, lambda t: pq.write_table(table, t))]
     if out.suffix.lower() != ".npy":
         raise VidcatError(f"--out {out}: want a .npy file (+ .json sidecar) or a .parquet file")
@@ -221,7 +221,7 @@ def write_embeddings(out, arr, paths: list[str], labels: list, info: dict | None
         info["per_clip_file"] = written[-1].name
     sidecar = {**info, "features_file": out.name, "n": len(paths), "paths": paths, "labels": labels}
     written.append(_atomic(out.with_suffix(".json"),
-                           lambda t: t.write_text(json.dumps(sidecar, indent=1, default=str))))
+                           lambda t: t.write_text(json_text(sidecar, indent=1))))
     return written
 
 

@@ -256,6 +256,8 @@ def export_onnx(checkpoint_path, out, opset: int = 17, int8: bool = False, calib
     out = Path(out)
     ck = Checkpoint.load(checkpoint_path)
     ckpt, model = ck.to_dict(), ck.build()
+    if hasattr(model, "fused_head"):
+        return export_fused_head(model, ckpt, checkpoint_path, out, opset, int8, threads)
     try:
         keys = graph_inputs(model, ckpt)
     except VidcatError as e:
@@ -301,6 +303,44 @@ def export_onnx(checkpoint_path, out, opset: int = 17, int8: bool = False, calib
                                           ckpt["classes"], threads, latency, "eval" if eval_data else "calibration")
     report["bytes"] = out.stat().st_size
     return report
+
+
+STREAM_FEATURES = "stream_features"   # META_INPUT of an exported fused head
+
+
+def export_fused_head(model, ckpt: dict, checkpoint_path, out: Path, opset: int, int8: bool, threads: int) -> dict:
+    """The ``streams`` model's fused head -- every stream's head and the stacker -- as ONNX. Its inputs are the
+    streams' features and presence flags: the feature modules themselves (MediaPipe, optical flow, sentence
+    encoders) stay with vidcat, which computes the features."""
+    import numpy as np
+
+    from vidcat import __version__
+
+    if int8:
+        raise VidcatError(f"{checkpoint_path}: --int8 is for conv nets; the streams model's fused head is a few "
+                          "linear layers (export it in fp32)")
+    shapes = model.feature_shapes()
+    keys = [f"{n}_features" for n in shapes] + [f"{n}_present" for n in shapes]
+    g = np.random.default_rng(0)
+
+    def feeds(batch: int) -> dict:
+        return {**{f"{n}_features": g.standard_normal((batch, *sh)).astype(np.float32) for n, sh in shapes.items()},
+                **{f"{n}_present": np.ones(batch, np.float32) for n in shapes}}
+
+    net = model.fused_head().eval()
+    meta = {META_CLASSES: json.dumps(ckpt["classes"]), META_MULTILABEL: json.dumps(bool(ckpt["multilabel"])),
+            META_DATA: json.dumps(ckpt["data"], default=list), META_MODEL: ckpt["model"],
+            META_INPUT: STREAM_FEATURES, META_QUANT: "none", META_VERSION: __version__}
+    with atomic_path(out) as final:
+        _torch_to_onnx(net, feeds(1), final, opset)
+        _set_metadata(final, meta)
+        diff, scale = _parity(net, _session(final, threads), [feeds(3)], keys)
+        if diff > PARITY_TOL * scale:
+            raise VidcatError(f"{checkpoint_path}: ONNX Runtime output differs from torch by {diff:.3g}; not written")
+    return {"checkpoint": str(checkpoint_path), "out": str(out), "model": ckpt["model"], "opset": opset,
+            "input": STREAM_FEATURES, "inputs": keys, "max_abs_diff": diff, "bytes": out.stat().st_size,
+            "exports": "the fused head (each stream's head and the stacker); inputs are the streams' features, "
+                       "which vidcat computes (predict --checkpoint runs the whole model)"}
 
 
 def _parity(net, sess, checks: list[dict], keys: list[str]) -> tuple[float, float]:

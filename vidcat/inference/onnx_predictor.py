@@ -91,6 +91,9 @@ class OnnxPredictor(BasePredictor):
     def __init__(self, onnx_path, clips: int = 1, crops: int = 1, topk: int = 5, threads: int = 0):
         self.session = ort_session(onnx_path, threads)
         self.meta = metadata_of(self.session, onnx_path)
+        if self.meta["input"] == "stream_features":
+            raise VidcatError(f"{onnx_path} holds the streams model's fused head, whose inputs are stream features "
+                              "that vidcat computes with torch: predict with the checkpoint (--checkpoint RUN/best.pt)")
         self.ckpt = None
         self.input_names = [i.name for i in self.session.get_inputs()]
         self.classes = self.meta["classes"]

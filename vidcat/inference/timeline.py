@@ -12,7 +12,6 @@ files. Works with a torch checkpoint or an ONNX export (video-input graphs).
 from __future__ import annotations
 
 import csv
-import json
 from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,7 +21,7 @@ import numpy as np
 
 from vidcat.data.sampling import sample_indices
 from vidcat.inference.base import make_record
-from vidcat.io.store import atomic_open, atomic_write
+from vidcat.io.store import atomic_open, atomic_write_json
 
 
 @dataclass
@@ -210,5 +209,5 @@ def _write_outputs(result: dict, s: np.ndarray, out: Path, stem: str) -> None:
         w.writerow(["time", "start", "end", "top", *result["classes"]])
         for t, (a, b), top, row in zip(result["times"], result["spans"], result["top"], s):
             w.writerow([f"{t:.3f}", f"{a:.3f}", f"{b:.3f}", top, *[f"{v:.5f}" for v in row]])
-    atomic_write(result["json"], json.dumps(result))
+    atomic_write_json(result["json"], result, indent=None)
     plot_timeline(np.asarray(result["times"]), s, result["classes"], result["png"], cuts=result["cuts"])

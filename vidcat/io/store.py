@@ -21,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import math
 import os
 import struct
 import sys
@@ -128,8 +129,31 @@ def atomic_write(path, data: bytes | str | Callable) -> Path:
     return Path(path)
 
 
+def json_safe(obj):
+    """``obj`` as plain JSON values: non-finite floats (NaN, inf) become None, numpy scalars and arrays
+    Python numbers and lists, tuples lists; anything else unknown is left for ``json_text``'s ``str``."""
+    if isinstance(obj, dict):
+        return {k: json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [json_safe(v) for v in obj]
+    if isinstance(obj, np.ndarray):
+        return json_safe(obj.tolist())
+    if isinstance(obj, np.generic):
+        obj = obj.item()
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    return obj
+
+
+def json_text(obj, indent: int | None = None) -> str:
+    """Strict JSON text of ``obj`` (see :func:`json_safe`): what every JSON file vidcat writes holds, so any
+    JSON parser reads it (Python's own ``json`` would otherwise write the invalid tokens NaN / Infinity)."""
+    return json.dumps(json_safe(obj), indent=indent, default=str, allow_nan=False)
+
+
 def atomic_write_json(path, obj, indent: int | None = 2) -> Path:
-    return atomic_write(path, json.dumps(obj, indent=indent, default=str) + "\n")
+    """``obj`` as strict JSON (:func:`json_text`) in ``path``, written atomically."""
+    return atomic_write(path, json_text(obj, indent) + "\n")
 
 
 def sweep_temp(folder, older_than_s: float = _STALE_TMP_S, recursive: bool = True) -> int:

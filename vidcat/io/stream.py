@@ -20,7 +20,7 @@ import av
 import numpy as np
 
 from vidcat.errors import VideoError
-from vidcat.io.video import VideoReader
+from vidcat.io.video import VideoReader, display_times
 
 
 class FrameStream:
@@ -58,8 +58,7 @@ class FrameStream:
             return cache[1]
 
         try:
-            for frame in r.container.decode(r.stream):
-                pos = frame.time if frame.time is not None else (pos or 0.0) + 1 / info.fps
+            for frame, pos in display_times(r.container.decode(r.stream), info.fps):
                 while pos > info.start_time + index / info.fps + eps:  # frame starts after target `index`
                     t = info.start_time + index / info.fps
                     yield index, t, emit(prev if prev is not None else frame)

@@ -13,7 +13,9 @@ ends early, undecodable packets) is reported in ``VideoReader.warning``.
 """
 from __future__ import annotations
 
+import heapq
 import os
+from collections import deque
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -39,6 +41,8 @@ RESIZE_VIA_RGBA = True
 MIN_BYTES_PER_FRAME = 2
 # Frames missing at the end beyond max(this, 2 % of the count) make a read "truncated".
 TRUNCATION_TOLERANCE = 3
+# A decoded frame is held back (to put timestamps in order, see display_times) by at most this many frames.
+REORDER_WINDOW = 4
 
 TEXT_FORMATS = {"tty", "bin", "xbin", "idf", "adf"}          # FFmpeg renders these as pictures
 TEXT_CODECS = {"ansi", "bintext", "xbin", "idf"}
@@ -401,8 +405,29 @@ class VideoReader:
         got = self._decode_targets(targets, short_side, gray, self.skip_nonref)
         return np.stack([got[float(t)] for t in times])
 
+    def _packet_frames(self, deadline: Deadline, skip_before, skipped: list, errors: list):
+        """Frames decoded from the packets that follow the last seek, in the decoder's (display) order.
+        A packet due before ``skip_before()`` (None: never) is decoded with skip_frame=NONREF and its time
+        appended to ``skipped``; damaged packets are counted in ``errors[0]`` and passed over."""
+        cc, tb = self.stream.codec_context, self.stream.time_base
+        for packet in self.container.demux(self.stream):
+            deadline.check()
+            pt = float(packet.pts * tb) if packet.pts is not None else None
+            if skip_before is not None and pt is not None and pt < skip_before():
+                cc.skip_frame = "NONREF"
+                skipped.append(pt)
+            else:
+                cc.skip_frame = "DEFAULT"
+            try:
+                decoded = packet.decode()
+            except av.error.FFmpegError:
+                errors[0] += 1
+                continue
+            self.decoded += len(decoded)
+            yield from decoded
+
     def _decode_targets(self, targets: np.ndarray, short_side, gray: bool, skip: bool) -> dict:
-        info, cc, tb = self.info, self.stream.codec_context, self.stream.time_base
+        info, cc = self.info, self.stream.codec_context
         deadline = Deadline(self.path, self.limits.timeout_s)
         eps = 0.01 / info.fps
         margin = SKIP_MARGIN_FRAMES / min(info.fps, info.real_fps)
@@ -416,68 +441,79 @@ class VideoReader:
 
         k, n = 0, len(targets)
         self.decoded = 0   # frames the decoder produced for this read (skipped ones are not)
-        prev = pos = None  # the last decoded frame at or before the current target, and its time
-        errors, ended, from_start = 0, False, False
+        prev = prev_t = None  # the last decoded frame at or before the current target, and its time
+        errors, ended, from_start = [0], False, False  # errors: damaged packets, counted by _packet_frames
         while k < n and not ended:
             t0 = targets[k]
             seek_t = t0 if t0 - info.start_time > SEEK_THRESHOLD_S and not from_start else 0.0
             self._seek(seek_t)
             prev, skipped = None, []   # times of packets fed while non-reference frames were skipped
-            ended, far = True, False
-            for packet in self.container.demux(self.stream):
-                deadline.check()
-                pt = float(packet.pts * tb) if packet.pts is not None else None
-                if skip and pt is not None and pt < targets[k] - margin:
-                    cc.skip_frame = "NONREF"
-                    skipped.append(pt)
-                else:
-                    cc.skip_frame = "DEFAULT"
-                try:
-                    decoded = packet.decode()
-                except av.error.FFmpegError:
-                    errors += 1
-                    continue
-                self.decoded += len(decoded)
-                for frame in decoded:
-                    pos = frame.time if frame.time is not None else (pos or 0.0) + 1 / info.fps
-                    assigned = False
-                    while k < n and pos >= targets[k] - eps:
-                        # an exact hit is this frame; otherwise target k is before it, so the one
-                        # on screen then is `prev`
-                        src = frame if pos <= targets[k] + eps or prev is None else prev
-                        if src is prev and skipped and _maybe_skipped(skipped, prev.time, targets[k] + eps):
-                            cc.skip_frame = "DEFAULT"   # a frame shown then may have been skipped:
-                            n_before = self.decoded      # decode the rest without skipping
-                            got.update(self._decode_targets(targets[k:], short_side, gray, False))
-                            self.decoded += n_before
-                            return got
-                        got[float(targets[k])] = convert(src)
-                        k += 1
-                        assigned = True
-                    prev = frame
-                    if k >= n or (assigned and targets[k] - pos > SEEK_THRESHOLD_S
-                                  and not self._seek_lands_behind(targets[k], pos + eps)):
-                        far = True
-                        break
-                if far:
+            ended = True
+            frames = self._packet_frames(deadline, (lambda: targets[k] - margin) if skip else None, skipped, errors)
+            for frame, pos in display_times(frames, info.fps):
+                assigned = False
+                while k < n and pos >= targets[k] - eps:
+                    # an exact hit is this frame; otherwise target k is before it, so the one on screen is `prev`
+                    src = frame if pos <= targets[k] + eps or prev is None else prev
+                    if src is prev and skipped and _maybe_skipped(skipped, prev_t, targets[k] + eps):
+                        cc.skip_frame = "DEFAULT"   # a frame shown then may have been skipped:
+                        n_before = self.decoded      # decode the rest without skipping
+                        got.update(self._decode_targets(targets[k:], short_side, gray, False))
+                        self.decoded += n_before
+                        return got
+                    got[float(targets[k])] = convert(src)
+                    k += 1
+                    assigned = True
+                prev, prev_t = frame, pos
+                if k >= n or (assigned and targets[k] - pos > SEEK_THRESHOLD_S
+                              and not self._seek_lands_behind(targets[k], pos + eps)):
                     ended = False
                     break
             if ended and prev is None and seek_t > 0:
                 # the seek landed past the decodable data (a truncated file): find its real end
                 ended, from_start = False, True
         cc.skip_frame = "DEFAULT"
-        if errors:
-            self._warn(f"undecodable: {errors} damaged packets skipped")
+        if errors[0]:
+            self._warn(f"undecodable: {errors[0]} damaged packets skipped")
         if k < n:  # the stream ended: the rest get the last decodable frame
             if prev is None:
                 raise VideoError(self.path, "no decodable video frames (truncated or corrupt)")
-            last = int(round((prev.time - info.start_time) * info.fps)) + 1 if prev.time is not None else 0
+            last = int(round((prev_t - info.start_time) * info.fps)) + 1
             wanted = int(round((targets[k] - info.start_time) * info.fps)) + 1
             if last < self._expected_end() and wanted > last:
                 self._warn(f"truncated: decodable frames end at {last} of {info.num_frames} expected")
             for t in targets[k:]:
                 got[float(t)] = convert(prev)
         return got
+
+
+def display_times(frames, fps: float, window: int = REORDER_WINDOW):
+    """``(frame, time)`` for decoded ``frames``, times rising. A decoder emits frames in display order, but
+    some files label them with timestamps that do not rise (DivX-style packed B-frames in an AVI: 1, 2, 4,
+    3, 5, 7, 6 ...): there the labels are wrong, not the order, so each frame gets the smallest label not
+    yet given out. A frame waits for a later one only while the next label in order (within 1.5 frame
+    intervals of the last) has not been seen, and at most ``window`` frames wait: rising timestamps pass
+    at once. After a decoding error the frames already decoded come out, then the error."""
+    held, labels, last, pos = deque(), [], None, None
+    step = 1.5 / fps
+
+    def ready():
+        return held and (last is None or labels[0] <= last + step or len(held) > window)
+
+    try:
+        for frame in frames:
+            pos = frame.time if frame.time is not None else (pos or 0.0) + 1 / fps
+            held.append(frame)
+            heapq.heappush(labels, pos)
+            while ready():
+                last = heapq.heappop(labels)
+                yield held.popleft(), last
+    except av.error.FFmpegError:
+        while held:
+            yield held.popleft(), heapq.heappop(labels)
+        raise
+    while held:
+        yield held.popleft(), heapq.heappop(labels)
 
 
 def _maybe_skipped(skipped: list, after: float | None, until: float) -> bool:

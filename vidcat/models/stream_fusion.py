@@ -104,6 +104,16 @@ class StreamFusion(nn.Module):
     def forward(self, batch: dict) -> torch.Tensor:
         return self.fuse(self.stream_log_probs(batch))
 
+    def feature_shapes(self) -> dict:
+        """Per-sample shape of each stream's features (what :meth:`fused_head` takes)."""
+        return {n: ((f.frames, f.feat_dim) if getattr(f, "per_frame", False) else (f.feat_dim,))
+                for n, f in self.features.items()}
+
+    def fused_head(self) -> nn.Module:
+        """The part after the streams' feature modules, as a module of positional inputs: every stream's
+        features, then every stream's presence (B,) -> fused logits (what ``vidcat export`` writes)."""
+        return FusedHead(self)
+
     def state_dict(self, *args, **kwargs):
         """Heads and stacker only: the frozen encoders come from their offline weights."""
         sd = super().state_dict(*args, **kwargs)
@@ -118,6 +128,22 @@ class StreamFusion(nn.Module):
                                    f"unexpected {sorted(extra)[:3]}")
         sd = {k: v for k, v in state_dict.items() if not k.startswith("features.")}
         return super().load_state_dict(sd, strict=False, assign=assign)
+
+
+class FusedHead(nn.Module):
+    """``(features_1, ..., features_S, present_1, ..., present_S) -> fused logits`` of a :class:`StreamFusion`."""
+
+    def __init__(self, model: StreamFusion):
+        super().__init__()
+        self.names, self.heads, self.stack = list(model.names), model.heads, model.stack
+
+    def forward(self, *xs):
+        s = len(self.names)
+        parts = []
+        for name, feats, present in zip(self.names, xs[:s], xs[s:]):
+            lp = F.log_softmax(self.heads[name](feats).float(), 1)
+            parts.append((lp - lp.mean(1, keepdim=True)) * present[:, None])
+        return self.stack(torch.cat(parts, 1))
 
 
 @register_model("streams", family="streams", modality=MULTI_STREAM, frames=8, size=160, sampler="tsn", temporal=True,

@@ -347,6 +347,18 @@ def test_every_catalogue_entry_lists_and_resolves_or_says_how(capsys):
     assert "r3d_18:kinetics400" in out and "frame_head:imagenet-efficientnet_lite0" in out and "whisper:tiny.en" in out
 
 
+def test_the_catalogue_answers_io_code_without_torch():
+    """io-level readers (speech, ocr) ask the catalogue for their bundled files: importing it and finding a
+    file loads no torch and nothing above vidcat.io."""
+    code = ("import json, sys; from vidcat.weights import bundled_path, CATALOGUE; bundled_path('ppocr_v4', 'det'); "
+            "print(json.dumps([len(CATALOGUE), 'torch' in sys.modules, sorted({m.split('.')[1] for m in sys.modules "
+            "if m.startswith('vidcat.')})]))")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    n, torch_loaded, packages = json.loads(r.stdout)
+    assert n > 40 and not torch_loaded and set(packages) <= {"config", "errors", "io", "weights"}
+
+
 def test_torchvision_entries_name_torchvisions_own_files():
     """A torchvision entry's file and url are those of the weights its builder loads (torch.hub caches them
     under that name), so `vidcat weights` says truthfully whether they are here."""

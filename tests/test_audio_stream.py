@@ -24,12 +24,7 @@ SR, SECONDS, FPS = 16000, 2.0, 12
 CLIP = dict(frames=8, size=32, sampler="tsn")
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def bursts(rng, starts) -> np.ndarray:

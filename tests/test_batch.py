@@ -121,7 +121,7 @@ def test_batch_config_errors(tmp_path, ckpt, videos, monkeypatch):
         BatchConfig(checkpoint=str(ckpt), data=str(tmp_path), out=str(tmp_path / "r.csv"))
     with pytest.raises(VidcatError, match="checkpoint not found"):
         BatchConfig(checkpoint=str(tmp_path / "nope.pt"), data=str(tmp_path), out=str(tmp_path / "r.jsonl"))
-    with pytest.raises(VidcatError, match="crops must be 1 or 3"):
+    with pytest.raises(VidcatError, match=r"^--crops must be one of 1, 3, not 2$"):
         BatchConfig(checkpoint=str(ckpt), data=str(tmp_path), out=str(tmp_path / "r.jsonl"), crops=2)
     # a local Ray whose actors would take every CPU and starve the decode tasks: refused before it starts
     monkeypatch.setattr(ray, "is_initialized", lambda: False)

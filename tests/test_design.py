@@ -208,7 +208,7 @@ def _module_graph() -> dict[str, set[str]]:
 # specific prefix decides (engine's drivers sit above the engine modules they drive, so evaluation never
 # imports training). A module not covered here fails the test: give it a rank when adding it.
 LAYERS = {
-    "vidcat.config": 0, "vidcat.errors": 0, "vidcat.extras": 0, "vidcat.metrics": 0,   # extras: which optional package a stream needs
+    "vidcat.config": 0, "vidcat.errors": 0, "vidcat.metrics": 0,     # config.extras: which optional package a stream needs
     "vidcat.weights": 1,                                            # the weight catalogue and offline resolution
     "vidcat.io": 1, "vidcat.inputs": 1,
     "vidcat.data": 2, "vidcat.motion": 2,

@@ -69,6 +69,8 @@ def fixed_input(model: nn.Module, name: str):
         return stream(key)
     from vidcat.models.fusion import batch_key, mask_key
 
+    if hasattr(model, "reads"):               # the streams model: the modalities its streams read
+        return {**{k: stream(k) for k in model.reads}, **{mask_key(k): torch.ones(b) for k in model.reads}}
     keys = [batch_key(n) for n in model.names]
     return {**{k: stream(k) for k in keys}, **{mask_key(n): torch.ones(b) for n in model.names}}
 

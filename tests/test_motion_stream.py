@@ -26,12 +26,7 @@ MOVES = {"right": (1, 0), "down": (0, 1), "left": (-1, 0), "up": (0, -1)}   # in
 STILL_BIN = HOF_BINS
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def stream_features(csv, stream=None, modalities=("video", "mv"), **cfg) -> tuple[torch.Tensor, torch.Tensor, list]:

@@ -9,7 +9,7 @@ import pytest
 
 from vidcat.data.synth_media import mux_av
 from vidcat.errors import VidcatError
-from vidcat.extras import has
+from vidcat.config.extras import has
 
 needs_ocr = pytest.mark.skipif(not has("ocr"), reason="pip install 'vidcat[ocr]' not installed")
 
@@ -29,12 +29,6 @@ def word_frames(word: str | None, rng, frames: int = 12, h: int = 120, w: int = 
             cv2.putText(img, word, (x0, y0), cv2.FONT_HERSHEY_SIMPLEX, 0.9, (255, 255, 255), 2, cv2.LINE_AA)
         out[t] = img
     return out
-
-
-@pytest.fixture()
-def cache(tmp_path, monkeypatch):
-    monkeypatch.setenv("VIDCAT_CACHE", str(tmp_path / "cache"))
-    return tmp_path / "cache"
 
 
 @needs_ocr

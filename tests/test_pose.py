@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from vidcat.errors import VidcatError
-from vidcat.extras import has
+from vidcat.config.extras import has
 
 needs_pose = pytest.mark.skipif(not has("pose"), reason="pip install 'vidcat[pose]' (mediapipe) not installed")
 

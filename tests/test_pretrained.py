@@ -177,7 +177,8 @@ def test_the_attached_spec_follows_the_backbone_or_the_tag(lite0):
 
 
 def test_list_weights_and_the_weights_command(lite0, capsys):
-    from vidcat.cli.info import WeightsConfig, run_weights
+    from vidcat.cli.info import run_weights
+    from vidcat.config import WeightsConfig
 
     rows = {r["name"]: r for r in weight_rows()}
     assert rows["efficientnet_lite0:imagenet"]["available"] and rows["efficientnet_lite0:imagenet"]["verified"]

@@ -79,24 +79,24 @@ def test_host_and_origin_checks():
 def test_serve_options(tmp_path, monkeypatch, capsys):
     from vidcat.cli import main
     from vidcat.errors import VidcatError
-    from vidcat.inference.server import ServeConfig
+    from vidcat.inference.server import ServeConfig, app_options
 
     monkeypatch.delenv("VIDCAT_TOKEN", raising=False)
     token_file = tmp_path / "token"
     token_file.write_text(TOKEN + "\n")
     cfg = ServeConfig(checkpoint="m.onnx", token_file=str(token_file), max_concurrent=4)
-    opts = cfg.app_options()
+    opts = app_options(cfg)
     assert opts["token"] == TOKEN and opts["per_client"] == 2 and opts["upload_timeout"] == 30
     assert set(opts["allowed_hosts"]) == {"localhost", "127.0.0.1", "::1"}
     monkeypatch.setenv("VIDCAT_TOKEN", "from-the-environment")
-    assert ServeConfig(checkpoint="m.onnx").app_options()["token"] == "from-the-environment"
+    assert app_options(ServeConfig(checkpoint="m.onnx"))["token"] == "from-the-environment"
     assert capsys.readouterr().err == ""
     monkeypatch.delenv("VIDCAT_TOKEN")
-    opts = ServeConfig(checkpoint="m.onnx", host="0.0.0.0", allowed_hosts="models.example,localhost").app_options()
+    opts = app_options(ServeConfig(checkpoint="m.onnx", host="0.0.0.0", allowed_hosts="models.example,localhost"))
     assert opts["token"] is None and opts["allowed_hosts"] == ("models.example", "localhost")
     err = capsys.readouterr().err.splitlines()
     assert len(err) == 1 and err[0].startswith("vidcat: warning: serving 0.0.0.0 without a token"), err
-    assert ServeConfig(checkpoint="m.onnx", host="0.0.0.0").app_options()["allowed_hosts"] == ("*",)
+    assert app_options(ServeConfig(checkpoint="m.onnx", host="0.0.0.0"))["allowed_hosts"] == ("*",)
     capsys.readouterr()
     token_file.write_text("short\n")
     with pytest.raises(VidcatError, match="at least 8 characters"):

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from vidcat.errors import VidcatError
-from vidcat.extras import has
+from vidcat.config.extras import has
 
 needs_speech = pytest.mark.skipif(not has("speech"), reason="pip install 'vidcat[speech]' not installed")
 

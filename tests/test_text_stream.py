@@ -14,19 +14,13 @@ from vidcat.config import DataConfig
 from vidcat.data.synth_media import mux_av, tone
 from vidcat.data.synth_speech import random_visuals
 from vidcat.errors import VidcatError
-from vidcat.extras import has
+from vidcat.config.extras import has
 from vidcat.io.text import Cue, write_srt
 from test_ocr import word_frames
 
 needs_ocr = pytest.mark.skipif(not has("ocr"), reason="pip install 'vidcat[ocr]' not installed")
 needs_speech = pytest.mark.skipif(not has("speech"), reason="pip install 'vidcat[speech]' not installed")
 FRAMES = np.zeros((12, 32, 32, 3), np.uint8)
-
-
-@pytest.fixture()
-def cache(tmp_path, monkeypatch):
-    monkeypatch.setenv("VIDCAT_CACHE", str(tmp_path / "cache"))
-    return tmp_path / "cache"
 
 
 def load_text(path, text: str = "", **cfg) -> dict:

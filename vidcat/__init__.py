@@ -10,7 +10,7 @@ The Python API mirrors the CLI and takes the same option dataclasses (``vidcat.c
 """
 from __future__ import annotations
 
-__version__ = "0.2.0"
+from vidcat.config.version import __version__  # noqa: F401 (the package version, defined once)
 
 
 def train(data: str, out: str, model: str | None = None, **kw) -> dict:

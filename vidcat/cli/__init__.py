@@ -19,7 +19,7 @@ WRITE_ERRNOS = {errno.ENOSPC, errno.EROFS, errno.EACCES, errno.EDQUOT}
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from vidcat import __version__
+    from vidcat.config import __version__
 
     parser = Parser(prog="vidcat", description="Video categorization toolkit.", formatter_class=HelpFormatter)
     parser.add_argument("--version", action="version", version=f"vidcat {__version__}")

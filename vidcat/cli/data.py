@@ -2,25 +2,9 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 
 from vidcat.cli.common import command
-from vidcat.config import opt, require
-from vidcat.data.prepare import PrepareConfig, run_prepare
-from vidcat.data.synthetic import SynthConfig
-from vidcat.motion.extract import FlowConfig, run_flow
-
-
-@dataclass
-class SynthCommand:
-    """``vidcat synth OUT``: a synthetic benchmark of real encoded videos + train/val/test.csv."""
-
-    out: str = opt(None, "output folder", positional=True)
-    progress: bool = opt(True, "no progress bar", flag="--quiet", invert=True)
-    synth: SynthConfig = opt(None, "", factory=SynthConfig, nested=True)
-
-    def __post_init__(self):
-        require(self, "out")
+from vidcat.config import FlowConfig, PrepareConfig, SynthCommand
 
 
 def run_synth(cmd: SynthCommand) -> int:
@@ -29,6 +13,18 @@ def run_synth(cmd: SynthCommand) -> int:
     manifests = generate(cmd.out, cmd.synth, progress=cmd.progress)
     print(json.dumps({k: str(v) for k, v in manifests.items()}))
     return 0
+
+
+def run_prepare(cfg: PrepareConfig) -> int:
+    from vidcat.data.prepare import run_prepare
+
+    return run_prepare(cfg)
+
+
+def run_flow(cfg: FlowConfig) -> int:
+    from vidcat.motion.extract import run_flow
+
+    return run_flow(cfg)
 
 
 def add_commands(sub) -> None:

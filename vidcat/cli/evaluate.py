@@ -4,13 +4,9 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from dataclasses import dataclass
 
 from vidcat.cli.common import command, views_alias
-from vidcat.config import EvalConfig, PredictConfig, check_fields, opt, require
-from vidcat.engine.fusion_weights import FuseConfig, run_fuse
-from vidcat.inference.embeddings import FeaturesConfig, run_features
-from vidcat.io.store import json_text
+from vidcat.config import EvalConfig, FeaturesConfig, FuseConfig, PredictConfig, TimelineConfig
 
 
 def run_eval(cfg: EvalConfig) -> int:
@@ -22,6 +18,7 @@ def run_eval(cfg: EvalConfig) -> int:
 
 def run_predict(cfg: PredictConfig) -> int:
     from vidcat.inference.onnx_predictor import load_predictor
+    from vidcat.io.store import json_text
 
     if not cfg.checkpoint.lower().endswith(".onnx"):  # an exported model.onnx runs without torch
         from vidcat.engine.scoring import setup_threads
@@ -50,24 +47,6 @@ def run_predict(cfg: PredictConfig) -> int:
     return 0
 
 
-@dataclass
-class TimelineConfig:
-    """``vidcat timeline``: per-window scores over a long video (CSV, JSON, PNG)."""
-
-    checkpoint: str = opt(None, "a checkpoint (RUN/best.pt)", required=True)
-    video: str = opt(None, "the video to scan", positional=True)
-    window: float = opt(2.0, "window length in seconds", gt=0)
-    stride: float = opt(1.0, "seconds between window starts", gt=0)
-    out: str = opt(None, "folder for timeline.csv, .json, .png", required=True)
-    device: str = opt("cpu", "cpu | cuda | cuda:N")
-    shots: bool = opt(True, "let windows straddle shot cuts (no cut detection)", flag="--no-shots", invert=True)
-    fast: str | None = opt(None, "fastest inference variant that agrees with eager: auto, or a variant name")
-
-    def __post_init__(self):
-        require(self, "checkpoint", "video", "out")
-        check_fields(self)
-
-
 def run_timeline(cfg: TimelineConfig) -> int:
     from vidcat.inference.timeline import timeline
 
@@ -75,6 +54,18 @@ def run_timeline(cfg: TimelineConfig) -> int:
                       device=cfg.device, shots=cfg.shots, fast=cfg.fast)
     print(json.dumps({k: result[k] for k in ("csv", "json", "png", "windows")}))
     return 0
+
+
+def run_features(cfg: FeaturesConfig) -> int:
+    from vidcat.inference.embeddings import run_features
+
+    return run_features(cfg)
+
+
+def run_fuse(cfg: FuseConfig) -> int:
+    from vidcat.engine.fusion_weights import run_fuse
+
+    return run_fuse(cfg)
 
 
 def add_commands(sub) -> None:

@@ -2,51 +2,11 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 
 from vidcat.cli.common import command
 from vidcat.cli.options import Parser
-from vidcat.speed.decode import BenchDecodeConfig, run_bench_decode
-from vidcat.speed.flow import BenchFlowConfig, run_bench_flow
-from vidcat.speed.loader import BenchLoaderConfig, run_bench_loader
-from vidcat.speed.model import BenchModelConfig, run_bench_model
-from vidcat.speed.recipe import BenchRecipeConfig, run_bench_recipe
-from vidcat.speed.train import BenchTrainConfig, run_bench_train
-from vidcat.config import opt, require
-from vidcat.errors import VidcatError
-
-
-@dataclass
-class ModelsConfig:
-    """``vidcat models``: the registry (family, input, parameters)."""
-
-    family: str | None = opt(None, "only this family (2d, 3d, recurrent, transformer, audio, text, fusion)")
-    json: bool = opt(False, "JSON instead of a table")
-    params: bool = opt(True, "skip building models to count parameters", flag="--no-params", invert=True)
-
-
-@dataclass
-class ReportConfig:
-    """``vidcat report RUN``: RUN/report.md from a run's files."""
-
-    run: str = opt(None, "a run folder (vidcat train --out)", positional=True)
-
-    def __post_init__(self):
-        require(self, "run")
-
-
-@dataclass
-class WeightsConfig:
-    """``vidcat weights``: every catalogue entry (model:tag, backbones, encoders, bundled files), whether it
-    resolves on this machine and from where, its input, licence and sha256."""
-
-    json: bool = opt(False, "print the rows as JSON")
-    download: bool = opt(False, "also fetch missing backbone weights from the Hugging Face hub when it is reachable")
-
-    def __post_init__(self):
-        for f in ("json", "download"):
-            if not isinstance(getattr(self, f), bool):
-                raise VidcatError(f"weights: {f} must be true or false, not {getattr(self, f)!r}")
+from vidcat.config import (BenchDecodeConfig, BenchFlowConfig, BenchLoaderConfig, BenchModelConfig, BenchRecipeConfig,
+                           BenchTrainConfig, ModelsConfig, ReportConfig, WeightsConfig)
 
 
 def _input(r: dict) -> str:
@@ -90,10 +50,47 @@ def run_report(cfg: ReportConfig) -> int:
     return 0
 
 
+# -- vidcat bench: each benchmark's module loads when it runs ---------------------------------------
+def run_bench_decode(cfg: BenchDecodeConfig) -> int:
+    from vidcat.speed.decode import run_bench_decode
+
+    return run_bench_decode(cfg)
+
+
+def run_bench_loader(cfg: BenchLoaderConfig) -> int:
+    from vidcat.speed.loader import run_bench_loader
+
+    return run_bench_loader(cfg)
+
+
+def run_bench_model(cfg: BenchModelConfig) -> int:
+    from vidcat.speed.model import run_bench_model
+
+    return run_bench_model(cfg)
+
+
+def run_bench_train(cfg: BenchTrainConfig) -> int:
+    from vidcat.speed.train import run_bench_train
+
+    return run_bench_train(cfg)
+
+
+def run_bench_recipe(cfg: BenchRecipeConfig) -> int:
+    from vidcat.speed.recipe import run_bench_recipe
+
+    return run_bench_recipe(cfg)
+
+
+def run_bench_flow(cfg: BenchFlowConfig) -> int:
+    from vidcat.speed.flow import run_bench_flow
+
+    return run_bench_flow(cfg)
+
+
 def add_commands(sub) -> None:
     command(sub, "models", "list registered models", ModelsConfig, run_models)
     command(sub, "report", "write RUN/report.md from a run's files", ReportConfig, run_report)
-    command(sub, "weights", "pretrained weights that resolve on this machine, and from where", WeightsConfig,
+    command(sub, "weights", "every weight set vidcat knows, whether it resolves on this machine and from where", WeightsConfig,
             run_weights)
     bench = sub.add_parser("bench", help="speed benchmarks, printed as JSON with ratios to a baseline run in the "
                                          "same process")

@@ -10,7 +10,7 @@ import argparse
 import typing
 from dataclasses import MISSING, fields, is_dataclass
 
-from vidcat.config import flag_name
+from vidcat.config import flag_name, shared_last
 
 _SCALARS = {"int": int, "float": float, "str": str}
 
@@ -40,8 +40,9 @@ def _parse_with(fn, name: str):
 
 
 def add_options(parser, cls, exclude=(), dest_prefix: str = "") -> None:
-    """One flag per CLI field of ``cls`` (``metadata["cli"] = False`` skips one)."""
-    for f in fields(cls):
+    """One flag per CLI field of ``cls`` (``metadata["cli"] = False`` skips one); the options of the shared
+    groups it inherits (``vidcat.config.runtime``) come after its own."""
+    for f in shared_last(cls):
         m = f.metadata
         if f.name in exclude or m.get("cli") is False:
             continue

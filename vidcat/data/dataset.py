@@ -11,13 +11,13 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from vidcat.config import DataConfig
+from vidcat.config import DataConfig, check_crops
 from vidcat.data import transforms as T
 from vidcat.data.clip_cache import open_clips
 from vidcat.data.manifest import Dataset, Item
 from vidcat.data.modalities import ClipContext, get_modality
 from vidcat.data.sampling import sample_indices, view_positions
-from vidcat.errors import VidcatError, VideoError
+from vidcat.errors import VideoError
 
 
 def encode_label(item: Item, classes: list[str], multilabel: bool):
@@ -41,8 +41,7 @@ class VideoClips(torch.utils.data.Dataset):
 
     def __init__(self, dataset: Dataset, cfg: DataConfig, train: bool = False, clips: int = 1,
                  crops: int = 1, threads: int = 1):
-        if crops not in (1, 3):
-            raise VidcatError(f"crops must be 1 or 3, not {crops}")
+        check_crops(crops)
         cfg = cfg.filled()  # no-op for a config resolved for a model
         self.dataset, self.cfg, self.train = dataset, cfg, train
         self.clips, self.crops, self.threads = clips, crops, threads

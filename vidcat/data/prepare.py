@@ -22,52 +22,15 @@ from __future__ import annotations
 import json
 import os
 import time
-from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
 
 import av
 import numpy as np
 
+from vidcat.config import PrepareConfig
 from vidcat.errors import VidcatError, VideoError
 from vidcat.io.store import atomic_path
-
-
-@dataclass
-class PrepareConfig:
-    """Options of ``vidcat prepare``."""
-
-    data: str = field(default="", metadata={"help": "folder-per-class tree, CSV/JSONL manifest, or a folder "
-                                                    "with train.csv/val.csv/test.csv", "positional": True})
-    out: str = field(default="", metadata={"help": "output folder", "required": True})
-    short_side: int = field(default=128, metadata={"help": "short side in pixels (>= the model's decode size, "
-                                                            "e.g. 73 for tiny3d, 128 for 112-px models)"})
-    gop: int = field(default=16, metadata={"help": "keyframe every GOP frames (short: cheap seeks)"})
-    crf: int = field(default=20, metadata={"help": "H.264 quality (lower = better, bigger)"})
-    preset: str = field(default="veryfast", metadata={"help": "x264 preset"})
-    audio: bool = field(default=True, metadata={"help": "drop audio streams", "invert": True,
-                                                "flag": "--no-audio"})
-    overwrite: bool = field(default=False, metadata={"help": "re-encode files already in OUT"})
-    measure: int = field(default=6, metadata={"help": "files whose clip decode time is measured before/after"})
-    frames: int = field(default=16, metadata={"help": "frames per measured clip"})
-
-    def __post_init__(self):
-        if not self.data:
-            raise VidcatError("prepare: give the data set to re-encode")
-        if not self.out:
-            raise VidcatError("--out is required")
-        if not Path(self.data).exists():
-            raise VidcatError(f"{self.data}: no such file or directory")
-        if Path(self.out).resolve() == Path(self.data).resolve():
-            raise VidcatError("--out must differ from the data set (files are re-encoded into it)")
-        if self.short_side < 16 or self.short_side % 2:
-            raise VidcatError(f"--short-side must be an even number >= 16, not {self.short_side}")
-        if self.gop < 1:
-            raise VidcatError(f"--gop must be >= 1, not {self.gop}")
-        if not 0 <= self.crf <= 51:
-            raise VidcatError(f"--crf must be in 0..51, not {self.crf}")
-        if self.measure < 0 or self.frames < 1:
-            raise VidcatError("--measure must be >= 0 and --frames >= 1")
 
 
 def _even_size(w: int, h: int, short_side: int) -> tuple[int, int]:

@@ -7,42 +7,18 @@ of frames — tells the classes apart: frame-only models sit at chance, temporal
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from vidcat.config import check_fields, opt
+from vidcat.config import SynthConfig
 from vidcat.data import synth_multimodal
 from vidcat.data.manifest import write_manifest
 from vidcat.data.synth_media import mux_av
 from vidcat.data.synth_video import DIRECTIONS, ROTATIONS, render_motion
-from vidcat.errors import VidcatError
 from vidcat.io.progress import progress as progress_bar
 
 SPLITS = ("train", "val", "test")
-
-
-@dataclass
-class SynthConfig:
-    """Size and difficulty of a synthetic benchmark."""
-
-    kind: str = opt("motion", "motion (direction of motion), av (axis x pitch), avt (axis x pitch x subtitle)",
-                    choices=("motion", "av", "avt"))
-    per_class: int = opt(60, "training videos per class; val and test get a quarter each", min=1)
-    size: int = opt(64, "frame side in pixels", min=16)
-    frames: int = opt(24, "frames per video", min=2)
-    fps: int = opt(12, "frame rate", min=1)
-    seed: int = opt(0, "random seed")
-    rotate: bool = opt(False, "add cw/ccw rotation classes (motion)")
-    distractors: int = opt(0, "moving objects whose motion is independent of the class", min=0)
-    jitter: float = opt(0.0, "camera shake, pixels (std)", min=0.0)
-    crf: int = opt(23, "H.264 quality: higher = stronger compression artefacts", min=0, max=51)
-    missing_audio: float = opt(0.0, "fraction of videos written without their audio track (av, avt)", min=0.0, max=1.0)
-    missing_text: float = opt(0.0, "fraction written without subtitles (avt)", min=0.0, max=1.0)
-
-    def __post_init__(self):
-        check_fields(self)
 
 
 def classes_for(cfg: SynthConfig) -> list[str]:

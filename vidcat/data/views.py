@@ -12,6 +12,7 @@ from functools import lru_cache
 
 import numpy as np
 
+from vidcat.config import check_crops
 from vidcat.data.sampling import sample_indices, view_positions
 
 
@@ -88,8 +89,7 @@ def clip_views(path, cfg, clips: int = 1, crops: int = 1, threads: int = 1) -> n
     cfg = cfg.filled()
     from vidcat.io.video import VideoReader
 
-    if crops not in (1, 3):
-        raise ValueError("crops must be 1 or 3")
+    check_crops(crops)
     views = []
     with VideoReader(path, threads=threads) as reader:
         for pos in view_positions(clips):

@@ -17,13 +17,12 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import dataclass
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from vidcat.config import DataConfig, check_fields, opt, require
+from vidcat.config import DataConfig, FuseConfig
 from vidcat.metrics import compute_metrics
 from vidcat.models.inputs import fold_views, model_input, to_device
 from vidcat.errors import VidcatError
@@ -31,30 +30,6 @@ from vidcat.models.build import Checkpoint, build_model, setup_model
 
 log = logging.getLogger("vidcat")
 MOTION_FLAGS = ("flow_method", "flow_length", "motion_cache")
-
-
-@dataclass
-class FuseConfig:
-    """``vidcat fuse``: an RGB and a flow/mv checkpoint -> one late-fusion checkpoint (weights tuned on val)."""
-
-    checkpoints: tuple = opt(None, "RGB + flow/mv single-stream checkpoints (or one late/weighted fusion "
-                                   "checkpoint to re-tune)", factory=tuple, nargs="+", required=True)
-    source: str | None = opt(None, "validation set the fusion weight is tuned on", flag="--data")
-    out: str = opt(None, "fused checkpoint to write", required=True)
-    steps: int = opt(21, "grid points for the RGB weight in [0, 1]", min=2)
-    tune: bool = opt(True, "keep equal weights (plain late fusion)", flag="--no-tune", invert=True)
-    batch_size: int = opt(16, "clips per batch", min=1)
-    device: str = opt("cpu", "cpu | cuda | cuda:N")
-    workers: int = opt(2, "data-loader processes", min=0)
-
-    def __post_init__(self):
-        require(self, "out")
-        self.checkpoints = tuple(self.checkpoints or ())
-        if not 1 <= len(self.checkpoints) <= 2:
-            raise VidcatError("vidcat fuse takes one or two checkpoints")
-        if self.tune and not self.source:
-            raise VidcatError("vidcat fuse: --data VAL is needed to tune the weights (or pass --no-tune)")
-        check_fields(self)
 
 
 def _two_stream_from(cks: list, paths) -> tuple:

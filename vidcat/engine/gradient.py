@@ -11,7 +11,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from vidcat.config import TrainConfig
+from vidcat.config import MULTI_STREAM, TrainConfig
 from vidcat.data.dataset import VideoClips, make_loader
 from vidcat.engine import distributed as D
 from vidcat.engine.plots import plot_curves

@@ -23,8 +23,7 @@ from vidcat.engine.scoring import setup_threads
 from vidcat.errors import VidcatError
 from vidcat.io.console import echo
 from vidcat.io.store import atomic_write_json, sweep_temp
-from vidcat.models.build import choose_model, setup_model
-from vidcat.models.registry import get_spec
+from vidcat.models.build import check_request, setup_model
 
 FEATURE_FIT_FAMILIES = ("streams", "transfer")   # models fitted on cached frozen features
 
@@ -55,9 +54,10 @@ def resolve_sources(cfg: TrainConfig, split: bool = True) -> tuple[Dataset, Data
 
 
 def prepare_run(cfg: TrainConfig):
-    """Data sets and the resolved model setup of a run: one :func:`setup_model` (bad options fail before I/O)."""
-    name = choose_model(cfg.model, cfg.data.modalities)
-    feature_fit = get_spec(name).family in FEATURE_FIT_FAMILIES
+    """Data sets and the resolved model setup of a run: one :func:`setup_model`; a request that cannot work
+    fails before any video is read."""
+    _, spec, _ = check_request(cfg.model, cfg.data, model_kwargs=cfg.model_kwargs)
+    feature_fit = spec.family in FEATURE_FIT_FAMILIES
     # the default model validates by grouped cross-validation on every clip, never by a random split
     train_ds, val_ds = resolve_sources(cfg, split=not feature_fit)
     setup = setup_model(cfg.model, cfg.data, train_ds.classes, train_ds.multilabel, cfg.model_kwargs, cfg.weights)

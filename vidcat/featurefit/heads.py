@@ -82,7 +82,7 @@ def head_pipeline(n_rows: int, n_features: int, per_frame: tuple | None = None) 
              ("scale", GuardedScaler())]
     if n_features > n_rows:
         steps.append(("rows", KernelPCA(kernel="linear", eigen_solver="dense")))
-    steps.append(("clf", LogisticRegression(C=0.1, max_iter=500, tol=1e-4)))
+    steps.append(("clf", LogisticRegression(C=0.1, max_iter=300, tol=1e-3)))
     return Pipeline(steps)
 
 

@@ -99,7 +99,7 @@ def _forced(forced: tuple, available: dict) -> list:
 
 
 def _extras() -> dict:
-    from vidcat.extras import has
+    from vidcat.config.extras import has
 
     return {"pose": has("pose"), "speech": has("speech"), "ocr": has("ocr")}
 

@@ -20,64 +20,14 @@ from __future__ import annotations
 import json
 import os
 import pickle
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from vidcat.config import OUT_FORMATS, BatchConfig  # noqa: F401 (OUT_FORMATS: re-exported)
 from vidcat.io.ray_cluster import init_ray, local_cpus
 from vidcat.errors import VidcatError, VideoError
 from vidcat.io.store import atomic_path, atomic_write, json_text
-
-OUT_FORMATS = (".parquet", ".jsonl")
-
-
-@dataclass
-class BatchConfig:
-    """Options of ``vidcat batch``."""
-
-    checkpoint: str = field(metadata={"help": "RUN/best.pt (torch) or model.onnx (ONNX Runtime)"})
-    out: str = field(metadata={"help": "results file: .parquet or .jsonl (one record per input)"})
-    paths: tuple = field(default=(), metadata={"help": "the videos, like predict: a folder (recursive), a CSV/JSONL "
-                                                       "manifest or one file", "positional": True, "nargs": "?"})
-    data: str | None = field(default=None, metadata={"help": "the same, as an option (instead of the positional)"})
-    address: str | None = field(default=None, metadata={
-        "help": "Ray cluster to join (default: $RAY_ADDRESS, else a local Ray with 2 CPUs)"})
-    num_cpus: float = field(default=1.0, metadata={"help": "CPUs per model actor"})
-    num_gpus: float = field(default=0.0, metadata={"help": "GPUs per model actor (torch checkpoints)"})
-    actors: int = field(default=1, metadata={"help": "model actors running at once"})
-    batch_size: int = field(default=4, metadata={"help": "videos per model call"})
-    topk: int = field(default=5, metadata={"help": "labels per record"})
-    clips: int = field(default=1, metadata={"help": "test clips per video (averaged)"})
-    crops: int = field(default=1, metadata={"help": "test crops per clip: 1 or 3"})
-    resume: bool = field(default=False, metadata={"help": "skip inputs already in --out (and its journal)"})
-    fast: str | None = field(default=None, metadata={
-        "help": "torch checkpoints: each actor runs the fastest inference variant that agrees with eager "
-                "(auto, or a variant name such as channels_last_bf16)"})
-
-    def __post_init__(self):
-        if Path(self.out).suffix.lower() not in OUT_FORMATS:
-            raise VidcatError(f"--out must end in .parquet or .jsonl, not {Path(self.out).name!r}")
-        if not Path(self.checkpoint).is_file():
-            raise VidcatError(f"{self.checkpoint}: checkpoint not found")
-        paths = (self.paths,) if isinstance(self.paths, str) else tuple(self.paths or ())
-        if paths and self.data and paths[0] != self.data:
-            raise VidcatError("give the videos once: as the positional argument or as --data, not both")
-        self.data = self.data or (paths[0] if paths else None)
-        if not self.data:
-            raise VidcatError("the videos to score are required: vidcat batch --checkpoint CKPT VIDEOS --out FILE")
-        if not Path(self.data).exists():
-            raise VidcatError(f"{self.data}: no such file or folder")
-        for name in ("batch_size", "topk", "clips", "actors"):
-            if getattr(self, name) < 1:
-                raise VidcatError(f"--{name.replace('_', '-')} must be at least 1, not {getattr(self, name)}")
-        if self.crops not in (1, 3):
-            raise VidcatError(f"--crops must be 1 or 3, not {self.crops}")
-        if self.num_cpus <= 0 or self.num_gpus < 0:
-            raise VidcatError("--num-cpus must be > 0 and --num-gpus >= 0")
-        if Path(self.out).exists() and not self.resume:
-            raise VidcatError(f"{self.out} exists: pass --resume to skip the videos it holds, or delete it")
-
 
 # -- inputs ----------------------------------------------------------------------------------------
 def list_inputs(data) -> list[tuple[str, str | None]]:

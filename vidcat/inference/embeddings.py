@@ -18,11 +18,10 @@ from __future__ import annotations
 
 import copy
 import json
-from dataclasses import dataclass
 import sys
 from pathlib import Path
 
-from vidcat.config import check_fields, MULTI_STREAM, opt, parse_kv, require
+from vidcat.config import MULTI_STREAM, FeaturesConfig
 from vidcat.errors import VidcatError
 from vidcat.io.store import atomic_path, json_text
 
@@ -223,34 +222,6 @@ def write_embeddings(out, arr, paths: list[str], labels: list, info: dict | None
     written.append(_atomic(out.with_suffix(".json"),
                            lambda t: t.write_text(json_text(sidecar, indent=1))))
     return written
-
-
-@dataclass
-class FeaturesConfig:
-    """``vidcat features``: penultimate-layer embeddings of videos (.npy + .json, or .parquet)."""
-
-    source: str = opt(None, "folder (class tree, manifest folder or flat), CSV/JSONL manifest, or one video",
-                      positional=True)
-    model: str = opt(None, "a checkpoint (RUN/best.pt) or a registered model name", required=True)
-    out: str = opt(None, "FILE.npy (+ FILE.json sidecar) or FILE.parquet (needs pyarrow)", required=True)
-    clips: int = opt(1, "evenly spaced clips per video (averaged)", min=1)
-    per_clip: bool = opt(False, "also write FILE.clips.npy (N, clips, D)")
-    frames: int | None = opt(None, "clip length (default: the model's / checkpoint's)", min=1)
-    size: int | None = opt(None, "crop size (default: the model's / checkpoint's)", min=8)
-    pretrained: bool = opt(False, "published weights for a model name")
-    weights: str | None = opt(None, "local state-dict file for a model name")
-    model_kwargs: dict = opt(None, "builder keyword KEY=VALUE (repeatable)", factory=dict, flag="--model-arg",
-                             parse=parse_kv, append=True)
-    label_regex: str | None = opt(None, "label unlabelled videos from their file name, e.g. 'PS7(A\\d)'")
-    batch_size: int = opt(8, "videos per batch", min=1)
-    device: str = opt("cpu", "cpu | cuda | cuda:N")
-    workers: int = opt(0, "data-loader processes", min=0)
-    strict: bool = opt(False, "fail on the first unreadable file")
-    progress: bool = opt(True, "no progress bar", flag="--quiet", invert=True)
-
-    def __post_init__(self):
-        require(self, "source", "model", "out")
-        check_fields(self)
 
 
 def run_features(cfg: FeaturesConfig) -> int:

@@ -250,7 +250,7 @@ def export_onnx(checkpoint_path, out, opset: int = 17, int8: bool = False, calib
     _require_onnx()
     import numpy as np
 
-    from vidcat import __version__
+    from vidcat.config import __version__
     from vidcat.models.build import Checkpoint
 
     out = Path(out)
@@ -314,7 +314,7 @@ def export_fused_head(model, ckpt: dict, checkpoint_path, out: Path, opset: int,
     encoders) stay with vidcat, which computes the features."""
     import numpy as np
 
-    from vidcat import __version__
+    from vidcat.config import __version__
 
     if int8:
         raise VidcatError(f"{checkpoint_path}: --int8 is for conv nets; the streams model's fused head is a few "

@@ -27,17 +27,13 @@ import os
 import re
 import sys
 import tempfile
-from dataclasses import dataclass
 from pathlib import Path
 
-from vidcat.config import check_fields, csv_tuple, opt, require
+from vidcat.config import MAX_UPLOAD_BYTES, TOKEN_ENV, UPLOAD_TIMEOUT, ServeConfig
 from vidcat.errors import VidcatError
 from vidcat.inference.guard import Guard, Slots, authorised, default_allowed_hosts, is_loopback
 
-MAX_UPLOAD_BYTES = 256 * 1024 * 1024
 MULTIPART_SLACK = 65536  # multipart headers and boundaries around the file part
-UPLOAD_TIMEOUT = 30.0   # seconds an upload may send nothing before it is dropped (408)
-TOKEN_ENV = "VIDCAT_TOKEN"
 log = logging.getLogger("vidcat")
 
 PAGE = """<!doctype html>
@@ -241,7 +237,7 @@ def create_app(predictor, max_upload_bytes: int = MAX_UPLOAD_BYTES, max_concurre
     from fastapi import FastAPI, Request
     from fastapi.responses import HTMLResponse, JSONResponse
 
-    from vidcat import __version__
+    from vidcat.config import __version__
 
     total = max_concurrent or default_concurrency()
     for name, value in (("max_concurrent", total), ("per_client", per_client or 1)):
@@ -343,61 +339,15 @@ def _html(s) -> str:
 
 
 # -- CLI -------------------------------------------------------------------------------------------
-@dataclass
-class ServeConfig:
-    """Options of ``vidcat serve``."""
-
-    checkpoint: str = opt(None, "RUN/best.pt (torch) or model.onnx (ONNX Runtime)", required=True)
-    host: str = opt("127.0.0.1", "bind address (0.0.0.0 exposes it to the network)")
-    port: int = opt(8000, "TCP port", min=1, max=65535)
-    topk: int = opt(5, "labels per answer (a request may ask fewer)", min=1)
-    device: str = opt("cpu", "torch checkpoints only")
-    threads: int = opt(0, "ONNX Runtime intra-op threads (0 = default)", min=0)
-    max_upload_mb: int = opt(MAX_UPLOAD_BYTES // 2**20, "largest upload (MiB)", min=1)
-    max_concurrent: int = opt(0, "requests handled at once, the next gets 503 (0 = CPU count, at most 4)", min=0)
-    fast: str | None = opt(None, "torch checkpoints: serve the fastest inference variant that agrees with eager "
-                                 "(auto, or a variant name such as channels_last_bf16)")
-    token_file: str | None = opt(None, f"file holding the API token (default: ${TOKEN_ENV}); clients then send "
-                                       "'Authorization: Bearer TOKEN' (/ and /health stay open)")
-    allowed_hosts: tuple | None = opt(None, "Host header names accepted, comma-separated, '*' = any (default: the "
-                                            "loopback names when --host is loopback, else any)", parse=csv_tuple)
-    upload_timeout: float = opt(UPLOAD_TIMEOUT, "seconds an upload may send nothing before it is dropped (408)",
-                                gt=0)
-    per_client: int = opt(0, "requests one client address may have in flight, the next gets 429 (0 = half of "
-                             "--max-concurrent, at least 1)", min=0)
-
-    def __post_init__(self):
-        require(self, "checkpoint")
-        if self.allowed_hosts is not None:
-            self.allowed_hosts = csv_tuple(self.allowed_hosts)
-            if not self.allowed_hosts:
-                raise VidcatError("--allowed-hosts names no host (use '*' for any)")
-        if self.token_file is not None and not Path(self.token_file).is_file():
-            raise VidcatError(f"--token-file {self.token_file}: no such file")
-        check_fields(self)
-
-    def token(self) -> str | None:
-        """The API token: the first line of ``token_file``, else ``$VIDCAT_TOKEN``, else None (no auth)."""
-        if self.token_file is None:
-            return os.environ.get(TOKEN_ENV, "").strip() or None
-        try:
-            lines = Path(self.token_file).read_text(encoding="utf-8").splitlines()
-        except (OSError, UnicodeDecodeError) as e:
-            raise VidcatError(f"--token-file {self.token_file}: cannot read it ({e})") from None
-        token = lines[0].strip() if lines else ""
-        if len(token) < 8:
-            raise VidcatError(f"--token-file {self.token_file}: the token (first line) needs at least 8 characters")
-        return token
-
-    def app_options(self) -> dict:
-        """``create_app`` keywords; warns on stderr when a non-loopback address is served without a token."""
-        token, slots = self.token(), self.max_concurrent or default_concurrency()
-        if not token and not is_loopback(self.host):
-            print(f"vidcat: warning: serving {self.host} without a token (--token-file or ${TOKEN_ENV}): "
-                  "anyone who reaches this port can use the model", file=sys.stderr, flush=True)
-        return {"max_upload_bytes": self.max_upload_mb * 2**20, "max_concurrent": slots, "token": token,
-                "allowed_hosts": self.allowed_hosts or default_allowed_hosts(self.host),
-                "upload_timeout": self.upload_timeout, "per_client": self.per_client or max(1, slots // 2)}
+def app_options(cfg: ServeConfig) -> dict:
+    """``create_app`` keywords; warns on stderr when a non-loopback address is served without a token."""
+    token, slots = cfg.token(), cfg.max_concurrent or default_concurrency()
+    if not token and not is_loopback(cfg.host):
+        print(f"vidcat: warning: serving {cfg.host} without a token (--token-file or ${TOKEN_ENV}): "
+              "anyone who reaches this port can use the model", file=sys.stderr, flush=True)
+    return {"max_upload_bytes": cfg.max_upload_mb * 2**20, "max_concurrent": slots, "token": token,
+            "allowed_hosts": cfg.allowed_hosts or default_allowed_hosts(cfg.host),
+            "upload_timeout": cfg.upload_timeout, "per_client": cfg.per_client or max(1, slots // 2)}
 
 
 def run_serve(cfg: ServeConfig) -> int:
@@ -411,7 +361,7 @@ def run_serve(cfg: ServeConfig) -> int:
                           "pip install 'vidcat[serve]'") from None
     from vidcat.inference.onnx_predictor import load_predictor
 
-    options = cfg.app_options()  # a bad token file fails before the model loads
+    options = app_options(cfg)  # a bad token file fails before the model loads
     predictor = load_predictor(cfg.checkpoint, device=cfg.device, topk=cfg.topk, threads=cfg.threads)
     if cfg.fast and hasattr(predictor, "model"):  # chosen on random clips of the model's input (no videos yet)
         from vidcat.inference.fast import accelerate

@@ -34,7 +34,7 @@ COUNTERS = {"computed": 0, "cached": 0, "probed": 0}
 
 
 def available() -> bool:
-    from vidcat.extras import has
+    from vidcat.config.extras import has
 
     return has("ocr")
 

@@ -281,7 +281,7 @@ def extract_many(paths, frames=32, hands: bool = False, workers: int | None = No
     """Fill the pose cache for ``paths`` in ``workers`` processes (default: every core). Returns
     ``{path: fraction of frames with a person, or an error line}``. Entries already cached are only
     read, so re-running after an interruption continues where it stopped."""
-    from vidcat.extras import require
+    from vidcat.config.extras import require
 
     require("pose")
     paths = [str(p) for p in paths]

@@ -37,7 +37,7 @@ COUNTERS = {"computed": 0, "cached": 0, "whisper": 0, "vad": 0, "vad_cached": 0}
 
 
 def available() -> bool:
-    from vidcat.extras import has
+    from vidcat.config.extras import has
 
     return has("speech")
 

@@ -106,6 +106,23 @@ class ModelSetup:
         return self.kwargs.get("input_key") or self.spec.modality
 
 
+def check_request(model: str | None, data: DataConfig, multilabel: bool = False, model_kwargs: dict | None = None):
+    """``(name, spec, resolved data)`` of a requested model, or one error line for what cannot work (modalities it
+    cannot read, an input size it cannot take, a builder keyword it lacks) -- before any video is read."""
+    name = choose_model(model, data.modalities, multilabel)
+    spec = get_spec(name)
+    data = data.resolved(spec)
+    check_modalities(spec, data.modalities)
+    if spec.fixed_input and (data.frames, data.size) != (spec.frames, spec.size):
+        raise VidcatError(f"{name} only takes {spec.frames}x{spec.size}² clips (--frames {spec.frames} "
+                          f"--size {spec.size}), not {data.frames}x{data.size}²")
+    unknown = [k for k in (model_kwargs or {}) if k != "input_key" and not accepts(spec.builder, k)]
+    if unknown:
+        params = [p for p in inspect.signature(spec.builder).parameters if p not in ("num_classes", "kw", "kwargs")]
+        raise VidcatError(f"--model-arg {unknown[0]}: {name} takes none such; its keywords: {', '.join(params)}")
+    return name, spec, data
+
+
 def setup_model(model: str | None, data: DataConfig, classes, multilabel: bool = False,
                 model_kwargs: dict | None = None, weights=None) -> ModelSetup:
     """Resolve model name, input pipeline and builder keywords for ``data.modalities``.
@@ -116,28 +133,18 @@ def setup_model(model: str | None, data: DataConfig, classes, multilabel: bool =
     The input pipeline comes from the weights the model follows (:func:`weights_for`): every setting the
     caller left unset (None) is theirs, then the registry spec's.
     """
-    name = choose_model(model, data.modalities, multilabel)
-    spec = get_spec(name)
+    name, spec, resolved = check_request(model, data, multilabel, model_kwargs)
     tagged = tagged_weights(name, weights)
     kw = with_tag(tagged, dict(model_kwargs or {})) if tagged else dict(model_kwargs or {})
-    given, data = data, data.resolved(spec)
-    check_modalities(spec, data.modalities)
-    unknown = [k for k in kw if k != "input_key" and not accepts(spec.builder, k)]
-    if unknown:
-        params = [p for p in inspect.signature(spec.builder).parameters if p not in ("num_classes", "kw", "kwargs")]
-        raise VidcatError(f"--model-arg {unknown[0]}: {name} takes none such; its keywords: {', '.join(params)}")
     if spec.modality == MULTI_STREAM:
-        kw.setdefault("modalities", list(data.modalities))
+        kw.setdefault("modalities", list(resolved.modalities))
         if accepts(spec.builder, "flow_length"):
-            kw.setdefault("flow_length", data.flow_length)
-    elif data.modalities[0] in MOTIONS:
-        kw.setdefault("input_key", data.modalities[0])     # e.g. a tsn temporal stream on "flow"
+            kw.setdefault("flow_length", resolved.flow_length)
+    elif resolved.modalities[0] in MOTIONS:
+        kw.setdefault("input_key", resolved.modalities[0])     # e.g. a tsn temporal stream on "flow"
         if accepts(spec.builder, "in_channels"):
-            kw.setdefault("in_channels", 2 * data.flow_length)
-    data = given.resolved(pipeline_spec(spec, tagged or weights_for(name, kw)))
-    if spec.fixed_input and (data.frames, data.size) != (spec.frames, spec.size):
-        raise VidcatError(f"{name} only takes {spec.frames}x{spec.size}² clips (--frames {spec.frames} "
-                          f"--size {spec.size}), not {data.frames}x{data.size}²")
+            kw.setdefault("in_channels", 2 * resolved.flow_length)
+    data = data.resolved(pipeline_spec(spec, tagged or weights_for(name, kw)))
     if "frames" in inspect.signature(spec.builder).parameters and spec.modality != MULTI_STREAM:
         kw.setdefault("frames", data.frames)   # a head whose size depends on T (frame_head's attention)
     return ModelSetup(name, kw, data, list(classes), bool(multilabel))
@@ -191,7 +198,7 @@ class Checkpoint:
         return self.setup.data
 
     def to_dict(self) -> dict:
-        from vidcat import __version__
+        from vidcat.config import __version__
 
         s = self.setup
         # a training run's clip cache stays with the run: predict / serve never fill it

@@ -13,39 +13,15 @@ import shutil
 import subprocess
 import tempfile
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import av
 import numpy as np
 
+from vidcat.config import BenchDecodeConfig
 from vidcat.data.sampling import clip_indices, tsn_indices
-from vidcat.errors import VidcatError
 from vidcat.data.keyframes import keyframe_indices, snap_to_keyframes
 from vidcat.io.video import VideoReader, default_threads, iter_frames, output_size
-
-
-@dataclass
-class BenchDecodeConfig:
-    """Options of ``vidcat bench decode``."""
-
-    files: tuple = field(default=(), metadata={"help": "videos (none: make 60 s H.264 test files)",
-                                               "positional": True, "nargs": "*"})
-    repeat: int = field(default=3, metadata={"help": "timing repeats (best is kept)"})
-    short_side: int = field(default=128, metadata={"help": "training-size short side"})
-    segments: int = field(default=8, metadata={"help": "TSN frames per sparse read"})
-    clip_frames: int = field(default=16, metadata={"help": "consecutive frames per dense read"})
-    threads: int = field(default=0, metadata={"help": "decoder threads (0 = all cores)"})
-
-    def __post_init__(self):
-        for name in ("repeat", "short_side", "segments", "clip_frames"):
-            if int(getattr(self, name)) < 1:
-                raise VidcatError(f"bench decode: --{name.replace('_', '-')} must be >= 1")
-        if self.threads < 0:
-            raise VidcatError("bench decode: --threads must be >= 0")
-        missing = [f for f in self.files if not Path(f).is_file()]
-        if missing:
-            raise VidcatError(f"bench decode: not a file: {missing[0]}")
 
 
 def make_test_files(out_dir, seconds: int = 60, fps: int = 25) -> list[str]:

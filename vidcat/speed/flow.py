@@ -7,7 +7,6 @@ second from the file to the native-size motion field, exactly as the cache build
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 
 import json
 import os
@@ -16,13 +15,13 @@ import time
 import cv2
 import numpy as np
 
+from vidcat.config import BENCH_FLOW_METHODS, BenchFlowConfig
 from vidcat.errors import VidcatError
 from vidcat.io.video import read_frames
 from vidcat.motion.cache import compute_motion
 from vidcat.motion.flow import compute_flow
 from vidcat.motion.motion_vectors import _decode_mvs, expand_grids, mv_grids
 
-DEFAULT_METHODS = ("mv", "dis_ultrafast", "dis_fast", "dis_medium", "farneback", "tvl1")
 SIZES = (112, 224, None)
 
 
@@ -41,7 +40,7 @@ def _pairs_task(method, frames, size, pairs, path):
     return (lambda: compute_flow(clip, method)), len(clip) - 1
 
 
-def bench_flow(files, methods=DEFAULT_METHODS, sizes=SIZES, pairs: int = 40, repeats: int = 3,
+def bench_flow(files, methods=BENCH_FLOW_METHODS, sizes=SIZES, pairs: int = 40, repeats: int = 3,
                verbose: bool = True) -> dict:
     """Benchmark motion methods on ``files``; returns (and prints as JSON) the numbers.
 
@@ -88,18 +87,6 @@ def bench_flow(files, methods=DEFAULT_METHODS, sizes=SIZES, pairs: int = 40, rep
     if verbose:
         print(json.dumps(res, indent=2))
     return res
-
-
-@dataclass
-class BenchFlowConfig:
-    """``vidcat bench flow|mv FILES``: motion methods end to end (decode + motion) and alone, pairs/s."""
-
-    files: tuple = field(default=(), metadata={"help": "videos (default: ../shared/data/media/*.mp4)",
-                                               "positional": True, "nargs": "*"})
-    methods: tuple = field(default=tuple(DEFAULT_METHODS), metadata={"help": "comma-separated motion methods",
-                                                                     "parse": lambda s: tuple(s.split(","))})
-    pairs: int = field(default=40, metadata={"help": "frame pairs for the motion-step-alone timing"})
-    repeat: int = field(default=3, metadata={"help": "best of this many runs"})
 
 
 def run_bench_flow(cfg: BenchFlowConfig) -> int:

@@ -16,41 +16,13 @@ import json
 import tempfile
 import threading
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from vidcat.config import BenchLoaderConfig
 from vidcat.data.clip_cache import cached_clips
 from vidcat.errors import VidcatError
-
-
-@dataclass
-class BenchLoaderConfig:
-    """Options of ``vidcat bench loader``."""
-
-    files: tuple = field(default=(), metadata={"help": "videos (default: ../shared/data/media/*.mp4)",
-                                               "positional": True, "nargs": "*"})
-    model: str = field(default="tiny3d", metadata={"help": "model whose input (frames, size) the loader makes"})
-    epochs: int = field(default=3, metadata={"help": "epochs with the cache (the first fills it)"})
-    repeat_items: int = field(default=4, metadata={"help": "times each file appears in an epoch"})
-    batch_size: int = field(default=4, metadata={"help": "clips per batch"})
-    workers: int = field(default=0, metadata={"help": "DataLoader workers"})
-    cache: str | None = field(default=None, metadata={"help": "cache folder (default: a temp folder, removed)"})
-    long_seconds: float = field(default=300.0, metadata={"help": "length of the generated long video for the "
-                                                                 "RSS check (0 = skip)"})
-    long_video: str | None = field(default=None, metadata={"help": "use this long video for the RSS check"})
-
-    def __post_init__(self):
-        self.files = tuple(self.files or ())
-        for name in ("epochs", "repeat_items", "batch_size"):
-            if getattr(self, name) < 1:
-                raise VidcatError(f"--{name.replace('_', '-')} must be >= 1, not {getattr(self, name)}")
-        if self.workers < 0 or self.long_seconds < 0:
-            raise VidcatError("--workers and --long-seconds must be >= 0")
-        missing = [f for f in self.files + ((self.long_video,) if self.long_video else ()) if not Path(f).is_file()]
-        if missing:
-            raise VidcatError(f"{missing[0]}: file not found")
 
 
 def rss_mb() -> float:

@@ -14,58 +14,13 @@ from __future__ import annotations
 import json
 import tempfile
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 
+from vidcat.config import BenchModelConfig
 from vidcat.errors import VidcatError
 from vidcat.models.registry import count_parameters, create_model, get_spec
-
-
-@dataclass
-class BenchModelConfig:
-    """Options of ``vidcat bench model``."""
-
-    model: str = field(default="tiny3d", metadata={"help": "registered model name", "positional": True,
-                                                     "nargs": "?"})
-    checkpoint: str | None = field(default=None, metadata={"help": "trained checkpoint (default: train tiny3d "
-                                                                   "briefly / random weights for other models)"})
-    data: str | None = field(default=None, metadata={
-        "help": "folder with train.csv/val.csv/test.csv (vidcat synth --kind motion); default: synthesize one"})
-    train_epochs: int = field(default=20, metadata={"help": "epochs of the quick training (no checkpoint; tiny3d); "
-                                                            "clips come from a clip cache after the first"})
-    train: str = field(default="auto", metadata={"help": "train before timing: auto (tiny3d only) | yes | no",
-                                                 "choices": ("auto", "yes", "no")})
-    batches: tuple = field(default=(1, 8), metadata={"help": "batch sizes to time"})
-    clips: int = field(default=20, metadata={"help": "test clips scored per variant"})
-    repeat: int = field(default=3, metadata={"help": "timed runs per batch size (best kept)"})
-    compile: bool = field(default=True, metadata={"help": "also torch.compile (seconds to compile)",
-                                                  "invert": True, "flag": "--no-compile"})
-    threads: int = field(default=0, metadata={"help": "torch / ONNX Runtime threads (0 = as set)"})
-    clock: str = field(default="auto", metadata={"help": "auto (thread CPU time at 1 thread, else wall) | cpu | wall",
-                                                 "choices": ("auto", "cpu", "wall")})
-
-    def __post_init__(self):
-        from vidcat.inference.fast import VARIANTS  # noqa: F401  (import check: onnx optional)
-
-        get_spec(self.model)  # unknown name -> VidcatError
-        if isinstance(self.batches, str):
-            self.batches = tuple(int(b) for b in self.batches.split(",") if b.strip())
-        self.batches = tuple(self.batches)
-        if not self.batches or min(self.batches) < 1:
-            raise VidcatError(f"--batches must list sizes >= 1, not {self.batches!r}")
-        for name in ("clips", "repeat"):
-            if getattr(self, name) < 1:
-                raise VidcatError(f"--{name} must be >= 1, not {getattr(self, name)}")
-        if self.train_epochs < 0 or self.threads < 0:
-            raise VidcatError("--train-epochs and --threads must be >= 0")
-        if self.clock not in ("auto", "cpu", "wall"):
-            raise VidcatError(f"--clock must be auto, cpu or wall, not {self.clock!r}")
-        if self.train not in ("auto", "yes", "no"):
-            raise VidcatError(f"--train must be auto, yes or no, not {self.train!r}")
-        if self.checkpoint and not Path(self.checkpoint).is_file():
-            raise VidcatError(f"{self.checkpoint}: checkpoint not found")
 
 
 # -- the older summary (kept for `vidcat bench model` callers and the README) -------------------------
@@ -154,6 +109,7 @@ def bench_variants(cfg: BenchModelConfig, log=None) -> dict:
     """Every variant's ms/clip at ``cfg.batches`` and its accuracy; the best one at batch 1."""
     from vidcat.inference.fast import DEFAULT_VARIANTS, measure_variants, pick_best, resolve_clock
 
+    get_spec(cfg.model)  # an unknown name: one error line before any work
     before = torch.get_num_threads()
     if cfg.threads:
         torch.set_num_threads(cfg.threads)

@@ -17,36 +17,18 @@ import os
 import resource
 import tempfile
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from vidcat.config import DataConfig, check_fields
+from vidcat.config import BenchRecipeConfig, DataConfig
 from vidcat.data.dataset import VideoClips
 from vidcat.data.manifest import Dataset, Item, find_videos
 from vidcat.errors import VidcatError
 from vidcat.io.store import Store
 
 SHARED = Path(__file__).resolve().parents[2].parent / "shared" / "data"
-
-
-@dataclass
-class BenchRecipeConfig:
-    """Options of ``vidcat bench recipe``."""
-
-    files: tuple = field(default=(), metadata={"help": "videos or folders (default: ../shared/data)",
-                                               "positional": True, "nargs": "*"})
-    clips: int = field(default=24, metadata={"help": "clips to extract (the first N files found)", "min": 1})
-    train_views: int = field(default=3, metadata={"help": "views per clip (centre + augmented), as training", "min": 1})
-    frames: int = field(default=8, metadata={"help": "frames per view", "min": 2})
-    size: int = field(default=160, metadata={"help": "frame side", "min": 32})
-    backbone: str = field(default="efficientnet_lite0", metadata={"help": "frame backbone"})
-    workers: int | None = field(default=None, metadata={"help": "decode processes (default: the recipe's)", "min": 0})
-
-    def __post_init__(self):
-        check_fields(self)
 
 
 def _files(cfg: BenchRecipeConfig) -> list[str]:

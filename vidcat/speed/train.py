@@ -14,51 +14,11 @@ import json
 import math
 import tempfile
 import time
-from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
 
-from vidcat.errors import VidcatError
-
-
-def _ints(s) -> tuple:
-    if isinstance(s, (list, tuple)):
-        return tuple(int(x) for x in s)
-    return tuple(int(x) for x in str(s).split(",") if x.strip())
-
-
-@dataclass
-class BenchTrainConfig:
-    """Options of ``vidcat bench train``."""
-
-    data: str | None = field(default=None, metadata={
-        "help": "training set (folder-per-class, CSV, ...); default: a small synthetic motion set", "positional": True,
-        "nargs": "?"})
-    model: str = field(default="tiny3d", metadata={"help": "model to train"})
-    threads: tuple = field(default=(1, 2), metadata={"help": "torch intra-op thread counts to try", "parse": _ints})
-    workers: tuple = field(default=(0, 1, 2), metadata={"help": "DataLoader worker counts to try", "parse": _ints})
-    batch_size: int = field(default=8, metadata={"help": "clips per step"})
-    steps: int = field(default=6, metadata={"help": "timed steps per setting"})
-    warmup: int = field(default=2, metadata={"help": "untimed steps per setting (workers start, queues fill)"})
-    amp: str = field(default="none", metadata={"help": "none | bf16 autocast (guarded: non-finite steps skipped)",
-                                               "choices": ("none", "bf16")})
-    clip_cache: str | None = field(default=None, metadata={
-        "help": "read clips through a vidcat.data.clip_cache folder (default: decode every step)"})
-
-    def __post_init__(self):
-        self.threads, self.workers = _ints(self.threads), _ints(self.workers)
-        if not self.threads or min(self.threads) < 1:
-            raise VidcatError(f"--threads must list counts >= 1, not {self.threads!r}")
-        if not self.workers or min(self.workers) < 0:
-            raise VidcatError(f"--workers must list counts >= 0, not {self.workers!r}")
-        for name in ("batch_size", "steps"):
-            if getattr(self, name) < 1:
-                raise VidcatError(f"--{name.replace('_', '-')} must be >= 1, not {getattr(self, name)}")
-        if self.warmup < 0:
-            raise VidcatError(f"--warmup must be >= 0, not {self.warmup}")
-        if self.amp not in ("none", "bf16"):
-            raise VidcatError(f"--amp must be none or bf16, not {self.amp!r}")
+from vidcat.config import BenchTrainConfig
 
 
 class Stepper:

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import inspect
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Callable
 
 import torch.nn as nn
 
 from vidcat.config import IMAGENET_MEAN, IMAGENET_STD, KINETICS_MEAN, KINETICS_STD  # noqa: F401 (re-exported)
 from vidcat.errors import VidcatError
-from vidcat.weights import CATALOGUE, Weights, match
+from vidcat.weights import CATALOGUE, Weights, match, tags
 
 
 @dataclass(frozen=True)
@@ -124,6 +125,10 @@ def create_model(name: str, num_classes: int, **kw) -> nn.Module:
     tagged = tagged_weights(name, weights)
     if tagged is not None:
         kw = {**with_tag(tagged, kw), "pretrained": True}
+    elif weights and not Path(weights).is_file():
+        known = tags(name)
+        raise VidcatError(f"weights file {weights} not found" + (f" (nor is it a tag of {name}: {', '.join(known)})"
+                                                                  if known else ""))
     args = {**spec.defaults, **kw}
     model = spec.builder(num_classes=num_classes, **args)
     model.vidcat_spec = spec

@@ -60,7 +60,7 @@ def prepare_run(cfg: TrainConfig):
     feature_fit = spec.family in FEATURE_FIT_FAMILIES
     # the default model validates by grouped cross-validation on every clip, never by a random split
     train_ds, val_ds = resolve_sources(cfg, split=not feature_fit)
-    setup = setup_model(cfg.model, cfg.data, train_ds.classes, train_ds.multilabel, cfg.model_kwargs)
+    setup = setup_model(cfg.model, cfg.data, train_ds.classes, train_ds.multilabel, cfg.model_kwargs, cfg.weights)
     return train_ds, val_ds, setup
 
 

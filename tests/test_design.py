@@ -213,7 +213,7 @@ LAYERS = {
     "vidcat.io": 1, "vidcat.inputs": 1,
     "vidcat.data": 2, "vidcat.motion": 2,
     "vidcat.models": 3,
-    "vidcat.transfer": 4, "vidcat.featurefit": 4, "vidcat.engine": 4,
+    "vidcat.featurefit": 4, "vidcat.engine": 4,
     "vidcat.engine.train": 4.5, "vidcat.engine.crossval": 4.6, "vidcat.engine.feature_fit": 4.4,
     "vidcat.inference": 5, "vidcat.speed": 5, "vidcat.report": 5,
     "vidcat.cli": 6, "vidcat.__main__": 6,
@@ -321,7 +321,7 @@ def test_every_model_weight_spec_lists_and_resolves_or_says_how(capsys):
     from vidcat.models.registry import get_spec
 
     specs = weight_specs()
-    assert ("frame_head", "imagenet") in specs and ("r3d_18", "kinetics400") in specs
+    assert ("streams", "imagenet") in specs and ("r3d_18", "kinetics400") in specs
     for (model, tag), w in specs.items():
         assert isinstance(w, WeightSpec) and get_spec(model) and w.licence and w.source and len(w.mean) == w.input_size[0]
         assert w.weights.split(":")[0] in ("offline", "torchvision")
@@ -329,7 +329,7 @@ def test_every_model_weight_spec_lists_and_resolves_or_says_how(capsys):
     assert len(rows) == len(specs) and all(r["detail"] for r in rows)
     assert main(["weights"]) == 0
     out = capsys.readouterr().out
-    assert "r3d_18:kinetics400" in out and "frame_head:imagenet" in out
+    assert "r3d_18:kinetics400" in out and "streams:imagenet" in out
 
 
 def test_torchrun_two_processes_train_like_one(motion_data, tmp_path):

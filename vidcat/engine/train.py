@@ -25,7 +25,7 @@ from vidcat.io.console import echo
 from vidcat.io.store import atomic_write_json, sweep_temp
 from vidcat.models.build import check_request, setup_model
 
-FEATURE_FIT_FAMILIES = ("streams", "transfer")   # models fitted on cached frozen features
+FEATURE_FIT_FAMILIES = ("streams",)   # models fitted on cached frozen features
 
 
 def resolve_sources(cfg: TrainConfig, split: bool = True) -> tuple[Dataset, Dataset | None]:

@@ -404,15 +404,15 @@ def weight_specs() -> dict[tuple[str, str], WeightSpec]:
         out.append(_spec_for(f"i3d_{name}", "imagenet-inflated", e.mean, e.std, e.licence, e.source + ", inflated to 3D",
                              e.sha256, f"offline:{name}"))
     e = WEIGHTS["efficientnet_lite0"]
-    out.append(_spec_for("frame_head", "imagenet", e.mean, e.std, e.licence, _LITE_SOURCE, e.sha256,
-                         "offline:efficientnet_lite0"))
+    out.append(_spec_for("streams", "imagenet", e.mean, e.std, e.licence, _LITE_SOURCE + " (the appearance stream)",
+                         e.sha256, "offline:efficientnet_lite0"))
     return {(w.model, w.tag): w for w in out}
 
 
 def normalisation_for(model: str, kwargs: dict) -> tuple[tuple, tuple] | None:
     """The (mean, std) a ``model`` built with ``kwargs`` expects when its weights decide it -- the models
     that carry a ``pretrained_cfg`` on their RGB input (an EfficientNet-Lite or timm backbone, an inflated
-    Lite, ``frame_head``, the RGB stream of ``two_stream``, the video stream of ``fusion``) -- else None (the
+    Lite, the RGB stream of ``two_stream``, the video stream of ``fusion``) -- else None (the
     registry spec decides). Mirrors :func:`model_normalisation` without building anything."""
     kwargs = dict(kwargs or {})
     if int(kwargs.get("in_channels", 3)) != 3:
@@ -425,9 +425,7 @@ def normalisation_for(model: str, kwargs: dict) -> tuple[tuple, tuple] | None:
         names, kws = resolve_streams(kwargs.get("modalities", ("video", "audio")), kwargs.get("streams"))
         return next((n for n in (normalisation_for(names[m], kws[m]) for m in names) if n), None)
     lite = next((b for b in WEIGHTS if model in (f"i3d_{b}",)), None)
-    if model == "frame_head":
-        lite = kwargs.get("backbone", "efficientnet_lite0")
-    elif model in ("tsn", "tsm", "lrcn"):
+    if model in ("tsn", "tsm", "lrcn"):
         backbone = kwargs.get("backbone", "resnet18")
         if str(backbone).startswith("timm:") and importlib.util.find_spec("timm"):
             import timm

@@ -1,7 +1,7 @@
 """`vidcat train` without --model on video: the ``streams`` model, fitted on cached features by grouped CV, saved as
 an ordinary checkpoint that ``eval``, ``predict``, ``timeline``, ``serve`` and ``export`` run like any other; what the
 run reports (estimate, per-stream table, learning curve, groups, the files it could not use); tiny3d with one line
-when the default cannot fit the data (ported from the retired frame_head recipe's tests).
+when the default cannot fit the data.
 
 Real H.264 clips whose class is the direction of motion over random appearance: the motion stream tells the class.
 """

@@ -1,6 +1,6 @@
 """What the default says about itself, on planted features: automatic groups merge near-duplicate clips so the
 estimate stays honest, the estimate line and its Wilson interval, the learning curve, and a near-constant
-feature that never gets a huge weight (ported from the retired frame_head recipe's tests)."""
+feature that never gets a huge weight."""
 from __future__ import annotations
 
 import numpy as np

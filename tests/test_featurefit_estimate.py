@@ -20,13 +20,6 @@ def _duplicates(n_sources: int, pieces: int, dim: int, noise: float, seed: int) 
     return np.repeat(src, pieces, 0) + noise * rng.normal(size=(n_sources * pieces, dim))
 
 
-def test_near_duplicate_groups_merge_the_pieces_of_each_recording():
-    emb = _duplicates(10, 4, 32, 0.05, 0)
-    g = near_duplicate_groups(emb, k=5)
-    assert [len(set(g[s * 4:(s + 1) * 4])) for s in range(10)] == [1] * 10    # one group per recording
-    assert len(set(g)) == 10
-
-
 def test_near_duplicate_groups_never_exceed_a_fold():
     """One recording cut into half of the clips: the groups are tightened until k grouped folds stay possible."""
     emb = np.concatenate([_duplicates(1, 20, 16, 0.05, 1), _duplicates(20, 1, 16, 0.0, 2)])

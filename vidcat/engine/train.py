@@ -60,7 +60,7 @@ def prepare_run(cfg: TrainConfig):
     feature_fit = spec.family in FEATURE_FIT_FAMILIES
     # the default model validates by grouped cross-validation on every clip, never by a random split
     train_ds, val_ds = resolve_sources(cfg, split=not feature_fit)
-    setup = setup_model(cfg.model, cfg.data, train_ds.classes, train_ds.multilabel, cfg.model_kwargs)
+    setup = setup_model(cfg.model, cfg.data, train_ds.classes, train_ds.multilabel, cfg.model_kwargs, cfg.weights)
     if feature_fit and setup.spec.family not in FEATURE_FIT_FAMILIES:   # multi-label data: the gradient-trained
         train_ds, val_ds = resolve_sources(cfg)                          # fallback validates like any such model
     return train_ds, val_ds, setup

@@ -300,7 +300,7 @@ def test_a_pretrained_backbone_sets_its_own_normalisation():
 @pytest.mark.parametrize("name,kwargs", [
     ("tsn", {"backbone": "efficientnet_lite0"}), ("tsn", {"backbone": "resnet18"}),
     ("tsn", {"backbone": "efficientnet_lite0", "in_channels": 10}), ("lrcn", {"backbone": "efficientnet_lite0"}),
-    ("i3d_efficientnet_lite0", {}), ("tiny3d", {}), ("x3d_xs", {}), ("r3d_18", {}),
+    ("i3d_efficientnet_lite0", {}), ("tiny3d", {}), ("x3d_xs", {}), ("r3d_18", {}), ("streams", {}),
     ("two_stream", {"rgb_kw": {"backbone": "efficientnet_lite0"}}), ("two_stream", {}),
     ("fusion", {"modalities": ["video", "audio"], "streams": {"video": ["tsn", {"backbone": "efficientnet_lite0"}]}}),
     ("fusion", {"modalities": ["video", "audio"]}),

@@ -213,7 +213,7 @@ LAYERS = {
     "vidcat.io": 1, "vidcat.inputs": 1,
     "vidcat.data": 2, "vidcat.motion": 2,
     "vidcat.models": 3,
-    "vidcat.transfer": 4, "vidcat.featurefit": 4, "vidcat.engine": 4,
+    "vidcat.featurefit": 4, "vidcat.engine": 4,
     "vidcat.engine.train": 4.5, "vidcat.engine.crossval": 4.6, "vidcat.engine.feature_fit": 4.4,
     "vidcat.inference": 5, "vidcat.speed": 5, "vidcat.report": 5,
     "vidcat.cli": 6, "vidcat.__main__": 6,
@@ -300,7 +300,7 @@ def test_a_pretrained_backbone_sets_its_own_normalisation():
 @pytest.mark.parametrize("name,kwargs", [
     ("tsn", {"backbone": "efficientnet_lite0"}), ("tsn", {"backbone": "resnet18"}),
     ("tsn", {"backbone": "efficientnet_lite0", "in_channels": 10}), ("lrcn", {"backbone": "efficientnet_lite0"}),
-    ("i3d_efficientnet_lite0", {}), ("tiny3d", {}), ("x3d_xs", {}), ("r3d_18", {}), ("frame_head", {}),
+    ("i3d_efficientnet_lite0", {}), ("tiny3d", {}), ("x3d_xs", {}), ("r3d_18", {}), ("streams", {}),
     ("two_stream", {"rgb_kw": {"backbone": "efficientnet_lite0"}}), ("two_stream", {}),
     ("fusion", {"modalities": ["video", "audio"], "streams": {"video": ["tsn", {"backbone": "efficientnet_lite0"}]}}),
     ("fusion", {"modalities": ["video", "audio"]}),
@@ -332,7 +332,7 @@ def test_every_catalogue_entry_lists_and_resolves_or_says_how(capsys):
     from vidcat.models.registry import get_spec
     from vidcat.weights import CATALOGUE, Weights, weight_rows
 
-    assert ("frame_head", "imagenet-efficientnet_lite0") in CATALOGUE and ("r3d_18", "kinetics400") in CATALOGUE
+    assert ("streams", "appearance") in CATALOGUE and ("r3d_18", "kinetics400") in CATALOGUE
     for (model, tag), w in CATALOGUE.items():
         assert isinstance(w, Weights) and w.kind in ("backbone", "model", "encoder", "bundled")
         assert w.licence and w.source and (w.sha256 or w.sha256_prefix) and (w.file or w.package)
@@ -344,7 +344,7 @@ def test_every_catalogue_entry_lists_and_resolves_or_says_how(capsys):
     assert [r["name"] for r in rows] == [w.name for w in CATALOGUE.values()] and all(r["detail"] for r in rows)
     assert main(["weights"]) == 0
     out = capsys.readouterr().out
-    assert "r3d_18:kinetics400" in out and "frame_head:imagenet-efficientnet_lite0" in out and "whisper:tiny.en" in out
+    assert "r3d_18:kinetics400" in out and "streams:appearance" in out and "whisper:tiny.en" in out
 
 
 def test_the_catalogue_answers_io_code_without_torch():

@@ -76,7 +76,7 @@ def recipe_available() -> str | None:
 
 def choose_model(model: str | None, modalities, multilabel: bool = False) -> str:
     """The model name: ``model`` if given, else the default for the modalities: video alone -> the
-    pretrained ``frame_head`` recipe (tiny3d from scratch when its weights are missing, or for
+    pretrained ``streams`` model (tiny3d from scratch when its weights are missing, or for
     multi-label data); another single stream -> its model; several -> fusion."""
     if model:
         return model
@@ -146,7 +146,7 @@ def setup_model(model: str | None, data: DataConfig, classes, multilabel: bool =
             kw.setdefault("in_channels", 2 * resolved.flow_length)
     data = data.resolved(pipeline_spec(spec, tagged or weights_for(name, kw)))
     if "frames" in inspect.signature(spec.builder).parameters and spec.modality != MULTI_STREAM:
-        kw.setdefault("frames", data.frames)   # a head whose size depends on T (frame_head's attention)
+        kw.setdefault("frames", data.frames)   # a builder that takes T gets the clip's length
     return ModelSetup(name, kw, data, list(classes), bool(multilabel))
 
 

@@ -1,5 +1,5 @@
-"""The frozen frame encoder of ``frame_head`` and the appearance stream: ``(N, 3, H, W)`` normalised frames
-→ ``(N, D)`` features.
+"""The frozen frame encoder of the appearance stream (:mod:`vidcat.models.streams.appearance`):
+``(N, 3, H, W)`` normalised frames → ``(N, D)`` features.
 
 :func:`load_backbone` asks :func:`vidcat.models.pretrained.frame_backbone` for a named, offline-resolved
 ImageNet backbone. ``pretrained=False`` gives the same architecture with seeded random weights (the

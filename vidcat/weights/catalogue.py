@@ -100,7 +100,7 @@ def _lite_file(v: int) -> dict:
 def _lite_backbone(v: int) -> Weights:
     size = _LITE[v][1]
     return Weights(f"efficientnet_lite{v}", "imagenet", "backbone", source=LITE_SOURCE, input_size=(3, size, size),
-                   frames=1, sampler="", feat_dim=1280, used_by="tsn, tsm, lrcn, two_stream, i3d, frame_head",
+                   frames=1, sampler="", feat_dim=1280, used_by="tsn, tsm, lrcn, two_stream, i3d, streams",
                    **_lite_file(v))
 
 
@@ -166,8 +166,6 @@ def _others() -> list[Weights]:
     return [
         _model("audio_resnet18", "imagenet", 101, 64, "clip", mean=(0.0,), std=(1.0,), feat_dim=512,
                source="torchvision ResNet-18, ImageNet-1k (RGB stem summed to one channel, on log-mel images)", **tv18),
-        *[_model("frame_head", f"imagenet-efficientnet_lite{v}", 8, 160, "tsn", source=LITE_SOURCE, feat_dim=3 * 1280,
-                 kwargs=(("backbone", f"efficientnet_lite{v}"),), **_lite_file(v)) for v in _LITE],
     ]
 
 

@@ -11,7 +11,6 @@ Training, evaluation, prediction, export, cross-validation and ``vidcat fuse`` a
 """
 from __future__ import annotations
 
-import contextlib
 import inspect
 from dataclasses import dataclass, field, replace
 from pathlib import Path

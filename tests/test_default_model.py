@@ -45,13 +45,9 @@ def _faststart_cut(src: Path, dst: Path, keep: float = 0.7) -> Path:
 
 
 @pytest.fixture(scope="module")
-def clips(tmp_path_factory) -> Path:
+def clips(synth) -> Path:
     """4 directions x 8 training clips (2 validation, 2 test each)."""
-    from vidcat.data.synthetic import SynthConfig, generate
-
-    out = tmp_path_factory.mktemp("motion8")
-    generate(out, SynthConfig(per_class=8, seed=11), progress=False)
-    return out
+    return synth(per_class=8, seed=11)
 
 
 @pytest.fixture(scope="module")

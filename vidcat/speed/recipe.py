@@ -1,4 +1,4 @@
-"""``vidcat bench recipe``: frames/s of the default model's feature extraction against its two limits.
+"""``vidcat bench recipe``: frames/s of the default model's appearance-stream extraction against its two limits.
 
     vidcat bench recipe [FILES...] --clips 24 --train-views 3
 
@@ -68,9 +68,9 @@ def backbone_fps(model, size: int, seconds: float = 3.0) -> dict:
 
 def _all_views(ds: Dataset, data: DataConfig, views: int):
     """The extraction's own per-clip dataset, asked for every view of every clip."""
-    from vidcat.transfer.extract import ViewClips
+    from vidcat.featurefit.extract import ClipViews
 
-    return ViewClips(VideoClips(ds, data), [(i, list(range(views))) for i in range(len(ds))])
+    return ClipViews(VideoClips(ds, data), [(i, list(range(views))) for i in range(len(ds))])
 
 
 def decode_fps(ds: Dataset, data: DataConfig, views: int, workers: int) -> float:
@@ -78,7 +78,7 @@ def decode_fps(ds: Dataset, data: DataConfig, views: int, workers: int) -> float
     loader = torch.utils.data.DataLoader(_all_views(ds, data, views), batch_size=None, num_workers=workers)
     t0, n = time.perf_counter(), 0
     for s in loader:
-        n += int(np.prod(s["video"].shape[:2])) if "video" in s else 0
+        n += int(np.prod(s["batch"]["video"].shape[:2])) if "batch" in s else 0
     return n / (time.perf_counter() - t0)
 
 
@@ -90,36 +90,38 @@ def sequential(ds: Dataset, data: DataConfig, model, views: int) -> tuple[float,
     t0 = time.perf_counter()
     for j in range(len(vc)):
         s = vc[j]
-        if "video" not in s:
+        if "batch" not in s:
             continue
-        v, c, t, h, w = s["video"].shape
-        out.append(net(s["video"].transpose(1, 2).reshape(v * t, c, h, w)).reshape(v, t, -1).numpy())
+        video = s["batch"]["video"]
+        v, c, t, h, w = video.shape
+        out.append(net(video.transpose(1, 2).reshape(v * t, c, h, w)).reshape(v, t, -1).numpy())
         n += v * t
     model.backbone.to(memory_format=torch.channels_last)
     return n / (time.perf_counter() - t0), np.stack(out)
 
 
 def run_bench_recipe(cfg: BenchRecipeConfig) -> int:
-    from vidcat.models.frame_head import LITE_NORM, frame_head
-    from vidcat.transfer.extract import default_workers, extract
+    from vidcat.config import HALF_MEAN, HALF_STD
+    from vidcat.featurefit.extract import NAMESPACE, default_workers, extract_stream
+    from vidcat.models.streams.appearance import AppearanceFeatures
 
     files = _files(cfg)
     ds = Dataset([Item(p, ["x"]) for p in files], ["x"])
     data = DataConfig(frames=cfg.frames, size=cfg.size, short_side=cfg.size, sampler="tsn", stride=1,
-                      modalities=("video",), **LITE_NORM)
+                      modalities=("video",), mean=HALF_MEAN, std=HALF_STD)
     workers = default_workers() if cfg.workers is None else cfg.workers
-    model = frame_head(2, pretrained=True, backbone=cfg.backbone).eval()
+    model = AppearanceFeatures(cfg.backbone, frames=cfg.frames).eval()
     bb = backbone_fps(model, cfg.size)
     dec = decode_fps(ds, data, cfg.train_views, workers)
     with tempfile.TemporaryDirectory(prefix="vidcat-bench-recipe-") as tmp:
         c0, t0 = _cpu(), time.perf_counter()
-        fs = extract(ds, data, model, views=cfg.train_views, store=Store("features", root=tmp), workers=workers,
-                     log=lambda s: None)
+        fs = extract_stream(ds, data, model, views=cfg.train_views, store=Store(NAMESPACE, root=tmp),
+                            workers=workers, log=lambda s: None)
         wall, cpu = time.perf_counter() - t0, _cpu() - c0
-    frames = int(np.prod(fs.feats.shape[:3]))
+    frames = int(np.prod(fs.feats.shape[:2])) * cfg.frames
     seq_fps, seq_feats = sequential(ds, data, model, cfg.train_views)
     d = seq_feats.shape[-1]
-    a, b = fs.feats[..., :d].reshape(-1, d), seq_feats.reshape(-1, d)
+    a, b = fs.feats.reshape(-1, d), seq_feats.reshape(-1, d)
     cos = (a * b).sum(1) / np.maximum(np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1), 1e-12)
     pipe = frames / wall
     res = {"clips": len(fs.index), "views": cfg.train_views, "frames": frames, "size": cfg.size, "workers": workers,

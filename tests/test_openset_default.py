@@ -31,13 +31,11 @@ def _manifest(root: Path, splits, keep, out: Path) -> Path:
 
 
 @pytest.fixture(scope="module")
-def directions(tmp_path_factory) -> Path:
-    """``vidcat synth`` motion clips (64 px, 16 frames; 8 train, 2 val, 2 test per direction) and the default
-    model trained on the training clips of three directions (appearance + motion streams)."""
-    from vidcat.data.synthetic import SynthConfig, generate
-
+def directions(tmp_path_factory, synth) -> Path:
+    """``vidcat synth`` motion clips (64 px, 16 frames; 8 train, 2 val, 2 test per direction; ``data``) and the
+    default model trained on the training clips of three directions (appearance + motion streams; ``run``)."""
     root = tmp_path_factory.mktemp("openset")
-    generate(root / "data", SynthConfig(per_class=8, size=64, frames=16, seed=3), progress=False)
+    (root / "data").symlink_to(synth(per_class=8, size=64, frames=16, seed=3), target_is_directory=True)
     train = _manifest(root / "data", ["train"], KNOWN, root / "known_train.csv")
     _manifest(root / "data", ["val", "test"], KNOWN, root / "known_test.csv")
     vidcat.train(str(train), str(root / "run"), cache=str(root / "cache"), workers=0, progress=False, size=64,

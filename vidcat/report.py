@@ -71,6 +71,7 @@ def _recipe_section(rec: dict | None) -> list[str]:
         lines += [f"Calibration ({how}, fitted on {cal['clips']} out-of-fold clips): expected calibration error "
                   f"{cal['ece_before']:.3f} before, {cal['ece_after']:.3f} after; the scores predict prints are the "
                   "calibrated ones.", "", "![reliability](reliability.png)", ""]
+    lines += _open_set_lines(rec.get("open_set") or {})
     curve = [p for p in rec.get("learning_curve") or [] if p.get("top1") is not None]
     if curve:
         lines += ["Learning curve (same folds, the chosen streams' heads fitted on a fraction of each training "
@@ -78,6 +79,14 @@ def _recipe_section(rec: dict | None) -> list[str]:
         lines += [f"| {p['fraction']:.0%} | {p['top1']:.3f} | {p['lo']:.2f}-{p['hi']:.2f} |" for p in curve]
         lines.append("")
     return lines
+
+
+def _open_set_lines(rule: dict) -> list[str]:
+    """The "none of these" rule of a default-model run, in words."""
+    from vidcat.featurefit.unknown import open_set_line
+
+    return [f"None of these: {open_set_line(rule)}. Predict marks such clips `unknown`; `--min-precision` / "
+            "`--coverage` move the threshold without retraining.", ""] if rule else []
 
 
 def _kwargs(cfg: dict) -> str:

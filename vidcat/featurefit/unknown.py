@@ -14,7 +14,7 @@ only a distance notices. Which family is used is chosen on the user's clips, by 
    refitted on the other classes' clips of each grouped training fold and score that fold's test clips --
    known clips out-of-fold, held-out-class clips from a model that never saw them or their groups. This asks
    the question the rule answers (a clip of a class never trained on), on the model's own streams, at the
-   cost of a few linear fits per class and fold;
+   cost of a few linear fits per class and fold (at most :data:`SIM_CLASSES` classes, the largest);
 2. else the AUROC of out-of-fold scores separating wrong from right predictions (needs :data:`MIN_ERRORS`);
 3. else (two classes, few errors) :data:`FALLBACK`: with two known classes a linear head's boundary
    extrapolates furthest, and leaving one class out of ud810 (two known classes each time;
@@ -47,6 +47,7 @@ MARGIN = 0.01          # another family must beat msp's mean AUROC by this much 
 MIN_ERRORS = 5         # out-of-fold errors (and correct clips) needed to compare families on misclassification
 MIN_CLIPS = 10         # out-of-fold clips needed to learn a rule at all
 FALLBACK = "mahalanobis"   # the family when there is no evidence to compare (see the module docstring)
+SIM_CLASSES = 8        # the held-out-class simulation leaves out at most this many classes (the largest)
 
 
 def family_scores(family: str, logits=None, centroids=None, space=None) -> np.ndarray:
@@ -121,10 +122,12 @@ def _simulate_class(fit, inputs: dict, space: np.ndarray, y: np.ndarray, held: i
 
 
 def held_out_class_auroc(fit, inputs: dict, space: np.ndarray, y: np.ndarray, folds) -> dict | None:
-    """Mean AUROC (held-out class vs known clips) of each family over the classes, or None with < 3 classes."""
-    classes = np.unique(y)
+    """Mean AUROC (held-out class vs known clips) of each family over the classes (at most :data:`SIM_CLASSES`,
+    the largest: the cost grows with every class left out), or None with < 3 classes."""
+    classes, counts = np.unique(y, return_counts=True)
     if len(classes) < 3 or not folds:
         return None
+    classes = classes[np.argsort(-counts, kind="stable")[:SIM_CLASSES]]
     per_class = {int(c): r for c in classes if (r := _simulate_class(fit, inputs, space, y, int(c), folds))}
     if not per_class:
         return None

@@ -7,7 +7,9 @@ a hard cut (:class:`vidcat.inference.shots.ShotDetector`) closes the shot, drops
 would straddle it and restarts the grid on the new shot; a shot shorter than a window gets one
 window over the whole shot. :func:`aggregate` turns the windows into one video-level record
 (duration-weighted mean of the window probabilities), which :func:`predict_long` gives for long
-files. Works with a torch checkpoint or an ONNX export (video-input graphs).
+files. Works with a torch checkpoint or an ONNX export (video-input graphs). A default-model checkpoint's
+"none of these" rule judges every window (``unknown``, ``unknown_score``, ``answer``: ``unknown`` or the top
+class) and the video-level record.
 """
 from __future__ import annotations
 
@@ -222,12 +224,13 @@ def timeline(ckpt_path, video, window: float = 2.0, stride: float = 1.0, out_dir
 
 
 def _mark_windows(result: dict, windows: list[Window], s: np.ndarray, rule) -> None:
-    """Each window's "none of these" verdict: ``unknown`` / ``unknown_score`` lists, ``top`` = unknown there."""
+    """Each window's "none of these" verdict: ``unknown`` / ``unknown_score`` lists and ``answer``, the window's
+    label -- ``unknown`` where the rule says so, else its top class (``top`` stays the most probable class)."""
     keys = set.intersection(*(set(w.evidence or {}) for w in windows))
     verdicts = rule.judge(s, {k: np.stack([w.evidence[k] for w in windows]) for k in keys})
     result["unknown"] = [u for _, u in verdicts]
     result["unknown_score"] = [round(v, 6) for v, _ in verdicts]
-    result["top"] = ["unknown" if u else t for t, (_, u) in zip(result["top"], verdicts)]
+    result["answer"] = ["unknown" if u else t for t, (_, u) in zip(result["top"], verdicts)]
     result["rule"] = rule.describe()
 
 
@@ -238,10 +241,10 @@ def _write_outputs(result: dict, s: np.ndarray, out: Path, stem: str) -> None:
     result["csv"], result["json"], result["png"] = (str(out / f"{stem}_timeline.{e}") for e in ("csv", "json", "png"))
     with atomic_open(result["csv"], "w", newline="") as f:
         w = csv.writer(f)
-        extra = ["unknown_score"] if "unknown_score" in result else []
+        extra = ["answer", "unknown_score"] if "unknown_score" in result else []
         w.writerow(["time", "start", "end", "top", *extra, *result["classes"]])
         for j, (t, (a, b), top, row) in enumerate(zip(result["times"], result["spans"], result["top"], s)):
-            score = [f"{result['unknown_score'][j]:.6f}"] if extra else []
+            score = [result["answer"][j], f"{result['unknown_score'][j]:.6f}"] if extra else []
             w.writerow([f"{t:.3f}", f"{a:.3f}", f"{b:.3f}", top, *score, *[f"{v:.5f}" for v in row]])
     atomic_write_json(result["json"], result, indent=None)
     plot_timeline(np.asarray(result["times"]), s, result["classes"], result["png"], cuts=result["cuts"])

@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from vidcat.data.modalities.base import ClipContext, register_modality
+from vidcat.data.modalities.base import ClipContext, no_frames, register_modality
 from vidcat.errors import VideoError
 
 
@@ -21,7 +21,7 @@ from vidcat.errors import VideoError
 WHOLE_VIDEO_FRAMES = 900
 
 
-@register_modality("pose")
+@register_modality("pose", frames=no_frames)
 def load_pose(ctx: ClipContext) -> dict:
     from vidcat.io.pose import mirror_index, normalise, num_joints, pose_keypoints
 

@@ -1,0 +1,134 @@
+"""Clip workers shared by every stream of a run: each loads a clip and runs its stream's module on it.
+
+A clip's whole job -- decode, sample, the data loaders, then the stream's frozen module -- runs in one worker
+process on one torch (and OpenCV) thread, ``workers`` clips at a time; the main process only writes what comes
+back (feature vectors, a few KB). Cores are filled by clips, never by intra-op threads: torch's OpenMP team on
+a busy 2-core box waits at every barrier for a thread the scheduler preempted, which cost 4x the CPU of one
+thread for the appearance backbone's 24-frame batches (``vidcat bench recipe``), and one-thread clip
+workers need no split of the cores between loading and the module, which differs 10-fold between streams.
+
+The processes start once, at the first clip any stream sends them, with every stream's module (inherited
+when forked, else sent once per process), and serve every stream of the run (:class:`ClipPool`). Each task
+reports the CPU seconds it took, so every stream's cost is known while the pool lives on. A worker that dies
+(a decoder crash on a hostile file) loses nothing but that clip: the pool restarts and the clips it held are
+tried again one at a time; the one that kills it again is reported unreadable.
+"""
+from __future__ import annotations
+
+import multiprocessing
+import resource
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
+from contextlib import contextmanager
+
+_MODULES: dict = {}     # a worker's stream modules, by stream name
+
+
+def own_cpu() -> float:
+    """CPU seconds of this process and its finished children."""
+    me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
+
+
+@contextmanager
+def torch_threads(n: int | None):
+    """Torch's intra-op threads set to ``n`` inside the block (None: left as they are), restored after."""
+    import torch
+
+    old = torch.get_num_threads()
+    if n:
+        torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(old)
+
+
+def _init_worker(modules: dict) -> None:
+    """A clip worker: one thread for torch and OpenCV (the workers fill the cores), the run's modules."""
+    import torch
+
+    torch.set_num_threads(1)
+    try:
+        import cv2
+
+        cv2.setNumThreads(1)
+    except ImportError:     # pragma: no cover - OpenCV is a dependency
+        pass
+    _MODULES.update(modules)
+
+
+def _in_worker(fn, name: str, *args):
+    return fn(_MODULES[name], *args)
+
+
+class ClipPool:
+    """Up to ``size`` clip workers holding ``modules`` ({stream name: module}); ``size`` 0 runs every task
+    here. Started at the first task, kept for every later :meth:`map`."""
+
+    def __init__(self, size: int, modules: dict):
+        self.size, self.modules, self._executor = max(0, int(size)), dict(modules), None
+        for m in self.modules.values():
+            m.eval()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def holds(self, module) -> bool:
+        return self.modules.get(getattr(module, "name", None)) is module
+
+    def close(self) -> None:
+        if self._executor is not None:
+            self._executor.shutdown(wait=True, cancel_futures=True)
+            self._executor = None
+
+    def _start(self) -> ProcessPoolExecutor:
+        if self._executor is None:
+            self._executor = ProcessPoolExecutor(self.size, mp_context=multiprocessing.get_context(),
+                                                 initializer=_init_worker, initargs=(self.modules,))
+        return self._executor
+
+    def _drop_broken(self) -> None:
+        """Forget a pool a dead worker broke (the next task starts a fresh one)."""
+        if self._executor is not None and getattr(self._executor, "_broken", False):
+            self._executor.shutdown(wait=False, cancel_futures=True)
+            self._executor = None
+
+    def map(self, fn, name: str, tasks: list, lost=None):
+        """``fn(module, *task)`` of every task with stream ``name``'s module, in the order they finish. A task
+        whose worker died twice yields ``lost(task)``."""
+        if self.size == 0:
+            yield from (fn(self.modules[name], *t) for t in tasks)
+            return
+        retry: list = []
+        yield from self._window(fn, name, list(tasks), 2 * self.size, retry)
+        for task in retry:             # alone, so a second death is this task's own
+            again: list = []
+            yield from self._window(fn, name, [task], 1, again)
+            if again and lost:
+                yield lost(task)
+
+    def _window(self, fn, name: str, tasks: list, ahead: int, died: list):
+        """Run ``tasks``, ``ahead`` of them queued at a time; the tasks of a pool that broke go to ``died``."""
+        pending, it = {}, iter(tasks)
+        for task in it:
+            pending[self._start().submit(_in_worker, fn, name, *task)] = task
+            if len(pending) >= ahead:
+                break
+        while pending:
+            done, _ = wait(pending, return_when=FIRST_COMPLETED)
+            for fut in done:
+                task, result = pending.pop(fut), None
+                try:
+                    result = fut.result()
+                except BrokenProcessPool:
+                    died.append(task)
+                    self._drop_broken()
+                nxt = next(it, None)
+                if nxt is not None:
+                    pending[self._start().submit(_in_worker, fn, name, *nxt)] = nxt
+                if result is not None:
+                    yield result

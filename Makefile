@@ -16,7 +16,7 @@ venv: $(STAMP)
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e '.[test,text,serve,weights,ray,browser,speech]'
+	$(BIN)/python -m pip install -q -e '.[test,text,serve,weights,fast,ray,browser,speech]'
 	# the pose stream's bundled models (mediapipe 0.10.21, its last release that ships them): without its
 	# numpy<2 / protobuf<5 pins, which the rest of the stack outgrew (vidcat/io/pose.py bridges protobuf)
 	$(BIN)/python -m pip install -q --no-deps 'mediapipe==0.10.21' absl-py || echo "vidcat: no mediapipe 0.10.21 wheel here: the pose tests skip"

@@ -49,7 +49,7 @@ def outer_folds(labels, groups, protocol: dict, seed: int = 0):
 
 
 def features(entry: dict, streams, cache: str | None):
-    """(stream inputs, labels, groups, number of classes, per-stream costs, planned streams)."""
+    """(stream inputs, data settings, labels, groups, number of classes, per-stream costs)."""
     ds = load_dataset(entry["manifest"])
     setup = setup_model(None, DataConfig(), ds.classes)
     plan = plan_streams(ds.items, setup.data, tuple(streams) if streams else None, log=print)
@@ -60,7 +60,7 @@ def features(entry: dict, streams, cache: str | None):
     index = sets["appearance"].index
     labels = np.array([ds.classes.index(ds.items[i].labels[0]) for i in index])
     groups = codes(np.array(given_groups(ds, None))[index])
-    return R.stream_inputs(sets, modules), labels, groups, len(ds.classes), costs, plan.streams
+    return R.stream_inputs(sets, modules), data, labels, groups, len(ds.classes), costs
 
 
 def estimate_per_fold(inputs, labels, groups, folds, nc) -> list[dict]:
@@ -73,7 +73,22 @@ def estimate_per_fold(inputs, labels, groups, folds, nc) -> list[dict]:
     return out
 
 
-def score(entry, inputs, labels, groups, nc, alone: bool, estimate: bool) -> list[dict]:
+def default_correct(inputs, data, labels, groups, folds, nc, forced: bool) -> tuple[np.ndarray, list]:
+    """(N,) correctness of the default, re-run on each outer fold's training clips as ``vidcat train`` runs it:
+    costly streams only where the cheap ones leave room (unless ``--streams`` forced them), then the selection."""
+    ok, used = np.zeros(len(labels), bool), []
+    for tr, te in folds:
+        sub = {n: i.take(tr) for n, i in inputs.items()}
+        cheap = {n: i for n, i in sub.items() if not R.costly(n, data)}
+        inner = grouped_folds(labels[tr], groups[tr], R.FOLDS, 1)
+        keep = set(sub) if forced or len(cheap) == len(sub) or not inner else \
+            set(sub) if R.has_room(cheap, labels[tr], inner, nc)[0] else set(cheap)
+        used.append(sorted(keep))
+        ok[te] = nested_correct({n: inputs[n] for n in keep}, labels, groups, [(tr, te)], nc, inner_k=R.FOLDS)[te]
+    return ok, used
+
+
+def score(entry, inputs, data, labels, groups, nc, alone: bool, estimate: bool, forced: bool) -> list[dict]:
     folds = outer_folds(labels, groups, entry["protocol"])
     pipelines = {"default": inputs}
     if alone:
@@ -81,12 +96,15 @@ def score(entry, inputs, labels, groups, nc, alone: bool, estimate: bool) -> lis
     rows = []
     for name, inp in pipelines.items():
         t0 = time.process_time()
-        ok = nested_correct(inp, labels, groups, folds, nc, inner_k=R.FOLDS)
+        if name == "default":
+            ok, used = default_correct(inp, data, labels, groups, folds, nc, forced)
+        else:
+            ok, used = nested_correct(inp, labels, groups, folds, nc, inner_k=R.FOLDS), None
         k, n = int(ok.sum()), len(ok)
         lo, hi = wilson(k, n)
         row = {"set": entry["name"], "pipeline": name, "top1": k / n, "k": k, "n": n, "lo": lo, "hi": hi,
                "fit_cpu_min": (time.process_time() - t0) / 60, "groups": int(len(np.unique(groups))),
-               "folds": len(folds), "protocol": entry["protocol"].get("protocol")}
+               "folds": len(folds), "protocol": entry["protocol"].get("protocol"), "streams_per_fold": used}
         if estimate and name == "default":
             row["estimates"] = estimate_per_fold(inputs, labels, groups, folds, nc)
             row.update(agreement(row))
@@ -135,8 +153,8 @@ def main(argv=None) -> int:
     for entry in load_corpus(a.root or default_root()):
         if a.only and entry["name"] not in a.only:
             continue
-        inputs, labels, groups, nc, costs[entry["name"]], _ = features(entry, streams, a.cache)
-        rows += score(entry, inputs, labels, groups, nc, a.alone, a.estimate)
+        inputs, data, labels, groups, nc, costs[entry["name"]] = features(entry, streams, a.cache)
+        rows += score(entry, inputs, data, labels, groups, nc, a.alone, a.estimate, forced=bool(streams))
     Path(a.out + ".json").write_text(json.dumps({"rows": rows, "costs": costs}, indent=1))
     md = markdown(rows, costs)
     print(md)

@@ -65,6 +65,12 @@ def _recipe_section(rec: dict | None) -> list[str]:
         lines += [f"| {n} | {h['params']} | {h['p_value']:.3g}{' (signal)' if h['signal'] else ''} |"
                   for n, h in heads.items()]
         lines.append("")
+    cal = rec.get("calibration") or {}
+    if "ece_before" in cal:
+        how = f"temperature {cal['temperature']:.2f}" if cal["kind"] == "temperature" else "vector scaling"
+        lines += [f"Calibration ({how}, fitted on {cal['clips']} out-of-fold clips): expected calibration error "
+                  f"{cal['ece_before']:.3f} before, {cal['ece_after']:.3f} after; the scores predict prints are the "
+                  "calibrated ones.", "", "![reliability](reliability.png)", ""]
     curve = [p for p in rec.get("learning_curve") or [] if p.get("top1") is not None]
     if curve:
         lines += ["Learning curve (same folds, the chosen streams' heads fitted on a fraction of each training "

@@ -63,6 +63,8 @@ class DataConfig:
     clip_cache: str | None = opt(None, "folder of decoded frames reused across epochs (training only: epochs after "
                                        "the first decode nothing)")
     pose_hands: bool = opt(False, "pose stream: add 2 x 21 hand landmarks to the 33 body ones (vidcat[pose])")
+    pose_frames: int = opt(0, "pose stream: keypoints of this many frames evenly spread over the whole video, the "
+                              "same for every view (0: the clip's own frames)", min=0)
     text_sources: tuple = opt(TEXT_SOURCES, "text stream: subtitles (sidecar or embedded), container metadata "
                                             "(never values naming the file) and the manifest's text column",
                               parse=csv_tuple, choices=TEXT_SOURCES, many=True)

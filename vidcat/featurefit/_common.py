@@ -1,8 +1,7 @@
-"""Shared by the featurefit modules: one-line VidcatErrors for bad arrays, and grouped folds."""
+"""Shared by the featurefit modules: one-line VidcatErrors for bad arrays, and their grouped folds."""
 from __future__ import annotations
 
 import os
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -79,22 +78,11 @@ def one_of(value, choices, name: str):
 
 
 def grouped_folds(labels: np.ndarray, groups=None, n_splits: int = 5, seed: int = 0) -> list[tuple]:
-    """(train, test) index pairs: GroupKFold over ``groups`` when given (no group on both sides), else
-    stratified folds; fewer folds when there are fewer groups or too few clips per class; [] when
-    fewer than two folds are possible."""
-    from sklearn.model_selection import GroupKFold, StratifiedKFold
+    """:func:`vidcat.data.splits.grouped_folds` (each clip its own group when ``groups`` is None)."""
+    from vidcat.data.splits import grouped_folds as folds
 
-    idx = np.arange(len(labels))
-    if groups is not None:
-        groups = np.asarray(groups)
-        k = min(n_splits, len(np.unique(groups)))
-        return list(GroupKFold(n_splits=k).split(idx, labels, groups)) if k >= 2 else []
-    k = min(n_splits, int(np.bincount(labels).max()) if len(labels) else 0)
-    if k < 2:
-        return []
-    with warnings.catch_warnings():  # a class with fewer clips than folds: sklearn warns, we accept it
-        warnings.simplefilter("ignore", UserWarning)
-        return list(StratifiedKFold(n_splits=k, shuffle=True, random_state=seed).split(idx, labels))
+    labels = np.asarray(labels)
+    return folds(labels, np.arange(len(labels)) if groups is None else groups, n_splits, seed, min_classes=1)
 
 
 def manifest_path(path, manifest) -> str:

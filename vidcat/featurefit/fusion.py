@@ -102,6 +102,24 @@ def stacker_correct(oof: dict, names, y: np.ndarray, folds, kind: str = "pool") 
     return accs, ok
 
 
+def stacker_oof_logits(oof: dict, names, y: np.ndarray, folds, kind: str = "pool") -> np.ndarray:
+    """(N, K) out-of-fold fused logits of a stacker over streams ``names`` (NaN rows for clips in no test fold):
+    what calibration and the "none of these" threshold are fitted on."""
+    z, k = stack_inputs(oof, names), next(iter(oof.values())).shape[1]
+    out = np.full((len(y), k), np.nan)
+    for tr, te in folds:
+        if len(np.unique(y[tr])) < 2:
+            continue
+        clf = fit_stacker(z[tr], y[tr], kind, k)
+        d = clf.decision_function(z[te])
+        if d.ndim == 1:                                    # a binary logistic regression's one column
+            d = np.stack([-d / 2, d / 2], 1)
+        full = np.full((len(te), k), -30.0)
+        full[:, clf.classes_] = d if d.shape[1] == len(clf.classes_) else d[:, clf.classes_]
+        out[te] = full
+    return out
+
+
 def mean_se(accs: list[float]) -> tuple[float, float]:
     if not accs:
         return 0.0, 0.0

@@ -114,10 +114,10 @@ def _probe_text(sample, data, extras: dict, hits_of) -> tuple[dict, str]:
         voiced, _ = hits_of(lambda it: has_speech(it.path))
         settings["speech"] = voiced >= MIN_SHARE * n
         why.append(f"a voice in {voiced}/{n}")
-    if extras["ocr"]:
-        from vidcat.io.ocr import has_text
+    if extras["ocr"]:     # words read, not just boxes found (a logo or texture gives boxes); cached for later
+        from vidcat.io.ocr import on_screen_text
 
-        shown, _ = hits_of(lambda it: has_text(it.path))
+        shown, _ = hits_of(lambda it: bool(on_screen_text(it.path).strip()))
         settings["ocr"] = shown >= MIN_SHARE * n
         why.append(f"text on screen in {shown}/{n}")
     settings["_on"] = words > 0 or settings.get("speech", False) or settings.get("ocr", False)

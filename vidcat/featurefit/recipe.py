@@ -20,6 +20,7 @@ from __future__ import annotations
 import sys
 import time
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 
@@ -37,6 +38,7 @@ from vidcat.metrics import wilson
 
 AUG_VIEWS = 2          # augmented training views per clip for the appearance stream, beside the centre view
 FOLDS = 5
+HEADROOM = 0.95        # costly streams run only where the cheap ones score below this (room for +5 points)
 NESTED_MAX_CLIPS = 1500  # above this the estimate is the (slightly optimistic) out-of-fold score of the choice
 
 
@@ -47,11 +49,16 @@ def merged(train_ds: Dataset, val_ds: Dataset | None) -> tuple[Dataset, int]:
     return Dataset(train_ds.items + val_ds.items, train_ds.classes), len(train_ds.items)
 
 
-def stream_modules(names, data) -> dict:
-    """The feature module of every planned stream, built with the data settings it reads."""
+def stream_modules(names, data, cache=None) -> dict:
+    """The feature module of every planned stream, built with the data settings it reads (``cache``: where
+    derived artefacts such as exported backbone graphs go)."""
     from vidcat.models.stream_fusion import stream_module
 
-    return {n: stream_module(n, **stream_kwargs(n, data)) for n in names}
+    modules = {n: stream_module(n, **stream_kwargs(n, data)) for n in names}
+    for m in modules.values():
+        if hasattr(m, "runtime_root"):
+            m.runtime_root = cache
+    return modules
 
 
 def stream_kwargs(name: str, data) -> dict:
@@ -65,11 +72,11 @@ def stream_kwargs(name: str, data) -> dict:
     return {}
 
 
-def extract_all(ds: Dataset, data, modules: dict, cfg, log) -> dict:
-    """Each stream's features of the clips the appearance stream could read (clips it could not are skipped,
-    with one line each); a stream missing for a clip is a mask, never a skip."""
+def extract_all(ds: Dataset, data, modules: dict, cfg, log, index: list | None = None) -> dict:
+    """Each stream's features of the clips the first stream (appearance) could read -- or of ``index`` --
+    (clips it could not are skipped, with one line each); a stream missing for a clip is a mask, never a skip."""
     store, ray = Store(NAMESPACE, root=cfg.cache), (cfg.address or True) if cfg.ray else None
-    sets, index = {}, None
+    sets = {}
     cap, threads = getattr(cfg, "workers", None), getattr(cfg, "threads", 0) or None
     with ClipPool(0 if ray else default_workers(cap), modules) as pool:     # one set of workers for every stream
         for name, module in modules.items():
@@ -195,9 +202,31 @@ def head_config(module, head) -> tuple[dict, int]:
     return {"in_dim": module.feat_dim}, module.feat_dim
 
 
-def build_fitted(fit, modules: dict, data, num_classes: int):
-    """The ``streams`` model of the chosen streams, its heads and stacker set from the fit; and its
-    builder keywords (what the checkpoint records)."""
+def calibrate(fit, y: np.ndarray, groups: np.ndarray, out=None) -> tuple:
+    """``(calibrator, report)``: temperature (or, where grouped CV shows it is better, vector) scaling fitted on
+    the chosen stacker's out-of-fold fused logits; the expected calibration error before and after, and a
+    reliability diagram ``out/reliability.png``."""
+    from vidcat.featurefit.calibration import expected_calibration_error, fit_calibration, plot_reliability
+    from scipy.special import softmax
+
+    z = fit.oof_logits
+    ok = np.isfinite(z).all(1) if z is not None else np.zeros(len(y), bool)
+    if ok.sum() < 10 or len(np.unique(y[ok])) < 2:
+        return None, {"note": "too few out-of-fold clips to calibrate"}
+    cal = fit_calibration(z[ok], y[ok], groups[ok])
+    before, after = softmax(z[ok], 1), cal.probs(z[ok])
+    rep = {**cal.to_dict(), "ece_before": round(expected_calibration_error(before, y[ok]), 4),
+           "ece_after": round(expected_calibration_error(after, y[ok]), 4), "clips": int(ok.sum())}
+    if out is not None:
+        plot_reliability(Path(out) / "reliability.png", y[ok], before, after, title="out-of-fold fused probabilities")
+        rep["diagram"] = "reliability.png"
+    return cal, rep
+
+
+def build_fitted(fit, modules: dict, data, num_classes: int, calibrator=None):
+    """The ``streams`` model of the chosen streams, its heads and stacker set from the fit (the stacker's
+    logits scaled by the calibrator, so every entry point reports calibrated scores); and its builder
+    keywords (what the checkpoint records)."""
     import torch
 
     from vidcat.models.stream_fusion import StreamFusion
@@ -217,6 +246,9 @@ def build_fitted(fit, modules: dict, data, num_classes: int):
             head.fc.weight.copy_(torch.from_numpy(form["weight"]).float())
             head.fc.bias.copy_(torch.from_numpy(form["bias"]).float())
         w, b = FU.stacker_weights(fit.stacker, num_classes, len(specs))
+        if calibrator is not None:             # calibrated logits = logits * scale + bias, per class
+            scale = 1.0 / calibrator.temperature if calibrator.kind == "temperature" else calibrator.scale
+            w, b = w * np.reshape(scale, (-1, 1)), b * scale + (0.0 if calibrator.bias is None else calibrator.bias)
         model.stack.weight.copy_(torch.from_numpy(w).float())
         model.stack.bias.copy_(torch.from_numpy(b).float())
     return model.eval(), {"streams": specs}
@@ -245,7 +277,7 @@ def stream_costs(sets: dict, log) -> dict:
     return costs
 
 
-def planned_modules(setup, plan) -> tuple:
+def planned_modules(setup, plan, cache=None) -> tuple:
     """``(data settings, {stream: feature module})`` of the planned streams: the model's data settings plus
     what each stream needs, reading the modalities the streams read."""
     from vidcat.models.streams import STREAMS
@@ -256,7 +288,7 @@ def planned_modules(setup, plan) -> tuple:
         extra.update(getattr(STREAMS[name], "data_settings", {}))
     extra.update(plan.data)
     data = replace(data, **extra)
-    modules = stream_modules(plan.streams, data)
+    modules = stream_modules(plan.streams, data, cache)
     reads = tuple(dict.fromkeys(k for m in modules.values() for k in m.reads))
     return replace(data, modalities=reads), modules
 
@@ -264,8 +296,6 @@ def planned_modules(setup, plan) -> tuple:
 def fit_default(cfg, train_ds: Dataset, val_ds: Dataset | None, setup, log=None) -> dict:
     """Fit ``streams`` (see the module docstring), write best.pt/last.pt (the same model) and return the
     summary parts: ``{"history", "best", "report"}``; ``setup`` is updated to the fitted model's."""
-    from pathlib import Path
-
     from vidcat.models.build import Checkpoint
 
     log = log or (lambda s: print(s, file=sys.stderr))
@@ -275,20 +305,15 @@ def fit_default(cfg, train_ds: Dataset, val_ds: Dataset | None, setup, log=None)
     t0 = time.time()
     ds, n_train = merged(train_ds, val_ds)
     plan = plan_streams(ds.items, setup.data, tuple(cfg.streams) if cfg.streams else None, log)
-    data, modules = planned_modules(setup, plan)
-    sets = extract_all(ds, data, modules, cfg, log)
-    costs = stream_costs(sets, log)
-    index = sets["appearance"].index
-    y = np.array([ds.classes.index(ds.items[i].labels[0]) for i in index])
-    if len(np.unique(y)) < 2:
-        raise VidcatError("need readable labelled clips of at least 2 classes to train")
-    inputs, nc = stream_inputs(sets, modules), len(ds.classes)
-    groups = clip_groups(ds, index, inputs, cfg, log)
-    folds = grouped_folds(y, groups.fine, FOLDS, cfg.seed)
+    data, modules = planned_modules(setup, plan, cfg.cache)
+    sets, inputs, y, groups, folds, modules = staged_streams(ds, data, modules, cfg, plan, log)
+    costs, index, nc = stream_costs(sets, log), sets["appearance"].index, len(ds.classes)
     fit = fit_streams(inputs, y, folds, nc) if folds else fit_streams(inputs, y, [(np.arange(len(y)),) * 2], nc)
     report = _report(fit, inputs, y, groups, folds, nc, cfg, plan, costs)
     report["val_top1"] = val_top1(inputs, y, groups.fine, n_train, index, nc, cfg.seed) if val_ds else None
-    model, kwargs = build_fitted(fit, modules, data, nc)
+    Path(cfg.out).mkdir(parents=True, exist_ok=True)
+    calibrator, report["calibration"] = calibrate(fit, y, groups.fine, cfg.out)
+    model, kwargs = build_fitted(fit, modules, data, nc, calibrator)
     setup.kwargs, setup.data = kwargs, replace(data, modalities=model.reads)
     report.update(clips=len(index), seconds=round(time.time() - t0, 1),
                   skipped=sets["appearance"].skipped, damaged=sets["appearance"].damaged)
@@ -303,6 +328,50 @@ def fit_default(cfg, train_ds: Dataset, val_ds: Dataset | None, setup, log=None)
     row = {"epoch": 1, "seconds": report["seconds"], "streams": "+".join(fit.chosen),
            "cv_top1": report["estimate"].get("top1"), "val_top1": report["val_top1"]}
     return {"history": [row], "best": report["estimate"].get("top1"), "report": report}
+
+
+def costly(name: str, data) -> bool:
+    """Streams worth a cost check before running over every clip: pose (MediaPipe on 32 frames), and text
+    when it transcribes speech or reads text off the screen."""
+    return name == "pose" or (name == "text" and bool(data.speech or data.ocr))
+
+
+def has_room(inputs: dict, y: np.ndarray, folds, num_classes: int) -> tuple[bool, float, tuple]:
+    """Whether the streams of ``inputs`` leave room for a costly stream (grouped-CV top-1 of their fusion below
+    :data:`HEADROOM`): ``(room, score, the streams fused)``."""
+    quick = fit_streams(inputs, y, folds, num_classes)
+    oof = {n: quick.heads[n].oof for n in quick.chosen}
+    score = FU.mean_se(FU.stacker_correct(oof, quick.chosen, y, folds, quick.stacker_kind)[0])[0]
+    return score < HEADROOM, score, quick.chosen
+
+
+def staged_streams(ds: Dataset, data, modules: dict, cfg, plan, log) -> tuple:
+    """Extract the cheap streams, find groups and folds; then the costly ones -- unless ``--streams`` left no
+    choice, only when the cheap streams' grouped-CV top-1 is below :data:`HEADROOM`, so that a costly stream
+    can pay for itself. ``(sets, inputs, labels, groups, folds, modules)``."""
+    cheap = {n: m for n, m in modules.items() if not costly(n, data)}
+    sets = extract_all(ds, data, cheap, cfg, log)
+    index = sets["appearance"].index
+    y = np.array([ds.classes.index(ds.items[i].labels[0]) for i in index])
+    if len(np.unique(y)) < 2:
+        raise VidcatError("need readable labelled clips of at least 2 classes to train")
+    inputs = stream_inputs(sets, cheap)
+    groups = clip_groups(ds, index, inputs, cfg, log)
+    folds = grouped_folds(y, groups.fine, FOLDS, cfg.seed)
+    rest = {n: m for n, m in modules.items() if n not in cheap}
+    if rest and folds and not cfg.streams:
+        room, score, chosen = has_room(inputs, y, folds, len(ds.classes))
+        if not room:
+            log(f"{', '.join(rest)}: not computed: {', '.join(chosen)} already reach {score:.2f} on grouped CV "
+                f"(a costly stream runs where it has room to add 5 points)")
+            plan.reasons.update({n: plan.reasons.get(n, "") + f"; skipped, cheap streams at {score:.2f}" for n in rest})
+            plan.streams = [n for n in plan.streams if n not in rest]
+            rest = {}
+    if rest:
+        more = extract_all(ds, data, rest, cfg, log, index=index)
+        sets.update(more)
+        inputs.update(stream_inputs(more, rest))
+    return sets, inputs, y, groups, folds, {**cheap, **rest}
 
 
 def _report(fit, inputs, y, groups, folds, nc, cfg, plan, costs) -> dict:

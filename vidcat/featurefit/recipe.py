@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import sys
 import time
+from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 
@@ -72,13 +73,34 @@ def stream_kwargs(name: str, data) -> dict:
     return {}
 
 
+@contextmanager
+def ray_session(address):
+    """One Ray session for every stream of a run (``address``: True for a local Ray or ``$RAY_ADDRESS``, a
+    string for that cluster, None for none); one started here ends with the block."""
+    if not address:
+        yield
+        return
+    import ray
+
+    from vidcat.io.ray_cluster import init_ray
+
+    started = not ray.is_initialized()
+    if started:
+        init_ray(None if address is True else address)
+    try:
+        yield
+    finally:
+        if started:
+            ray.shutdown()
+
+
 def extract_all(ds: Dataset, data, modules: dict, cfg, log, index: list | None = None) -> dict:
     """Each stream's features of the clips the first stream (appearance) could read -- or of ``index`` --
     (clips it could not are skipped, with one line each); a stream missing for a clip is a mask, never a skip."""
     store, ray = Store(NAMESPACE, root=cfg.cache), (cfg.address or True) if cfg.ray else None
     sets = {}
     cap, threads = getattr(cfg, "workers", None), getattr(cfg, "threads", 0) or None
-    with ClipPool(0 if ray else default_workers(cap), modules) as pool:     # one set of workers for every stream
+    with ClipPool(0 if ray else default_workers(cap), modules) as pool, ray_session(ray):   # one for every stream
         for name, module in modules.items():
             views = 1 + AUG_VIEWS if getattr(module, "per_frame", False) else 1
             sets[name] = extract_stream(ds, data, module, views=views, store=store, strict=cfg.strict, log=log,

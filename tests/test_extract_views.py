@@ -107,6 +107,10 @@ def test_the_extracted_test_view_is_the_models_own_forward(long_clip, small_moti
     got = extract_stream(ds, data, stream, views=3, store=Store(NAMESPACE, root=tmp_path), workers=1,
                          log=lambda s: None)
     assert got.index == [0, 1, 2] and got.workers == 1 and got.loader_cpu_seconds > 0
+    here = extract_stream(ds, data, stream, views=3, store=Store(NAMESPACE, root=tmp_path / "here"), workers=0,
+                          log=lambda s: None)
+    assert here.workers == 0
+    np.testing.assert_allclose(here.feats, got.feats, rtol=1e-5, atol=1e-5)     # a worker computes what this does
     test = VideoClips(ds, data, train=False)
     with torch.no_grad():
         for i in range(len(paths)):

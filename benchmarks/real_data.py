@@ -148,6 +148,9 @@ def main(argv=None) -> int:
     ap.add_argument("--cache", default=None, help="feature store root (default: vidcat's cache root)")
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "real_data"))
     a = ap.parse_args(argv)
+    import torch
+
+    torch.set_num_threads(1)       # a second torch thread only spins on a busy 2-core machine
     streams = [s for s in a.streams.split(",") if s] if a.streams else None
     rows, costs = [], {}
     for entry in load_corpus(a.root or default_root()):

@@ -29,13 +29,27 @@ def media_files(shared_data) -> list[Path]:
 
 
 @pytest.fixture(scope="session")
-def motion_data(tmp_path_factory) -> Path:
-    """A small `motion` benchmark: 4 classes x 24 train / 6 val / 6 test videos."""
+def synth(tmp_path_factory):
+    """``synth(**SynthConfig fields) -> folder``: a synthetic benchmark of real encoded videos, written once per
+    session for each setting (``vidcat synth``); read it, never write into it."""
     from vidcat.data.synthetic import SynthConfig, generate
 
-    out = tmp_path_factory.mktemp("motion")
-    generate(out, SynthConfig(per_class=24, seed=1), progress=False)
-    return out
+    made: dict = {}
+
+    def make(**fields) -> Path:
+        key = tuple(sorted(fields.items()))
+        if key not in made:
+            made[key] = tmp_path_factory.mktemp("synth")
+            generate(made[key], SynthConfig(**fields), progress=False)
+        return made[key]
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def motion_data(synth) -> Path:
+    """A small `motion` benchmark: 4 classes x 24 train / 6 val / 6 test videos."""
+    return synth(per_class=24, seed=1)
 
 
 @pytest.fixture()
@@ -58,13 +72,9 @@ def bad_files(tmp_path) -> dict[str, Path]:
 
 
 @pytest.fixture(scope="session")
-def small_motion(tmp_path_factory) -> Path:
+def small_motion(synth) -> Path:
     """A 4-class `motion` set, 4 videos per class and split (64 px, 24 frames); read it, never write into it."""
-    from vidcat.data.synthetic import SynthConfig, generate
-
-    out = tmp_path_factory.mktemp("small_motion")
-    generate(out, SynthConfig(per_class=4, seed=3), progress=False)
-    return out
+    return synth(per_class=4, seed=3)
 
 
 @pytest.fixture(scope="session")

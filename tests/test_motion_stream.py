@@ -17,8 +17,7 @@ from vidcat.data.dataset import VideoClips, collate
 from vidcat.data.manifest import load_dataset
 from vidcat.data.synthetic import SynthConfig, generate
 from vidcat.errors import VidcatError
-from vidcat.models.frame_head import MOTION_DIM
-from vidcat.models.streams.motion import HOF_BINS, STILL, MotionFeatures, field_dim, field_layout
+from vidcat.models.streams.motion import HOF_BINS, MOTION_DIM, STILL, MotionFeatures, field_dim, field_layout
 
 SMALL = dict(frames=4, size=64, sampler="tsn", flow_length=2, mean=(0.5,) * 3, std=(0.25,) * 3)
 SIZE, N, SPEED = 64, 24, 2

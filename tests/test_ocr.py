@@ -71,10 +71,10 @@ def test_distinct_lines_and_frame_positions():
 
 @needs_ocr
 def test_bundled_ocr_models_are_listed_and_verified():
-    from vidcat.bundled import bundled_rows
+    from vidcat.weights import weight_rows
 
-    rows = {r["name"]: r for r in bundled_rows()}
-    for name in ("ppocr_v4_det", "ppocr_v4_rec", "ppocr_v2_cls"):
+    rows = {r["name"]: r for r in weight_rows()}
+    for name in ("ppocr_v4:det", "ppocr_v4:rec", "ppocr_v2:cls"):
         assert rows[name]["available"] and rows[name]["verified"] and rows[name]["licence"] == "Apache-2.0", name
 
 

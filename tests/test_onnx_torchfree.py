@@ -26,18 +26,57 @@ def clip(media_files) -> Path:
     return next(p for p in media_files if p.name == "mmaction2_test.avi")  # mpeg4 video + mp3 audio
 
 
-def test_numpy_views_equal_dataset_views(clip):
-    """The numpy decode/sample/crop/resize/normalise path gives the dataset's tensors (3 clips x 3 crops)."""
+def test_graph_views_equal_dataset_views(clip, tmp_path):
+    """The frames the torch-free predictor decodes, cropped, resized and normalised by FrameViews -- in torch
+    and exported to ONNX Runtime -- are the dataset's tensors (3 clips x 3 crops, a 4:3 clip)."""
+    import onnxruntime as ort
+    import torch
+
     from vidcat.config import DataConfig
-    from vidcat.data.views import clip_views
+    from vidcat.data.transforms import FrameViews
+    from vidcat.data.views import graph_views
+    from vidcat.inference.export import _torch_to_onnx
     from vidcat.inference.predictor import video_batch
 
-    cfg = DataConfig(frames=4, size=40, sampler="tsn")
+    cfg = DataConfig(frames=4, size=40, sampler="tsn").filled()
     batch, views = video_batch(clip, cfg, CLASSES, clips=3, crops=3)
     ref = batch["video"][0].numpy()
-    got = clip_views(clip, cfg, clips=3, crops=3)
-    assert views == 9 and got.shape == ref.shape == (9, 3, 4, 40, 40)
+    feeds = graph_views(clip, cfg, clips=3, crops=3)
+    assert views == 9 and feeds["frames"].dtype == np.uint8 and feeds["crop"].tolist() == [0, 1, 2] * 3
+    assert feeds["frames"].shape[2] == cfg.decode_short_side < feeds["frames"].shape[3]
+    module = FrameViews(cfg.size, cfg.mean, cfg.std)
+    with torch.no_grad():
+        got = module(*(torch.from_numpy(v) for v in feeds.values())).numpy()
+    assert got.shape == ref.shape == (9, 3, 4, 40, 40) and np.abs(got - ref).max() < 1e-5
+    path = tmp_path / "views.onnx"
+    _torch_to_onnx(module, {k: v[:1] for k, v in feeds.items()}, path, 18, axes={"frames": {2: "h", 3: "w"}})
+    got = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(None, feeds)[0]
     assert np.abs(got - ref).max() < 1e-4
+    assert np.abs(ref[0] - ref[2]).max() > 0.5  # the start and end crops see different pixels
+
+
+def test_an_export_from_before_the_frames_input_is_refused(tmp_path, clip, capsys):
+    """A graph that takes normalised views (input ``video``) is one error line asking for a re-export."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    from vidcat.cli import main
+    from vidcat.inference.onnx_predictor import OnnxPredictor
+    from vidcat.errors import VidcatError
+
+    video = helper.make_tensor_value_info("video", TensorProto.FLOAT, [None, 3, 4, 8, 8])
+    logits = helper.make_tensor_value_info("logits", TensorProto.FLOAT, [None, 3, 4, 8, 8])
+    model = helper.make_model(helper.make_graph([helper.make_node("Identity", ["video"], ["logits"])], "old",
+                                                 [video], [logits]), opset_imports=[helper.make_opsetid("", 17)])
+    for key, value in (("vidcat.classes", '["a", "b"]'), ("vidcat.data", "{}")):
+        model.metadata_props.add(key=key, value=value)
+    path = tmp_path / "old.onnx"
+    onnx.save(model, str(path))
+    with pytest.raises(VidcatError, match="exported by an older vidcat .* export the checkpoint again"):
+        OnnxPredictor(path)
+    assert main(["predict", "--onnx", str(path), str(clip)]) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 1 and err[0].startswith("vidcat: error: ") and "older vidcat" in err[0], err
 
 
 def test_onnx_predictor_without_torch(tmp_path, clip, make_checkpoint):
@@ -119,3 +158,7 @@ def test_cli_predict_onnx_flag(clip, tmp_path, capsys, make_checkpoint):
     assert onnx_rec["labels"] == torch_rec["labels"]
     assert np.allclose(onnx_rec["scores"], torch_rec["scores"], atol=1e-4)
     assert main(["predict", "--onnx", str(ckpt), str(clip)]) == 2
+    capsys.readouterr()
+    assert main(["export", "--checkpoint", str(ckpt), "--out", str(tmp_path / "o17.onnx"), "--opset", "17"]) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 1 and "antialiased Resize of opset 18 or later" in err[0], err

@@ -254,12 +254,6 @@ def test_pad_frames_and_pose_frames_option():
 
 
 # -- real encoded clips -----------------------------------------------------------------------------
-@pytest.fixture()
-def cache(tmp_path, monkeypatch):
-    monkeypatch.setenv("VIDCAT_CACHE", str(tmp_path / "cache"))
-    return tmp_path / "cache"
-
-
 @needs_pose
 def test_loader_and_module_on_an_encoded_clip_hit_the_spread_frames_cache(tmp_path, cache):
     from vidcat.config import DataConfig

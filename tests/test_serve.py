@@ -61,14 +61,23 @@ def test_export_parity_and_metadata(tiny, exported):
     assert meta["classes"] == ckpt["classes"] and meta["input"] == "video" and meta["quantization"] == "none"
     for key in ("frames", "size", "mean", "std", "sampler"):
         assert meta["data"][key] == json.loads(json.dumps(ckpt["data"][key]))
-    # dynamic batch: 3 clips at once, same logits as torch
+    # dynamic batch and frame size: 3 views of landscape, then portrait frames, same logits as torch on the
+    # dataset's views of them
+    from vidcat.data.transforms import FrameViews
+
     model = Checkpoint.from_dict(ckpt).build()
-    x = torch.randn(3, 3, ckpt["data"]["frames"], ckpt["data"]["size"], ckpt["data"]["size"])
+    d = ckpt["data"]
+    views = FrameViews(d["size"], d["mean"], d["std"])
     sess = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
-    got = sess.run(None, {"video": x.numpy()})[0]
-    with torch.no_grad():
-        ref = model(x).numpy()
-    assert got.shape == (3, len(ckpt["classes"])) and np.abs(got - ref).max() < 1e-4
+    assert [i.name for i in sess.get_inputs()] == ["frames", "crop"]
+    g = torch.Generator().manual_seed(0)
+    for h, w in ((72, 96), (90, 50)):
+        frames = torch.randint(0, 256, (3, d["frames"], h, w, 3), dtype=torch.uint8, generator=g)
+        crop = torch.tensor([0, 1, 2])
+        got = sess.run(None, {"frames": frames.numpy(), "crop": crop.numpy()})[0]
+        with torch.no_grad():
+            ref = model(views(frames, crop)).numpy()
+        assert got.shape == (3, len(ckpt["classes"])) and np.abs(got - ref).max() < 1e-4
 
 
 def test_export_int8(tiny):

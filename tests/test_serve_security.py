@@ -74,6 +74,9 @@ def test_host_and_origin_checks():
     assert client.post("/predict", files=_file(), headers={**host, "Origin": "http://localhost:8000"}).status_code == 200
     assert client.post("/predict", files=_file(), headers=host).status_code == 200
     assert _client(allowed_hosts=("*",)).get("/classes", headers={"Host": "any.example"}).status_code == 200
+    sub = _client(allowed_hosts=("*.models.example", "::1"))  # Starlette's subdomain wildcard; IPv6 literals
+    for host, status in (("a.models.example", 200), ("models.example.evil", 400), ("[::1]:8000", 200)):
+        assert sub.get("/classes", headers={"Host": host}).status_code == status, host
 
 
 def test_serve_options(tmp_path, monkeypatch, capsys):
@@ -104,7 +107,8 @@ def test_serve_options(tmp_path, monkeypatch, capsys):
     for argv, want in ((["--token-file", str(tmp_path / "nope")], "no such file"),
                        (["--upload-timeout", "0"], "--upload-timeout must be > 0"),
                        (["--per-client", "-1"], "--per-client must be >= 0"),
-                       (["--allowed-hosts", ","], "--allowed-hosts names no host")):
+                       (["--allowed-hosts", ","], "--allowed-hosts names no host"),
+                       (["--allowed-hosts", "models.*.example"], "a wildcard is '*' or like '*.example.com'")):
         assert main(["serve", "--checkpoint", "m.onnx", *argv]) == 2
         lines = capsys.readouterr().err.splitlines()
         assert len(lines) == 1 and lines[0].startswith("vidcat: error: ") and want in lines[0], (argv, lines)

@@ -10,7 +10,7 @@ import logging
 import os
 import sys
 
-from vidcat.cli import common, data, evaluate, info, serve, streams, train
+from vidcat.cli import data, evaluate, info, serve, streams, train
 from vidcat.cli.options import HelpFormatter, Parser
 from vidcat.errors import VidcatError
 
@@ -32,7 +32,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv=None) -> int:
     parser = build_parser()
-    common.ARGV[:] = list(sys.argv[1:] if argv is None else argv)
     try:
         args = parser.parse_args(argv)
     except SystemExit as e:  # --help, --version (0) or a usage error already printed as one line (2)

@@ -3,8 +3,6 @@ from __future__ import annotations
 
 from vidcat.cli.options import HelpFormatter, add_options, build
 
-ARGV: list[str] = []  # the command line being run (``train --nproc`` re-runs it under torchrun)
-
 
 def command(sub, name: str, help_text: str, cls, run, exclude=(), extra=None):
     """Register ``name`` with the flags of ``cls``; on use, ``run(cls(**flags))``. ``extra(parser)`` may

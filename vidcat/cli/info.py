@@ -11,6 +11,29 @@ from vidcat.config import (BenchDecodeConfig, BenchFlowConfig, BenchLoaderConfig
 from vidcat.errors import VidcatError
 
 
+def _input(r: dict) -> str:
+    size = r["input_size"][1:] if r["input_size"] else []
+    return (f"{r['frames']}x" if r["frames"] > 1 else "") + "x".join(map(str, size[:1])) if size else "-"
+
+
+def run_weights(cfg: WeightsConfig) -> int:
+    """Print one row per catalogue entry (or JSON); returns 0."""
+    from vidcat.weights import weight_rows
+
+    rows = weight_rows(download=cfg.download)
+    if cfg.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    print(f"{'model:tag':<42} {'kind':<9} {'here':<5} {'from':<12} {'input':<7} {'mean/std':<12} {'sha256':<12} "
+          "licence; where")
+    for r in rows:
+        norm = f"{r['mean'][0]:.3g}/{r['std'][0]:.3g}" if r["mean"] else "-"
+        where = r["path"] or r["detail"]
+        print(f"{r['name']:<42} {r['kind']:<9} {'yes' if r['available'] else 'no':<5} {r['source'] or '-':<12} "
+              f"{_input(r):<7} {norm:<12} {(r['sha256'] or '-')[:12]:<12} {r['licence']}; {where}")
+    return 0
+
+
 def run_models(cfg: ModelsConfig) -> int:
     from vidcat.models.registry import get_spec, list_models, model_summary
 
@@ -27,12 +50,6 @@ def run_report(cfg: ReportConfig) -> int:
 
     print(write_report(cfg.run))
     return 0
-
-
-def run_weights(cfg: WeightsConfig) -> int:
-    from vidcat.models.pretrained import run_weights
-
-    return run_weights(cfg)
 
 
 # -- vidcat bench: the speed benchmarks live in the source tree (benchmarks/speed/), loaded when one runs --------
@@ -85,7 +102,7 @@ def run_bench_flow(cfg: BenchFlowConfig) -> int:
 def add_commands(sub) -> None:
     command(sub, "models", "list registered models", ModelsConfig, run_models)
     command(sub, "report", "write RUN/report.md from a run's files", ReportConfig, run_report)
-    command(sub, "weights", "pretrained weights that resolve on this machine, and from where", WeightsConfig,
+    command(sub, "weights", "every weight set vidcat knows, whether it resolves on this machine and from where", WeightsConfig,
             run_weights)
     bench = sub.add_parser("bench", help="speed benchmarks, printed as JSON with ratios to a baseline run in the "
                                          "same process")
@@ -98,6 +115,6 @@ def add_commands(sub) -> None:
     command(what, "model", "ms/clip of inference variants (eager, channels_last, bf16, compile, ONNX, int8)",
             BenchModelConfig, run_bench_model)
     command(what, "train", "clips/s of full training steps for threads x workers", BenchTrainConfig, run_bench_train)
-    command(what, "recipe", "frames/s of the default model's feature extraction vs backbone-alone, decode-alone and "
-                            "the sequential loop; CPU utilisation", BenchRecipeConfig, run_bench_recipe)
+    command(what, "recipe", "CPU per frame of each stage of the default model's feature extraction, the "
+                            "work-conserving bound and the pipeline against it", BenchRecipeConfig, run_bench_recipe)
     command(what, "flow", "optical-flow and motion-vector methods, pairs/s", BenchFlowConfig, run_bench_flow)

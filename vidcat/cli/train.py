@@ -4,7 +4,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from vidcat.cli import common
 from vidcat.cli.common import apply_views, command, views_alias
 from vidcat.cli.options import add_options, build
 from vidcat.config import CVConfig, TrainConfig
@@ -15,10 +14,11 @@ def run_train(cfg: TrainConfig) -> int:
 
     from vidcat.engine.train import train
 
-    if cfg.nproc > 1 and "LOCAL_RANK" not in os.environ:  # re-run this command under torch's elastic launcher
+    if cfg.nproc > 1 and "LOCAL_RANK" not in os.environ:  # every rank runs this function under torch's launcher
         from vidcat.engine.distributed import launch
 
-        return launch(cfg.nproc, _without_nproc(common.ARGV))
+        launch(cfg.nproc, run_train, cfg)
+        return 0
 
     summary = train(cfg)
     from vidcat.engine.distributed import is_main
@@ -30,18 +30,6 @@ def run_train(cfg: TrainConfig) -> int:
                       "best_score": summary["best_score"], "last": last,
                       "skipped": len(summary["skipped_files"])}, default=str))
     return 0
-
-
-def _without_nproc(argv: list[str]) -> list[str]:
-    out, skip = [], False
-    for a in argv:
-        if skip:
-            skip = False
-        elif a == "--nproc":
-            skip = True
-        elif not a.startswith("--nproc="):
-            out.append(a)
-    return out
 
 
 def run_cv(a) -> int:

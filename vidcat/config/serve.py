@@ -21,7 +21,7 @@ class ExportConfig(part_of(Runtime, "threads")):
 
     checkpoint: str = opt(None, "a checkpoint (RUN/best.pt)", required=True)
     out: str = opt(None, "the .onnx file to write", required=True)
-    opset: int = opt(17, "ONNX opset", min=11)
+    opset: int = opt(18, "ONNX opset (a video model's graph resizes frames: 18 or later)", min=11)
     int8: bool = opt(False, "quantize to int8: static QDQ with --calib (recommended for CNNs), else dynamic")
     calib: str | None = opt(None, "dataset (folder, CSV, ...) whose clips calibrate --int8")
     eval: str | None = opt(None, "dataset for parity and int8 agreement (default: --calib)")
@@ -84,8 +84,9 @@ class ServeConfig(part_of(Runtime, "device", "threads")):
                                  "(auto, or a variant name such as channels_last_bf16)")
     token_file: str | None = opt(None, f"file holding the API token (default: ${TOKEN_ENV}); clients then send "
                                        "'Authorization: Bearer TOKEN' (/ and /health stay open)")
-    allowed_hosts: tuple | None = opt(None, "Host header names accepted, comma-separated, '*' = any (default: the "
-                                            "loopback names when --host is loopback, else any)", parse=csv_tuple)
+    allowed_hosts: tuple | None = opt(None, "Host header names accepted, comma-separated, '*' = any, '*.example.com' = "
+                                            "its subdomains (default: the loopback names when --host is loopback, "
+                                            "else any)", parse=csv_tuple)
     upload_timeout: float = opt(UPLOAD_TIMEOUT, "seconds an upload may send nothing before it is dropped (408)",
                                 gt=0)
     per_client: int = opt(0, "requests one client address may have in flight, the next gets 429 (0 = half of "
@@ -97,6 +98,9 @@ class ServeConfig(part_of(Runtime, "device", "threads")):
             self.allowed_hosts = csv_tuple(self.allowed_hosts)
             if not self.allowed_hosts:
                 raise VidcatError("--allowed-hosts names no host (use '*' for any)")
+            for host in self.allowed_hosts:  # Starlette's TrustedHostMiddleware takes '*' and '*.domain'
+                if "*" in host[1:] or host.startswith("*") and host != "*" and not host.startswith("*."):
+                    raise VidcatError(f"--allowed-hosts: a wildcard is '*' or like '*.example.com', not {host!r}")
         if self.token_file is not None and not Path(self.token_file).is_file():
             raise VidcatError(f"--token-file {self.token_file}: no such file")
         check_fields(self)

@@ -32,10 +32,11 @@ class ReportConfig:
 
 @dataclass
 class WeightsConfig:
-    """Options of ``vidcat weights``: list the pretrained weights that resolve on this machine."""
+    """``vidcat weights``: every catalogue entry (model:tag, backbones, encoders, bundled files), whether it
+    resolves on this machine and from where, its input, licence and sha256."""
 
     json: bool = opt(False, "print the rows as JSON")
-    download: bool = opt(False, "also fetch missing weights from the Hugging Face hub when it is reachable")
+    download: bool = opt(False, "also fetch missing backbone weights from the Hugging Face hub when it is reachable")
 
     def __post_init__(self):
         for f in ("json", "download"):

@@ -35,7 +35,8 @@ class TrainConfig(Runtime):
     nproc: int = opt(1, "training processes on this machine (torchrun: gloo on CPU, NCCL on GPU)", min=1)
     seed: int = opt(0, "random seed")
     pretrained: bool = opt(False, "start from published weights (offline packages first, then the hub)")
-    weights: str | None = opt(None, "local state-dict file to start from")
+    weights: str | None = opt(None, "weights to start from: a tag of the model (vidcat weights lists them) or a "
+                                    "local state-dict file")
     freeze_backbone: bool = opt(False, "train only the classifier head")
     backbone_lr_mult: float = opt(1.0, "learning-rate factor of the backbone", min=0.0)
     resume: str | None = opt(None, "continue from OUT/last.pt (an error when there is none); 'auto': continue "

@@ -228,18 +228,3 @@ def _load_dataset(source, classes: list[str] | None = None, label_regex: str | N
                               f" (the model knows {len(classes)} classes: {', '.join(classes[:10])}...)")
     multilabel = any(len(it.labels) > 1 for it in items)
     return Dataset(items, list(classes), multilabel, str(src))
-
-
-def item_groups(ds: Dataset, group_regex: str | None) -> list | None:
-    """Groups from ``--group-regex`` (file name, else path) or the manifest's ``group`` column; None if neither."""
-    if group_regex:
-        rx = compile_regex(group_regex, "--group-regex")
-        groups = [regex_field(rx, it.path) for it in ds.items]
-        bad = [it.path for it, g in zip(ds.items, groups) if g is None]
-        if bad:
-            raise VidcatError(f"--group-regex {group_regex!r} matches neither the file name nor the path of "
-                              f"{len(bad)} video(s), e.g. {bad[0]}")
-        return groups
-    if ds.items and all(it.meta.get("group") not in (None, "") for it in ds.items):
-        return [str(it.meta["group"]) for it in ds.items]
-    return None

@@ -17,53 +17,34 @@ import json
 import logging
 import os
 import time
-import warnings
 from dataclasses import asdict, replace
 from pathlib import Path
 
 import numpy as np
 
 from vidcat.config import CVConfig, EvalConfig, TrainConfig
-from vidcat.data.manifest import Dataset, item_groups, load_dataset, write_manifest
+from vidcat.data.manifest import Dataset, load_dataset, write_manifest
+from vidcat.data.splits import given_groups, grouped_folds, natural_key
 from vidcat.errors import VidcatError
 
 log = logging.getLogger("vidcat")
 
 def assign_groups(ds: Dataset, group_regex: str | None) -> list[str]:
-    """The group of every item: :func:`item_groups` (``group_regex`` on its path, else the manifest's
-    ``group`` column), or the path itself (every video its own group) when neither is given."""
-    return item_groups(ds, group_regex) or [it.path for it in ds.items]
-
-
-def _natural(s: str):
-    import re
-    return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", s)]
+    """The group of every item: :func:`vidcat.data.splits.given_groups`, or the path itself (every video its
+    own group) when there is neither a ``--group-regex`` nor a ``group`` column."""
+    return given_groups(ds, group_regex) or [it.path for it in ds.items]
 
 
 def make_folds(ds: Dataset, groups: list[str], folds: int | None = None, seed: int = 0) -> list[tuple[np.ndarray, np.ndarray]]:
-    """``[(train_idx, test_idx), ...]``: one fold per group (``folds=None``: leave-one-group-out), or
-    ``folds`` grouped folds, stratified by label where possible (single-label data)."""
-    uniq = sorted(set(groups), key=_natural)
-    g = np.array([uniq.index(x) for x in groups])
-    idx = np.arange(len(groups))
-    if len(uniq) < 2:
-        raise VidcatError(f"cross-validation needs at least 2 groups; found {len(uniq)} ({uniq[0]!r})")
-    if folds is None:
-        return [(idx[g != k], idx[g == k]) for k in range(len(uniq))]
-    if folds < 2:
-        raise VidcatError("--folds must be at least 2")
-    if folds > len(uniq):
-        raise VidcatError(f"--folds {folds} but only {len(uniq)} groups; use --folds {len(uniq)} or --logo")
-    from sklearn.model_selection import GroupKFold, StratifiedGroupKFold
-
-    if ds.multilabel:
-        splitter, y = GroupKFold(n_splits=folds), np.zeros(len(groups))
-    else:
-        splitter = StratifiedGroupKFold(n_splits=folds, shuffle=True, random_state=seed)
-        y = np.array([ds.classes.index(it.labels[0]) for it in ds.items])
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)  # "least populated class has fewer members than n_splits"
-        return [(tr, te) for tr, te in splitter.split(idx, y, g)]
+    """``[(train_idx, test_idx), ...]`` from :func:`vidcat.data.splits.grouped_folds`: one fold per group
+    (``folds=None``), or ``folds`` grouped folds, stratified by label where possible (single-label data)."""
+    n_groups = len(set(groups))
+    if n_groups < 2:
+        raise VidcatError(f"cross-validation needs at least 2 groups; found {n_groups} ({groups[0]!r})")
+    if folds is not None and folds > n_groups:
+        raise VidcatError(f"--folds {folds} but only {n_groups} groups; use --folds {n_groups} or --logo")
+    labels = [it.labels[0] if it.labels and not ds.multilabel else "" for it in ds.items]
+    return grouped_folds(labels, groups, folds, seed, stratify=not ds.multilabel, min_classes=1)
 
 
 def _fold_rows(ds: Dataset, index: np.ndarray, groups: list[str]) -> list[dict]:
@@ -77,7 +58,7 @@ def _check_folds(ds: Dataset, groups: list[str], splits) -> None:
         have = {lab for i in tr for lab in ds.items[i].labels}
         lacking = [c for c in ds.classes if c not in have]
         if lacking:
-            held = sorted({groups[i] for i in te}, key=_natural)
+            held = sorted({groups[i] for i in te}, key=natural_key)
             raise VidcatError(f"fold {k} (test groups {', '.join(held[:5])}): no training videos of class "
                               f"{', '.join(lacking[:5])}; use fewer folds or other groups")
         assert not {groups[i] for i in tr} & {groups[i] for i in te}
@@ -94,7 +75,7 @@ def _run_fold(k: int, n_folds: int, tr, te, ds: Dataset, groups: list[str], trai
     train_csv = write_manifest(fold_dir / "train.csv", _fold_rows(ds, tr, groups))
     test_csv = write_manifest(fold_dir / "test.csv", _fold_rows(ds, te, groups))
     same_split = before == [train_csv.read_text(), test_csv.read_text()]
-    test_groups = sorted({groups[i] for i in te}, key=_natural)
+    test_groups = sorted({groups[i] for i in te}, key=natural_key)
     eval_json = fold_dir / "eval.json"
     t0 = time.time()
     if train_cfg.resume and same_split and eval_json.exists():
@@ -117,7 +98,7 @@ def _run_fold(k: int, n_folds: int, tr, te, ds: Dataset, groups: list[str], trai
             batch_size=cfg.batch_size, workers=cfg.workers, device=cfg.device, json=str(eval_json),
             strict=cfg.strict, progress=False, threads=cfg.threads))
     rec = {"fold": k, "test_groups": test_groups,
-           "train_groups": sorted({groups[i] for i in tr}, key=_natural),
+           "train_groups": sorted({groups[i] for i in tr}, key=natural_key),
            "n_train": int(len(tr)), "n_test": int(len(te)), "n_scored": result["n"], "top1": result["top1"],
            "mean_class_acc": result.get("mean_class_acc"), "mAP": result.get("mAP"),
            "confusion": result.get("confusion"), "skipped": result.get("skipped", 0),
@@ -159,7 +140,7 @@ def cross_validate(train_cfg: TrainConfig, cv: CVConfig) -> dict:
     summary = {
         "model": model, "data": str(source), "protocol": protocol, "folds_requested": folds,
         "group_regex": group_regex, "label_regex": label_regex, "classes": ds.classes,
-        "groups": {g: groups.count(g) for g in sorted(set(groups), key=_natural)} if group_regex else None,
+        "groups": {g: groups.count(g) for g in sorted(set(groups), key=natural_key)} if group_regex else None,
         "n_videos": len(ds), "n_folds": len(records),
         "top1_mean": float(top1.mean()), "top1_std": float(top1.std()),  # std over folds, ddof=0
         "top1_per_fold": top1.tolist(),
@@ -195,7 +176,7 @@ def learning_curve(ds: Dataset, groups: list[str], splits, records: list[dict], 
     for f in CURVE_FRACTIONS + (1.0,):
         recs = records if f == 1.0 else []
         for k, (tr, te) in enumerate(splits, 1) if f < 1.0 else ():
-            g = sorted({groups[i] for i in tr}, key=_natural)
+            g = sorted({groups[i] for i in tr}, key=natural_key)
             keep = set(rng.permutation(g)[: max(2, int(round(f * len(g))))].tolist())
             sub = np.array([i for i in tr if groups[i] in keep])
             if {lab for i in sub for lab in ds.items[i].labels} != set(ds.classes):

@@ -11,14 +11,12 @@ both ways:
     if is_main(): save(...)                     # rank-0 logging and checkpoints
     barrier()
 
-Backend: ``nccl`` when the device is CUDA, ``gloo`` on CPU. :func:`launch` runs torch's elastic
-launcher (``torch.distributed.run``) for ``vidcat train --nproc N``.
+Backend: ``nccl`` when the device is CUDA, ``gloo`` on CPU. :func:`launch` runs a function in N processes
+under torch's elastic launcher: ``vidcat train --nproc N`` is the training function launched so.
 """
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 from dataclasses import dataclass
 
 import torch
@@ -147,17 +145,31 @@ def gather_eval(scores: torch.Tensor, labels: torch.Tensor, n: int, indices=None
     return torch.stack([rows[i][0] for i in order]), torch.stack([rows[i][1] for i in order])
 
 
-def launch(nproc: int, argv: list[str], module: str | None = "vidcat.cli", standalone: bool = True) -> int:
-    """Run ``python -m torch.distributed.run --nproc-per-node N [-m module] argv`` (torch's elastic launcher)
-    and return its exit status: ``vidcat train --nproc N ...`` is this with the train arguments."""
-    if nproc < 1:
-        from vidcat.errors import VidcatError
+def launch(nproc: int, entrypoint, *args):
+    """``entrypoint(*args)`` in ``nproc`` processes on this machine under torch's elastic launcher
+    (``torch.distributed.launcher.elastic_launch``, what ``torchrun --standalone`` runs: one node, a free
+    rendezvous port, no restarts), each with torchrun's RANK / WORLD_SIZE / LOCAL_RANK / MASTER_ADDR.
 
+    ``entrypoint``: a function (the workers are spawned: it and ``args`` must pickle) or an executable whose
+    command line is ``args``. Returns ``{rank: return value}``; a failed rank is a VidcatError naming it.
+    """
+    import uuid
+
+    from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
+    from torch.distributed.launcher.api import LaunchConfig, elastic_launch
+
+    from vidcat.errors import VidcatError
+
+    if nproc < 1:
         raise VidcatError(f"--nproc must be at least 1, not {nproc}")
-    cmd = [sys.executable, "-m", "torch.distributed.run", f"--nproc-per-node={nproc}"]
-    if standalone:
-        cmd.append("--standalone")  # one node, a free rendezvous port
-    cmd += (["-m", module] if module else []) + list(argv)
-    env = {**os.environ}
-    env.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // nproc)))
-    return subprocess.call(cmd, env=env)
+    config = LaunchConfig(min_nodes=1, max_nodes=1, nproc_per_node=nproc, run_id=str(uuid.uuid4()),
+                          rdzv_backend="c10d", rdzv_endpoint="localhost:0", max_restarts=0)
+    os.environ.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // nproc)))  # the workers inherit it
+    try:
+        return elastic_launch(config, entrypoint)(*args)
+    except ChildFailedError as e:
+        rank, failure = e.get_first_failure()
+        reason = failure.message.get("message") if isinstance(failure.message, dict) else failure.message
+        if failure.exitcode > 0 and not os.path.isfile(failure.error_file):  # an exit status, no error recorded
+            reason = f"exit status {failure.exitcode}"
+        raise VidcatError(f"rank {rank} of {nproc} failed: {reason}") from None

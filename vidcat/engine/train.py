@@ -25,7 +25,7 @@ from vidcat.io.console import echo
 from vidcat.io.store import atomic_write_json, sweep_temp
 from vidcat.models.build import check_request, setup_model
 
-FEATURE_FIT_FAMILIES = ("streams", "transfer")   # models fitted on cached frozen features
+FEATURE_FIT_FAMILIES = ("streams",)   # models fitted on cached frozen features
 
 
 def resolve_sources(cfg: TrainConfig, split: bool = True) -> tuple[Dataset, Dataset | None]:
@@ -60,7 +60,9 @@ def prepare_run(cfg: TrainConfig):
     feature_fit = spec.family in FEATURE_FIT_FAMILIES
     # the default model validates by grouped cross-validation on every clip, never by a random split
     train_ds, val_ds = resolve_sources(cfg, split=not feature_fit)
-    setup = setup_model(cfg.model, cfg.data, train_ds.classes, train_ds.multilabel, cfg.model_kwargs)
+    setup = setup_model(cfg.model, cfg.data, train_ds.classes, train_ds.multilabel, cfg.model_kwargs, cfg.weights)
+    if feature_fit and setup.spec.family not in FEATURE_FIT_FAMILIES:   # multi-label data: the gradient-trained
+        train_ds, val_ds = resolve_sources(cfg)                          # fallback validates like any such model
     return train_ds, val_ds, setup
 
 
@@ -124,5 +126,8 @@ def _default_notice(setup) -> str:
         return (f"model: {RECIPE}, the default (every stream the clips have -- appearance, motion, pose, sound, "
                 "words -- each with its own head, fused by stacking; features cached); --model picks another")
     why = recipe_available()
-    return f"model: {setup.name}" + (f" (the default {RECIPE} needs pretrained weights: {why})" if why and
-                                     setup.name == "tiny3d" else "") + "; --model picks another"
+    if why:
+        why = f"the default {RECIPE} needs pretrained weights: {why}"
+    elif setup.multilabel:
+        why = f"the default {RECIPE} fits single-label data; some clips here have several labels"
+    return f"model: {setup.name}" + (f" ({why})" if why and setup.name == "tiny3d" else "") + "; --model picks another"

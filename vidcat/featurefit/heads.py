@@ -138,7 +138,8 @@ def log_proba(est, x: np.ndarray, num_classes: int) -> np.ndarray:
     turned into a very low but finite value."""
     out = np.full((len(x), num_classes), -30.0)
     if len(x):
-        lp = est.predict_log_proba(x)
+        with np.errstate(divide="ignore"):           # a probability of exactly 0 is log 0: clipped below
+            lp = est.predict_log_proba(x)
         out[:, est.classes_] = np.maximum(lp, -30.0)
     return out
 

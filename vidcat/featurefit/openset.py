@@ -95,7 +95,6 @@ class Centroids:
 def fit_centroids(features, labels, metric: str = "mahalanobis") -> Centroids:
     """Centroids of each class of ``features`` (N, D) after standardising; Mahalanobis uses one
     within-class covariance shrunk by Ledoit-Wolf."""
-    from sklearn.covariance import LedoitWolf
 
     one_of(metric, ("mahalanobis", "cosine"), "centroid metric")
     x = as_matrix(features, "features")

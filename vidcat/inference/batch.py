@@ -27,6 +27,7 @@ import numpy as np
 from vidcat.config import OUT_FORMATS, BatchConfig  # noqa: F401 (OUT_FORMATS: re-exported)
 from vidcat.io.ray_cluster import init_ray, local_cpus
 from vidcat.errors import VidcatError, VideoError
+from vidcat.inference.onnx_predictor import FRAME_INPUTS
 from vidcat.io.store import atomic_path, atomic_write, json_text
 
 # -- inputs ----------------------------------------------------------------------------------------
@@ -73,11 +74,11 @@ def decode(row: dict, spec: dict, clips: int, crops: int) -> dict:
 
     cfg = DataConfig.from_dict(spec["data"])
     try:
-        if spec["inputs"] == ["video"]:  # torch-free numpy views
-            from vidcat.data.views import clip_views
+        if tuple(spec["inputs"] or ()) == FRAME_INPUTS:  # torch-free: decoded frames, the graph makes the views
+            from vidcat.data.views import graph_views
 
-            x = clip_views(row["path"], cfg, clips, crops)
-            inputs, views = {"video": x}, len(x)
+            inputs = graph_views(row["path"], cfg, clips, crops)
+            views = len(inputs["crop"])
         else:
             from vidcat.models.inputs import NON_INPUT_KEYS
             from vidcat.inference.predictor import video_batch
@@ -117,12 +118,15 @@ class ModelActor:
 
     def probabilities(self, inputs: list[dict], views: int) -> np.ndarray:
         """(B, K) class probabilities of B videos' inputs (each with ``views`` test views)."""
-        merged = {k: _concat([x[k] for x in inputs]) for k in inputs[0]}
         if self.onnx:
             from vidcat.inference.base import probabilities
             from vidcat.inference.onnx_predictor import run_logits
 
-            return probabilities(run_logits(self.pred.session, merged), self.pred.multilabel, views)
+            shapes = {tuple((k, np.shape(v)[1:]) for k, v in x.items()) for x in inputs}
+            groups = [inputs] if len(shapes) == 1 else [[x] for x in inputs]  # frames of one size stack
+            logits = [run_logits(self.pred.session, {k: _concat([x[k] for x in g]) for k in g[0]}) for g in groups]
+            return probabilities(np.concatenate(logits), self.pred.multilabel, views)
+        merged = {k: _concat([x[k] for x in inputs]) for k in inputs[0]}
         import torch
 
         from vidcat.models.inputs import predict_scores

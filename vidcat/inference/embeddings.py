@@ -85,7 +85,7 @@ def _resolve_model(model_or_ckpt, pretrained: bool, weights, frames, size, model
         data = replace(ck.data, **{k: v for k, v in (("frames", frames), ("size", size)) if v is not None})
         return ck.build(), data, f"{ck.setup.name} ({text})"
     # the head is dropped, so its size is irrelevant: 400 keeps a pretrained Kinetics head untouched
-    setup = setup_model(text, overrides, [str(i) for i in range(400)], model_kwargs=model_kwargs)
+    setup = setup_model(text, overrides, [str(i) for i in range(400)], model_kwargs=model_kwargs, weights=weights)
     return build_model(setup, pretrained=pretrained, weights=weights), setup.data, text
 
 

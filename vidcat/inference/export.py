@@ -4,17 +4,21 @@
     report = export_onnx("runs/demo/best.pt", "model.int8.onnx", int8=True,
                          calib="data/motion/val.csv")                              # static int8 (QDQ)
 
-The graph takes one input named after the model's stream (``video``: float (B, C, T, H, W), the
-batch axis dynamic) and returns ``logits`` (B, K). A multi-stream model (``two_stream``, ``fusion``
-over video + audio, ...) takes one input per stream (``video``, ``flow``/``mv``, ``audio``) plus
-its presence mask (``video_mask``, ``audio_mask``: float (B,), 1 present / 0 missing), with a
-fixed batch of 1 (the fusion code sizes its masks with ``len(x)``, which the tracer freezes;
-:func:`vidcat.inference.onnx_predictor.run_logits` runs such a graph clip by clip); text streams
-(strings) cannot be exported. The class names and the data config (frames,
+A video model's graph takes the decoded frames and makes the test views itself: ``frames`` uint8
+(B, T, H, W, 3) at any decoded size and ``crop`` int64 (B,), each row's crop position (0 start, 1 centre,
+2 end); :class:`vidcat.data.transforms.FrameViews` -- the dataset's crop, torchvision's antialiased resize
+and normalisation -- runs inside the graph (opset 18: ONNX's antialiased ``Resize``), so the torch-free
+predictor only decodes. It returns ``logits`` (B, K). A model reading flow, motion vectors or audio
+(``two_stream``, ``fusion`` over video + audio, ...) takes one input per stream (``video``: normalised
+views, ``flow``/``mv``, ``audio``) plus its presence mask (``video_mask``, ``audio_mask``: float (B,),
+1 present / 0 missing), with a fixed batch of 1 (the fusion code sizes its masks with ``len(x)``, which
+the tracer freezes; :func:`vidcat.inference.onnx_predictor.run_logits` runs such a graph clip by clip);
+text streams (strings) cannot be exported. The class names and the data config (frames,
 size, mean, std, sampler, ...) travel in the file's ``metadata_props``, so
 :class:`vidcat.inference.onnx_predictor.OnnxPredictor` needs nothing else. The file is checked
 with ONNX Runtime against torch before it is renamed into place (temp file + rename): an export
-that does not match never lands.
+that does not match never lands. A file from before the frames input (a ``video`` float input) is refused
+by :func:`vidcat.inference.onnx_predictor.metadata_of`, asking for a re-export.
 
 ``int8``: with ``calib`` (a dataset) the weights *and* activations are quantized statically (QDQ,
 per-channel int8 weights, activation ranges from a few calibration clips): the right choice for
@@ -36,11 +40,13 @@ from vidcat.errors import VidcatError
 
 # metadata_props keys (strings; JSON values)
 from vidcat.inference.onnx_predictor import (  # noqa: E402,F401  (the reading side owns the keys)
-    META_CLASSES, META_DATA, META_INPUT, META_MODEL, META_MULTILABEL, META_QUANT, META_VERSION, metadata_of)
+    FRAME_INPUTS, META_CLASSES, META_DATA, META_INPUT, META_MODEL, META_MULTILABEL, META_QUANT, META_VERSION,
+    metadata_of)
 from vidcat.config import MULTI_STREAM
 from vidcat.io.store import atomic_path
 
 EXPORTABLE_INPUTS = ("video", "flow", "mv", "audio")
+VIEWS_OPSET = 18  # ONNX's Resize takes antialias from opset 18: the frame views need it
 PARITY_TOL = 1e-3  # max |logit difference| (scaled by the logit range) that an fp32 export may show
 
 
@@ -86,8 +92,9 @@ def graph_inputs(model, ckpt: dict) -> list[str]:
     return [batch_key(n) for n in names] + [mask_key(n) for n in names]
 
 
-def _logits_module(model, keys: list[str]):
-    """``model`` wrapped so that the exported graph takes ``keys`` as positional inputs and returns logits."""
+def _logits_module(model, keys: list[str], views=None):
+    """``model`` wrapped so that the exported graph takes ``keys`` as positional inputs and returns logits;
+    with ``views`` (a :class:`FrameViews`) it takes ``frames`` and ``crop`` and makes the model's input."""
     import torch.nn as nn
 
     from vidcat.models.inputs import split_output
@@ -95,17 +102,35 @@ def _logits_module(model, keys: list[str]):
     class Logits(nn.Module):
         def __init__(self, m):
             super().__init__()
-            self.m, self.keys = m, list(keys)
+            self.m, self.keys, self.views = m, list(keys), views
             self.multi = getattr(m, "input_key", "video") == MULTI_STREAM
 
         def forward(self, *xs):
+            if self.views is not None:
+                xs = (self.views(*xs),)
             return split_output(self.m(dict(zip(self.keys, xs)) if self.multi else xs[0]))[0]
 
     return Logits(model).eval()
 
 
-def _torch_to_onnx(model, example: dict, path: Path, opset: int, dynamic: bool = True) -> None:
-    """The TorchScript exporter: no onnxscript needed, one self-contained file, BN folded into Conv."""
+def _antialiased_resize(g, x, output_size, align_corners, scale_factors):
+    """torch's antialiased bilinear resize as ONNX's ``Resize`` (opset 18): ``exclude_outside`` renormalises the
+    filter at the borders as torch does, so ONNX Runtime matches it to float rounding."""
+    import torch
+
+    def const(values, dtype=torch.int64):
+        return g.op("Constant", value_t=torch.tensor(values, dtype=dtype))
+
+    batch_channels = g.op("Slice", g.op("Shape", x), const([0]), const([2]))
+    sizes = g.op("Concat", batch_channels, output_size, axis_i=0)
+    empty = const([], torch.float32)
+    return g.op("Resize", x, empty, empty, sizes, mode_s="linear", antialias_i=1, exclude_outside_i=1,
+                coordinate_transformation_mode_s="half_pixel")
+
+
+def _torch_to_onnx(model, example: dict, path: Path, opset: int, dynamic: bool = True, axes: dict | None = None):
+    """The TorchScript exporter: no onnxscript needed, one self-contained file, BN folded into Conv.
+    ``dynamic``: every input's (and the logits') first axis is the batch; ``axes``: more named axes per input."""
     import inspect
     import warnings
 
@@ -114,12 +139,13 @@ def _torch_to_onnx(model, example: dict, path: Path, opset: int, dynamic: bool =
     kwargs = {}
     if "dynamo" in inspect.signature(torch.onnx.export).parameters:
         kwargs["dynamo"] = False  # torch >= 2.9 defaults to the torch.export-based exporter (needs onnxscript)
+    dynamic_axes = {k: {0: "batch", **(axes or {}).get(k, {})} for k in [*example, "logits"]} if dynamic else None
+    if opset >= VIEWS_OPSET:
+        torch.onnx.register_custom_op_symbolic("aten::_upsample_bilinear2d_aa", _antialiased_resize, VIEWS_OPSET)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the legacy exporter's deprecation notices
         torch.onnx.export(model, tuple(torch.from_numpy(v) for v in example.values()), str(path),
-                          input_names=list(example), output_names=["logits"],
-                          dynamic_axes={**{k: {0: "batch"} for k in example}, "logits": {0: "batch"}}
-                          if dynamic else None,
+                          input_names=list(example), output_names=["logits"], dynamic_axes=dynamic_axes,
                           opset_version=opset, do_constant_folding=True, **kwargs)
 
 
@@ -158,6 +184,7 @@ def _dataset_clips(source, ckpt: dict, keys: list[str], limit: int) -> tuple[lis
 
     from vidcat.config import DataConfig
     from vidcat.data.manifest import load_dataset
+    from vidcat.data.views import graph_views
     from vidcat.errors import VideoError
     from vidcat.inference.onnx_predictor import batch_feeds
     from vidcat.inference.predictor import video_batch
@@ -175,20 +202,39 @@ def _dataset_clips(source, ckpt: dict, keys: list[str], limit: int) -> tuple[lis
     for i in picks:
         path, label = items[i]
         try:
-            batch, _ = video_batch(path, cfg, ckpt["classes"], ckpt["multilabel"])
+            if tuple(keys) == FRAME_INPUTS:
+                feeds.append(graph_views(path, cfg))
+            else:
+                feeds.append(batch_feeds(video_batch(path, cfg, ckpt["classes"], ckpt["multilabel"])[0], keys))
         except VideoError:
             continue  # unreadable: use the others
-        feeds.append(batch_feeds(batch, keys))
         labels.append(label)
     if not feeds:
         raise VidcatError(f"{source}: none of the {len(picks)} videos tried could be read")
     return feeds, labels
 
 
-def _concat(feeds: list[dict]) -> dict:
+def random_feeds(ckpt: dict, keys: list[str], batch: int, seed: int, side: int | None = None) -> dict:
+    """Random graph inputs of ``batch`` rows: uint8 ``frames`` ``side`` pixels high (default: the decode
+    size) and 4:3, every crop position in turn, ones for the masks, standard normal streams."""
     import numpy as np
 
-    return {k: np.concatenate([f[k] for f in feeds]) for k in feeds[0]}
+    from vidcat.config import DataConfig
+
+    g = np.random.default_rng(seed)
+    cfg = DataConfig.from_dict(ckpt["data"])
+    h = side or cfg.decode_short_side
+    feeds = {}
+    for k in keys:
+        if k == "frames":
+            feeds[k] = g.integers(0, 256, (batch, cfg.frames, h, h * 4 // 6 * 2, 3), dtype=np.uint8)
+        elif k == "crop":
+            feeds[k] = np.arange(batch, dtype=np.int64) % 3
+        elif k.endswith("_mask"):
+            feeds[k] = np.ones(batch, np.float32)
+        else:
+            feeds[k] = g.standard_normal((batch, *_input_shape(ckpt, k))).astype(np.float32)
+    return feeds
 
 
 def _calibration_reader(feeds: list):
@@ -239,7 +285,7 @@ def _latency_ms(sess, feeds: dict, repeat: int = 5) -> float:
     return round(sorted(times)[len(times) // 2] * 1000, 2)
 
 
-def export_onnx(checkpoint_path, out, opset: int = 17, int8: bool = False, calib=None, eval_data=None,
+def export_onnx(checkpoint_path, out, opset: int = VIEWS_OPSET, int8: bool = False, calib=None, eval_data=None,
                 clips: int = 16, threads: int = 0, latency: bool = True) -> dict:
     """Export ``checkpoint_path`` to ``out`` (atomic); returns a report (parity, sizes, int8 agreement).
 
@@ -248,21 +294,19 @@ def export_onnx(checkpoint_path, out, opset: int = 17, int8: bool = False, calib
     ``latency``: time fp32 and int8 on one clip (median of 5 runs) for the report.
     """
     _require_onnx()
-    import numpy as np
-
     from vidcat.config import __version__
     from vidcat.models.build import Checkpoint
 
     out = Path(out)
     ck = Checkpoint.load(checkpoint_path)
     ckpt, model = ck.to_dict(), ck.build()
-    if hasattr(model, "fused_head"):
+    if hasattr(model, "feature_shapes"):  # the streams model (a gated fusion model has a fused_head layer)
         return export_fused_head(model, ckpt, checkpoint_path, out, opset, int8, threads)
     try:
         keys = graph_inputs(model, ckpt)
     except VidcatError as e:
         raise VidcatError(f"{checkpoint_path}: {e}") from None
-    net = _logits_module(model, keys)
+    net, keys, axes = _graph_module(model, ckpt, keys, opset, checkpoint_path)
     calib_feeds, calib_labels = _dataset_clips(calib, ckpt, keys, clips) if calib else (None, None)
     eval_feeds, eval_labels = _dataset_clips(eval_data, ckpt, keys, clips) if eval_data else (calib_feeds, calib_labels)
 
@@ -273,24 +317,21 @@ def export_onnx(checkpoint_path, out, opset: int = 17, int8: bool = False, calib
     report: dict = {"checkpoint": str(checkpoint_path), "out": str(out), "model": ckpt["model"], "opset": opset,
                     "input": input_key, "inputs": keys}
 
-    def random_feeds(batch: int, seed: int) -> dict:
-        g = np.random.default_rng(seed)
-        return {k: (np.ones(batch, np.float32) if k.endswith("_mask")
-                    else g.standard_normal((batch, *_input_shape(ckpt, k))).astype(np.float32)) for k in keys}
-
     # the fp32 graph goes straight to the output's temp file, or (int8) to a scratch folder beside it
     with atomic_path(out) as final, tempfile.TemporaryDirectory(dir=out.parent, prefix=f".{out.name}.") as scratch:
         fp32 = Path(scratch) / "fp32.onnx" if int8 else final
+        # traced on frames whose crop is not already the model's size, so that the resize is in the graph
+        example = random_feeds(ckpt, keys, 1, 1, side=ckpt["data"]["size"] + 2)
         try:
-            _torch_to_onnx(net, random_feeds(1, 1), fp32, opset, dynamic=input_key != MULTI_STREAM)
+            _torch_to_onnx(net, example, fp32, opset, dynamic=input_key != MULTI_STREAM, axes=axes)
             _set_metadata(fp32, meta)  # also runs the ONNX checker
         except Exception as e:  # an op the exporter cannot translate, an unusable opset, ...
             first = (str(e).strip().splitlines() or [""])[0][:300]
             raise VidcatError(f"{checkpoint_path}: ONNX export of {ckpt['model']} at opset {opset} failed "
                               f"({type(e).__name__}: {first})") from None
 
-        # parity: a random batch of 2 (exercises the dynamic batch axis) plus the real clips if any
-        checks = [random_feeds(2, 0)] + ([_concat(eval_feeds[:8])] if eval_feeds else [])
+        # parity: a random batch of 3 (the dynamic batch axis, every crop position) plus the real clips if any
+        checks = [random_feeds(ckpt, keys, 3, 0)] + list(eval_feeds or [])[:8]
         sess = _session(fp32, threads)
         diff, scale = _parity(net, sess, checks, keys)
         report["max_abs_diff"] = diff
@@ -303,6 +344,22 @@ def export_onnx(checkpoint_path, out, opset: int = 17, int8: bool = False, calib
                                           ckpt["classes"], threads, latency, "eval" if eval_data else "calibration")
     report["bytes"] = out.stat().st_size
     return report
+
+
+def _graph_module(model, ckpt: dict, keys: list[str], opset: int, checkpoint_path):
+    """The module to export, its inputs and their named axes beyond the batch: a video model's graph takes
+    ``frames`` and ``crop`` and makes the test views itself; a multi-stream model's takes its streams."""
+    if keys != ["video"]:
+        return _logits_module(model, keys), keys, None
+    if opset < VIEWS_OPSET:
+        raise VidcatError(f"{checkpoint_path}: --opset {opset}: a video model's graph resizes the frames with the "
+                          f"antialiased Resize of opset {VIEWS_OPSET} or later")
+    from vidcat.config import DataConfig
+    from vidcat.data.transforms import FrameViews
+
+    cfg = DataConfig.from_dict(ckpt["data"])
+    views = FrameViews(cfg.size, cfg.mean, cfg.std)
+    return _logits_module(model, keys, views), list(FRAME_INPUTS), {"frames": {2: "height", 3: "width"}}
 
 
 STREAM_FEATURES = "stream_features"   # META_INPUT of an exported fused head

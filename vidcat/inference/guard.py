@@ -1,21 +1,24 @@
-"""Who may use ``vidcat serve``: a bearer token, the Host header, browser origins, and request slots.
+"""Who may use ``vidcat serve``: the library pieces, and the little they leave to do.
 
-:class:`Guard` is an ASGI middleware in front of the app: a ``Host`` header outside ``allowed_hosts``
-is a 400 (DNS rebinding), a browser ``POST`` from another origin a 403 (a form on some other site),
-and with a token every API route but the open ones (the page and ``/health``) wants
-``Authorization: Bearer <token>`` (401 otherwise; compared in constant time).
-:class:`Slots` caps requests in flight, overall (503) and per client address (429).
-No torch, no FastAPI imports at module level: serving an ``.onnx`` file needs neither.
+- Host: Starlette's ``TrustedHostMiddleware`` (DNS rebinding); :func:`add_host_check` only words its 400 as
+  every other refusal is worded and names the option to change.
+- Token: FastAPI's ``HTTPBearer`` reads ``Authorization: Bearer <token>``; :func:`bearer_checks` compares it in
+  constant time (:func:`secrets.compare_digest`) and answers 401 otherwise.
+- Origin: CORS governs what a page may *read*; a simple cross-site form post reaches the app all the same, so
+  :func:`origin_check` refuses a browser POST from another origin (403).
+- Slots: :class:`Slots` holds anyio ``CapacityLimiter`` s, overall (503) and per client address (429), taken
+  without waiting: a request past either limit is refused at once instead of queueing without bound.
+
+No torch; FastAPI, Starlette and anyio load when an app is built (serving an ``.onnx`` file needs no torch).
 """
-from __future__ import annotations
-
-import hmac
+import contextlib
 import ipaddress
-import json
+import math
+import secrets
 from urllib.parse import urlsplit
 
-OPEN_PATHS = ("/", "/health")  # the upload page (it asks for the token) and a liveness probe
 LOOPBACK_NAMES = ("localhost", "127.0.0.1", "::1")
+TOKEN_MESSAGE = "missing or wrong API token (send Authorization: Bearer TOKEN)"
 
 
 def is_loopback(host: str) -> bool:
@@ -35,78 +38,108 @@ def default_allowed_hosts(bind: str) -> tuple:
     return LOOPBACK_NAMES + ((bind,) if bind not in LOOPBACK_NAMES else ())
 
 
-def host_name(value: str) -> str:
-    """``"example.org:8000"`` -> ``"example.org"``; ``"[::1]:8000"`` -> ``"::1"``."""
-    value = value.strip().lower()
-    if value.startswith("["):
-        return value[1:value.find("]")] if "]" in value else value
-    return value.rsplit(":", 1)[0] if value.count(":") == 1 else value
+def host_pattern(name: str) -> str:
+    """A Host name as Starlette compares it: ``"::1"`` -> ``"[::1]"``, ``"example.org:8000"`` -> ``"example.org"``."""
+    name = name.strip().lower()
+    if name.count(":") > 1 and not name.startswith("["):
+        return f"[{name}]"
+    return name.rsplit(":", 1)[0] if name.count(":") == 1 and not name.endswith("]") else name
 
 
-def authorised(header: str | None, token: str | None) -> bool:
-    """Whether an ``Authorization`` header value carries ``token`` (always True without a token)."""
-    if not token:
-        return True
-    scheme, _, given = (header or "").partition(" ")
-    return scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(), token.encode())
+def add_host_check(app, allowed_hosts, refusal) -> None:
+    """Put Starlette's ``TrustedHostMiddleware`` in front of ``app``; ``refusal(status, message)`` -> the
+    response it sends instead of its plain-text 400."""
+    from starlette.datastructures import Headers
+    from starlette.middleware.trustedhost import TrustedHostMiddleware
+
+    class TrustedHosts(TrustedHostMiddleware):
+        def __init__(self, inner, hosts):
+            async def passed(scope, receive, send):  # reached only for an allowed Host
+                scope["vidcat.host_ok"] = True
+                await inner(scope, receive, send)
+
+            super().__init__(passed, allowed_hosts=[host_pattern(h) for h in hosts], www_redirect=False)
+
+        async def __call__(self, scope, receive, send):
+            async def reworded(message):
+                if scope.get("vidcat.host_ok"):
+                    await send(message)
+                elif message["type"] == "http.response.start":  # the parent's own refusal
+                    host = Headers(scope=scope).get("host", "")
+                    msg = f"Host {host!r} is not served here (vidcat serve --allowed-hosts)"
+                    await refusal(400, msg)(scope, receive, send)
+
+            await super().__call__(scope, receive, reworded)
+
+    app.add_middleware(TrustedHosts, hosts=tuple(allowed_hosts or ("*",)))
 
 
-class Guard:
-    """ASGI middleware: Host check, Origin check for browser posts, bearer token on API routes."""
+def bearer_checks(token: str | None):
+    """FastAPI dependencies ``(authorised, require_token)``: whether the request carries ``token`` (always
+    True without one), and a 401 when it does not."""
+    from fastapi import Depends, HTTPException
+    from fastapi.security import HTTPBearer
 
-    def __init__(self, app, token: str | None = None, allowed_hosts=None, open_paths=OPEN_PATHS):
-        self.app, self.token, self.open_paths = app, token or None, tuple(open_paths)
-        hosts = tuple(h.lower() for h in (allowed_hosts or ("*",)))
-        self.any_host = "*" in hosts
-        self.hosts = {host_name(h) for h in hosts}
+    bearer = HTTPBearer(auto_error=False, description="the token given to vidcat serve")
 
-    def problem(self, scope, headers: dict) -> tuple[int, str, dict] | None:
-        """``(status, message, extra headers)`` for a request to refuse, else None."""
-        host = headers.get("host", "")
-        if not self.any_host and host_name(host) not in self.hosts:
-            return 400, f"Host {host!r} is not served here (vidcat serve --allowed-hosts)", {}
-        origin = headers.get("origin")
-        if scope.get("method") not in ("GET", "HEAD", "OPTIONS") and origin is not None:
-            if origin == "null" or urlsplit(origin).netloc.lower() != host.lower():
-                return 403, f"cross-origin request from {origin!r} refused", {}
-        if scope.get("path") not in self.open_paths and not authorised(headers.get("authorization"), self.token):
-            return 401, "missing or wrong API token (send Authorization: Bearer TOKEN)", {"WWW-Authenticate": "Bearer"}
-        return None
+    def authorised(credentials=Depends(bearer)) -> bool:
+        if not token:
+            return True
+        given = credentials.credentials.strip() if credentials else ""
+        return secrets.compare_digest(given.encode(), token.encode())
 
-    async def __call__(self, scope, receive, send):
-        if scope["type"] != "http":
-            return await self.app(scope, receive, send)
-        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", ())}
-        refused = self.problem(scope, headers)
-        if refused is None:
-            return await self.app(scope, receive, send)
-        status, msg, extra = refused
-        body = json.dumps({"error": msg}).encode()
-        raw = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
-        raw += [(k.lower().encode(), v.encode()) for k, v in extra.items()]
-        await send({"type": "http.response.start", "status": status, "headers": raw})
-        await send({"type": "http.response.body", "body": body})
+    def require_token(ok=Depends(authorised)) -> None:
+        if not ok:
+            raise HTTPException(401, TOKEN_MESSAGE, headers={"WWW-Authenticate": "Bearer"})
+
+    return authorised, require_token
+
+
+def origin_check():
+    """A FastAPI dependency: a browser request from another origin (``Origin`` not this Host) is a 403."""
+    from fastapi import HTTPException, Request
+
+    def same_origin(request: Request) -> None:
+        origin = request.headers.get("origin")
+        if origin is not None and (origin == "null" or
+                                   urlsplit(origin).netloc.lower() != request.headers.get("host", "").lower()):
+            raise HTTPException(403, f"cross-origin request from {origin!r} refused")
+
+    return same_origin
 
 
 class Slots:
-    """Requests in flight: at most ``total`` at once (503) and ``per_client`` per client address (429).
-    Only touched on the event loop, so no lock is needed."""
+    """Requests in flight: at most ``total`` at once (503) and ``per_client`` per client address (429)."""
 
     def __init__(self, total: int, per_client: int | None = None):
-        self.total, self.per_client, self.n, self.clients = total, per_client, 0, {}
+        import anyio
 
-    def refuse(self, client: str) -> tuple[int, str] | None:
-        """Take a slot for ``client``, or ``(status, message)`` when none is free for it."""
-        if self.per_client and self.clients.get(client, 0) >= self.per_client:
-            return 429, f"too many requests from {client} at once ({self.per_client} allowed); retry shortly"
-        if self.n >= self.total:
-            return 503, f"server busy ({self.total} requests in progress); retry shortly"
-        self.n += 1
-        self.clients[client] = self.clients.get(client, 0) + 1
-        return None
+        self.all, self.per_client, self.clients = anyio.CapacityLimiter(total), per_client, {}
 
-    def release(self, client: str) -> None:
-        self.n -= 1
-        left = self.clients.pop(client, 1) - 1
-        if left:
-            self.clients[client] = left
+    @property
+    def in_flight(self) -> int:
+        return int(self.all.borrowed_tokens)
+
+    @contextlib.asynccontextmanager
+    async def hold(self, client: str):
+        """A slot for one request of ``client`` while the block runs; HTTPException 429 / 503 when none is free."""
+        import anyio
+        from fastapi import HTTPException
+
+        mine = self.clients.setdefault(client, anyio.CapacityLimiter(self.per_client or math.inf))
+        limits = ((mine, 429, f"too many requests from {client} at once ({self.per_client} allowed)"),
+                  (self.all, 503, f"server busy ({int(self.all.total_tokens)} requests in progress)"))
+        held = []
+        try:
+            for limiter, status, msg in limits:
+                try:
+                    limiter.acquire_nowait()
+                except anyio.WouldBlock:
+                    raise HTTPException(status, f"{msg}; retry shortly", headers={"Retry-After": "1"}) from None
+                held.append(limiter)
+            yield
+        finally:
+            for limiter in reversed(held):
+                limiter.release()
+            if not mine.borrowed_tokens:
+                self.clients.pop(client, None)

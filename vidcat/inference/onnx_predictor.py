@@ -2,12 +2,12 @@
 
     OnnxPredictor("model.onnx")("clip.mp4")  # -> {"path", "labels", "scores"}, exactly like Predictor
 
-Torch-free for video models: this module, PyAV decoding and the numpy test views
-(:func:`vidcat.data.views.clip_views`, the same frames and pixels as the dataset pipeline) import
-only onnxruntime, av and numpy. The class names and the input pipeline come from the file's
-metadata. Multi-stream exports (video + audio fusion, two_stream with flow / motion vectors) read
-their extra streams through the dataset pipeline (:func:`vidcat.inference.predictor.video_batch`),
-which needs torch.
+Torch-free for video models: their graph takes decoded uint8 frames and makes the test views itself
+(crop, resize, normalisation: :class:`vidcat.data.transforms.FrameViews`, exported), so this module only
+decodes the test clips (:func:`vidcat.data.views.graph_views`, PyAV + numpy) and imports only onnxruntime,
+av and numpy. The class names and the input pipeline come from the file's metadata. Multi-stream exports
+(video + audio fusion, two_stream with flow / motion vectors) read all their streams through the dataset
+pipeline (:func:`vidcat.inference.predictor.video_batch`), which needs torch.
 """
 from __future__ import annotations
 
@@ -64,6 +64,7 @@ def batch_feeds(batch: dict, names: list[str], views: int = 1) -> dict:
     return feeds
 
 
+FRAME_INPUTS = ("frames", "crop")  # a video model's graph: decoded uint8 frames, a crop position per view
 META_CLASSES = "vidcat.classes"
 META_MULTILABEL = "vidcat.multilabel"
 META_DATA = "vidcat.data"
@@ -77,6 +78,9 @@ def metadata_of(session, path="model.onnx") -> dict:
     props = session.get_modelmeta().custom_metadata_map
     if META_CLASSES not in props or META_DATA not in props:
         raise VidcatError(f"{path}: not a vidcat ONNX export (no {META_CLASSES} / {META_DATA} metadata)")
+    if [i.name for i in session.get_inputs()] == ["video"]:
+        raise VidcatError(f"{path}: exported by an older vidcat (its graph takes normalised views, not decoded "
+                          "frames): export the checkpoint again with vidcat export")
     return {"classes": json.loads(props[META_CLASSES]), "multilabel": json.loads(props.get(META_MULTILABEL, "false")),
             "data": json.loads(props[META_DATA]), "model": props.get(META_MODEL, "?"),
             "input": props.get(META_INPUT, session.get_inputs()[0].name),
@@ -103,11 +107,11 @@ class OnnxPredictor(BasePredictor):
 
     def inputs(self, path, text: str | None = None) -> tuple[dict, int]:
         """The session's inputs for one video (all test views on the batch axis), and the view count."""
-        if self.input_names == ["video"]:
-            from vidcat.data.views import clip_views
+        if tuple(self.input_names) == FRAME_INPUTS:
+            from vidcat.data.views import graph_views
 
-            x = clip_views(path, self.data_cfg, self.clips, self.crops)
-            return {"video": x}, len(x)
+            feeds = graph_views(path, self.data_cfg, self.clips, self.crops)
+            return feeds, len(feeds["crop"])
         from vidcat.inference.predictor import video_batch  # extra streams: the torch dataset pipeline
 
         batch, views = video_batch(path, self.data_cfg, self.classes, self.multilabel, self.clips, self.crops, text)

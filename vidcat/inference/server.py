@@ -7,31 +7,34 @@ Routes: ``GET /`` an upload page (self-contained HTML + JS, top-k bars), ``POST 
 (multipart field ``file``; optional query ``topk`` up to the predictor's) → ``{"path", "labels", "scores"}``,
 ``GET /health``, ``GET /classes``. A bad upload (missing, empty, not a readable video) is a 400
 with ``{"error": "..."}``; one over the size limit a 413, decided while it streams in (a chunked
-upload without a Content-Length stops at the limit too). The file part is streamed straight into
-a temp file that is always deleted after. At most ``max_concurrent`` requests are handled at once
-(upload + inference); one more gets a 503 with ``Retry-After`` instead of queueing without bound, and
-one client address may hold at most ``per_client`` of them (429). An upload that sends nothing for
-``upload_timeout`` seconds is dropped with a 408, freeing its slot.
+upload without a Content-Length stops at the limit too). Starlette parses the multipart body; the file
+is copied to a temp file named like the upload (a decoder hint) that is always deleted after. At most
+``max_concurrent`` requests are handled at once (upload + inference); one more gets a 503 with
+``Retry-After`` instead of queueing without bound, and one client address may hold at most ``per_client``
+of them (429). An upload that sends nothing for ``upload_timeout`` seconds is dropped with a 408, freeing
+its slot.
 
-Access (:mod:`vidcat.inference.guard`): with a ``token`` every API route (``/predict``, ``/classes``)
-wants ``Authorization: Bearer <token>`` (401 otherwise); ``/`` and ``/health`` stay open, and
-``/health`` then says ``"auth": "bearer"`` and shows the model only to an authorised caller. A Host
-header outside ``allowed_hosts`` is a 400, a browser POST from another origin a 403.
+Access (:mod:`vidcat.inference.guard`): with a ``token`` every API route (``/predict``, ``/classes``,
+``/docs``, ``/openapi.json``) wants ``Authorization: Bearer <token>`` (401 otherwise); ``/`` and
+``/health`` stay open, and ``/health`` then says ``"auth": "bearer"`` and shows the model only to an
+authorised caller. A Host header outside ``allowed_hosts`` is a 400, a browser POST from another origin
+a 403.
 The module never imports torch: serving an ``.onnx`` file needs only ONNX Runtime.
 """
 
-import asyncio
 import json
 import logging
 import os
 import re
+import shutil
 import sys
 import tempfile
 from pathlib import Path
 
 from vidcat.config import MAX_UPLOAD_BYTES, TOKEN_ENV, UPLOAD_TIMEOUT, ServeConfig
 from vidcat.errors import VidcatError
-from vidcat.inference.guard import Guard, Slots, authorised, default_allowed_hosts, is_loopback
+from vidcat.inference.guard import (Slots, add_host_check, bearer_checks, default_allowed_hosts, is_loopback,
+                                    origin_check)
 
 MULTIPART_SLACK = 65536  # multipart headers and boundaries around the file part
 log = logging.getLogger("vidcat")
@@ -127,101 +130,58 @@ def _safe_suffix(name: str | None) -> str:
     return suffix if re.fullmatch(r"\.[a-z0-9]{1,8}", suffix) else ".bin"
 
 
-class UploadError(Exception):
-    """A rejected upload: HTTP ``status`` and a one-line message."""
-
-    def __init__(self, status: int, msg: str):
-        super().__init__(msg)
-        self.status, self.msg = status, msg
-
-
 def default_concurrency() -> int:
     """Concurrent requests by default: the CPU count, at most 4 (a small box stays responsive)."""
     return max(1, min(4, os.cpu_count() or 1))
 
 
-async def chunks(request, timeout: float | None):
-    """The request body's chunks; a wait over ``timeout`` seconds for the next one is a 408."""
-    from starlette.requests import ClientDisconnect
+def bounded_receive(receive, limit: int, timeout: float | None, too_large: str):
+    """``receive`` (ASGI) that gives up when the client sends nothing for ``timeout`` seconds (408) or the body
+    passes ``limit`` bytes (413), whatever the headers say: a chunked upload stops at the limit too."""
+    import anyio
+    from fastapi import HTTPException
 
-    stream = request.stream().__aiter__()
-    while True:
+    received = 0
+
+    async def bounded():
+        nonlocal received
         try:
-            chunk = await asyncio.wait_for(stream.__anext__(), timeout)
-        except StopAsyncIteration:
-            return
-        except asyncio.TimeoutError:
-            raise UploadError(408, f"upload stalled: nothing received for {timeout:g} s") from None
-        except ClientDisconnect:  # nobody is left to answer; the slot is freed all the same
-            raise UploadError(400, "the client went away during the upload") from None
-        yield chunk
+            with anyio.fail_after(timeout):
+                message = await receive()
+        except TimeoutError:
+            raise HTTPException(408, f"upload stalled: nothing received for {timeout:g} s") from None
+        received += len(message.get("body", b""))
+        if received > limit:
+            raise HTTPException(413, too_large)
+        return message
+
+    return bounded
 
 
-async def receive_upload(request, dst, max_bytes: int, timeout: float | None = None) -> tuple[str, int]:
-    """Stream the multipart field ``file`` of ``request`` into the open binary file ``dst``.
+async def receive_upload(request, max_bytes: int, timeout: float | None):
+    """The multipart field ``file`` of ``request``, parsed by Starlette (an ``UploadFile``, spooled to disk):
+    at most ``max_bytes`` (413), no silence over ``timeout`` seconds (408). Raises HTTPException."""
+    from fastapi import HTTPException
+    from starlette.datastructures import UploadFile
+    from starlette.requests import ClientDisconnect, Request
 
-    Counts bytes as they arrive and stops at ``max_bytes`` (413) whatever the headers say; nothing
-    but the file part is kept; a client that sends nothing for ``timeout`` seconds gets a 408.
-    Returns ``(filename, size)``; raises :class:`UploadError`.
-    """
-    from python_multipart.multipart import MultipartParseError, MultipartParser, parse_options_header
-
-    ctype, opts = parse_options_header(request.headers.get("content-type", ""))
-    boundary = opts.get(b"boundary")
-    if ctype != b"multipart/form-data" or not boundary:
-        raise UploadError(400, "expected a multipart/form-data upload with a 'file' field")
-    limit_msg = f"upload larger than {max_bytes // 2**20} MiB"
+    too_large = f"upload larger than {max_bytes // 2**20} MiB"
     length = request.headers.get("content-length", "")
     if length.isdigit() and int(length) > max_bytes + MULTIPART_SLACK:
-        raise UploadError(413, limit_msg)
-    st = {"headers": {}, "field": b"", "value": b"", "writing": False, "found": False, "name": "upload", "size": 0}
-
-    def on_part_begin():
-        st["headers"] = {}
-
-    def on_header_field(data, start, end):
-        st["field"] += data[start:end]
-
-    def on_header_value(data, start, end):
-        st["value"] += data[start:end]
-
-    def on_header_end():
-        st["headers"][st["field"].lower()] = st["value"]
-        st["field"], st["value"] = b"", b""
-
-    def on_headers_finished():
-        _, disp = parse_options_header(st["headers"].get(b"content-disposition", b""))
-        if disp.get(b"name") == b"file" and not st["found"]:
-            st["writing"] = st["found"] = True
-            st["name"] = disp.get(b"filename", b"upload").decode("utf-8", "replace")
-
-    def on_part_data(data, start, end):
-        if st["writing"]:
-            st["size"] += end - start
-            if st["size"] > max_bytes:
-                raise UploadError(413, limit_msg)
-            dst.write(data[start:end])
-
-    def on_part_end():
-        st["writing"] = False
-
-    parser = MultipartParser(boundary, {
-        "on_part_begin": on_part_begin, "on_part_data": on_part_data, "on_part_end": on_part_end,
-        "on_header_field": on_header_field, "on_header_value": on_header_value,
-        "on_header_end": on_header_end, "on_headers_finished": on_headers_finished})
-    received = 0
+        raise HTTPException(413, too_large)
+    bounded = Request(request.scope, bounded_receive(request.receive, max_bytes + MULTIPART_SLACK, timeout, too_large))
     try:
-        async for chunk in chunks(request, timeout):
-            received += len(chunk)
-            if received > max_bytes + MULTIPART_SLACK:
-                raise UploadError(413, limit_msg)
-            parser.write(chunk)
-        parser.finalize()
-    except MultipartParseError as e:
-        raise UploadError(400, f"malformed multipart upload ({e})") from None
-    if not st["found"]:
-        raise UploadError(400, "no file: send the video as the multipart field 'file'")
-    return Path(st["name"]).name or "upload", st["size"]
+        form = await bounded.form(max_files=1, max_fields=16)
+    except ClientDisconnect:  # nobody is left to answer; the slot is freed all the same
+        raise HTTPException(400, "the client went away during the upload") from None
+    upload = form.get("file")
+    if not isinstance(upload, UploadFile):
+        await form.close()
+        raise HTTPException(400, "no file: send the video as the multipart/form-data field 'file'")
+    if upload.size is not None and upload.size > max_bytes:
+        await form.close()
+        raise HTTPException(413, too_large)
+    return upload
 
 
 def create_app(predictor, max_upload_bytes: int = MAX_UPLOAD_BYTES, max_concurrent: int | None = None, *,
@@ -234,8 +194,10 @@ def create_app(predictor, max_upload_bytes: int = MAX_UPLOAD_BYTES, max_concurre
     at once. ``token``: API routes want ``Authorization: Bearer <token>``; ``allowed_hosts``: Host
     header names accepted (None or ``*``: any); ``upload_timeout``: seconds of upload silence -> 408.
     """
-    from fastapi import FastAPI, Request
+    from fastapi import Depends, FastAPI, Request
+    from fastapi.openapi.docs import get_swagger_ui_html
     from fastapi.responses import HTMLResponse, JSONResponse
+    from starlette.exceptions import HTTPException
 
     from vidcat.config import __version__
 
@@ -244,8 +206,18 @@ def create_app(predictor, max_upload_bytes: int = MAX_UPLOAD_BYTES, max_concurre
         if value < 1:
             raise VidcatError(f"{name} must be >= 1, not {value}")
     slots = Slots(total, per_client)
-    app = FastAPI(title="vidcat", version=__version__)
-    app.add_middleware(Guard, token=token, allowed_hosts=allowed_hosts)
+    app = FastAPI(title="vidcat", version=__version__, docs_url=None, redoc_url=None, openapi_url=None)
+
+    def error(status: int, msg: str, headers=None) -> JSONResponse:
+        return JSONResponse({"error": msg}, status_code=status, headers=headers)
+
+    async def refused(request, e: HTTPException) -> JSONResponse:
+        return error(e.status_code, str(e.detail), e.headers)
+
+    app.add_exception_handler(HTTPException, refused)
+    add_host_check(app, allowed_hosts, error)
+    authorised, require_token = bearer_checks(token)
+    api = [Depends(require_token)]
     backend = getattr(predictor, "backend", "torch")
     model_name = (getattr(predictor, "meta", None) or predictor.ckpt or {}).get("model", "?")
     info = {"model": model_name, "backend": backend, "classes": len(predictor.classes),
@@ -253,45 +225,44 @@ def create_app(predictor, max_upload_bytes: int = MAX_UPLOAD_BYTES, max_concurre
             "per_client": per_client}
     page = _page(model_name, backend, len(predictor.classes), bool(token))
 
-    def error(status: int, msg: str, **headers) -> JSONResponse:
-        return JSONResponse({"error": msg}, status_code=status, headers=headers or None)
-
     @app.get("/", response_class=HTMLResponse)
     def index():
         return page
 
     @app.get("/health")
-    def health(request: Request):
+    def health(ok: bool = Depends(authorised)):
         auth = {"auth": "bearer" if token else "none"}
-        if not authorised(request.headers.get("authorization"), token):  # open, but says no more
+        if not ok:  # open, but says no more
             return {"status": "ok", **auth}
-        return {"status": "ok", "in_flight": slots.n, **auth, **info}
+        return {"status": "ok", "in_flight": slots.in_flight, **auth, **info}
 
-    @app.get("/classes")
+    @app.get("/classes", dependencies=api)
     def classes():
         return {"classes": list(predictor.classes), "multilabel": predictor.multilabel}
 
-    @app.post("/predict")
+    @app.get("/openapi.json", include_in_schema=False, dependencies=api)
+    def openapi():
+        return app.openapi()
+
+    @app.get("/docs", include_in_schema=False, dependencies=api)
+    def docs():
+        return get_swagger_ui_html(openapi_url="openapi.json", title="vidcat")
+
+    @app.post("/predict", dependencies=[Depends(origin_check()), *api])
     async def predict(request: Request):
         topk = request.query_params.get("topk", str(predictor.topk))
         if not topk.isdigit() or int(topk) < 1:
             return error(400, f"topk must be a positive integer, not {topk!r}")
-        client = request.client.host if request.client else "?"
-        refused = slots.refuse(client)
-        if refused:
-            return error(*refused, **{"Retry-After": "1"})
-        try:
-            status, body = await predict_upload(request, predictor, int(topk), max_upload_bytes, upload_timeout)
-        finally:
-            slots.release(client)
-        return body if status == 200 else error(status, body)
+        async with slots.hold(request.client.host if request.client else "?"):
+            return await predict_upload(request, predictor, int(topk), max_upload_bytes, upload_timeout)
 
     return app
 
 
-async def predict_upload(request, predictor, topk: int, max_bytes: int, timeout: float | None):
-    """Receive the upload into a temp file (always deleted after) and predict it:
-    ``(200, record)`` or ``(status, one-line error)``."""
+async def predict_upload(request, predictor, topk: int, max_bytes: int, timeout: float | None) -> dict:
+    """Receive the upload, copy it to a temp file named like it (always deleted after) and predict it;
+    a bad upload raises HTTPException."""
+    from fastapi import HTTPException
     from starlette.concurrency import run_in_threadpool
 
     def run(path: str, name: str) -> dict:
@@ -301,26 +272,22 @@ async def predict_upload(request, predictor, topk: int, max_bytes: int, timeout:
             out["warning"] = record["warning"]
         return out
 
-    fd, tmp = tempfile.mkstemp(prefix="vidcat-upload-")
+    upload = await receive_upload(request, max_bytes, timeout)
+    name = Path(upload.filename or "").name or "upload"
+    fd, tmp = tempfile.mkstemp(prefix="vidcat-upload-", suffix=_safe_suffix(name))  # the suffix: a decoder hint
     try:
+        with os.fdopen(fd, "wb") as f:
+            await run_in_threadpool(shutil.copyfileobj, upload.file, f)
+        await upload.close()
+        if Path(tmp).stat().st_size == 0:
+            raise HTTPException(400, f"{name}: empty upload (0 bytes)")
         try:
-            with os.fdopen(fd, "wb") as f:
-                name, size = await receive_upload(request, f, max_bytes, timeout)
-        except UploadError as e:
-            return e.status, e.msg
-        if size == 0:
-            return 400, f"{name}: empty upload (0 bytes)"
-        # the decoder may use the extension as a hint: give the temp file the upload's
-        named = f"{tmp}{_safe_suffix(name)}"
-        os.replace(tmp, named)
-        tmp = named
-        try:
-            return 200, await run_in_threadpool(run, tmp, name)
+            return await run_in_threadpool(run, tmp, name)
         except VidcatError as e:
-            return 400, f"{name}: {getattr(e, 'reason', None) or e}"
+            raise HTTPException(400, f"{name}: {getattr(e, 'reason', None) or e}") from None
         except Exception as e:  # a bug, not a bad upload: say so in the same JSON shape
             log.exception("predict failed on %s", name)
-            return 500, f"{name}: internal error ({type(e).__name__}: {e})"
+            raise HTTPException(500, f"{name}: internal error ({type(e).__name__}: {e})") from None
     finally:
         Path(tmp).unlink(missing_ok=True)
 

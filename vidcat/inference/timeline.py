@@ -20,7 +20,9 @@ from typing import Iterator
 import numpy as np
 
 from vidcat.data.sampling import sample_indices
+from vidcat.data.views import CENTRE
 from vidcat.inference.base import make_record
+from vidcat.inference.onnx_predictor import FRAME_INPUTS
 from vidcat.io.store import atomic_open, atomic_write_json
 
 
@@ -81,7 +83,7 @@ def iter_windows(stream, win_frames: int, stride_frames: int, sampler, detector=
 
 class WindowScorer:
     """Scores batches of windows with a :class:`Predictor` (torch, the dataset's transforms and extra
-    modalities) or an :class:`OnnxPredictor` (numpy views, video-input graphs)."""
+    modalities) or an :class:`OnnxPredictor` (decoded frames, video-model graphs)."""
 
     def __init__(self, predictor, path):
         from vidcat.data.manifest import Item
@@ -90,7 +92,7 @@ class WindowScorer:
         self.onnx = hasattr(predictor, "session")
         cfg = predictor.data_cfg
         if self.onnx:
-            if predictor.input_names != ["video"]:
+            if tuple(predictor.input_names) != FRAME_INPUTS:
                 from vidcat.errors import VidcatError
 
                 raise VidcatError(f"timeline with ONNX supports video-input exports, not {predictor.input_names}")
@@ -101,10 +103,8 @@ class WindowScorer:
             self.clips = VideoClips(Dataset([self.item], predictor.classes, predictor.multilabel), cfg)
 
     def sample(self, info, win: Window, frames: np.ndarray, indices: list[int]):
-        if self.onnx:
-            from vidcat.data.views import frame_views
-
-            return frame_views(frames, self.pred.data_cfg)[0]
+        if self.onnx:  # the graph cuts the centre square, resizes and normalises
+            return frames
         from vidcat.data.modalities import ClipContext
 
         ctx = ClipContext(self.item, info, win.start, win.end, indices, self.clips.cfg, False, frames=frames)
@@ -116,7 +116,8 @@ class WindowScorer:
             from vidcat.inference.base import probabilities
             from vidcat.inference.onnx_predictor import run_logits
 
-            return probabilities(run_logits(self.pred.session, {"video": np.stack(samples)}), self.pred.multilabel)
+            feeds = {"frames": np.stack(samples), "crop": np.full(len(samples), CENTRE, np.int64)}
+            return probabilities(run_logits(self.pred.session, feeds), self.pred.multilabel)
         from vidcat.data.dataset import collate
         from vidcat.models.inputs import predict_scores
 

@@ -41,9 +41,9 @@ def available() -> bool:
 
 def _model_files() -> tuple:
     """(detector, recogniser) files of the bundled models, or the one-line error naming the extra."""
-    from vidcat.bundled import bundled_path
+    from vidcat.weights import bundled_path
 
-    det, rec = bundled_path("ppocr_v4_det"), bundled_path("ppocr_v4_rec")
+    det, rec = bundled_path("ppocr_v4", "det"), bundled_path("ppocr_v4", "rec")
     if not available() or det is None or rec is None:
         raise VidcatError(NEEDS)
     return det, rec

@@ -45,7 +45,7 @@ def available() -> bool:
 @lru_cache(maxsize=2)
 def load_model(threads: int = 0):
     """The bundled Whisper tiny.en as a ``faster_whisper.WhisperModel`` on the CPU (int8)."""
-    from vidcat.bundled import whisper_model_dir
+    from vidcat.weights import whisper_model_dir
 
     try:
         from faster_whisper import WhisperModel
@@ -60,7 +60,7 @@ def load_model(threads: int = 0):
 
 def _require() -> None:
     """The speech extra with its bundled model, or the one-line error; loads nothing."""
-    from vidcat.bundled import whisper_model_dir
+    from vidcat.weights import whisper_model_dir
 
     if not available() or whisper_model_dir() is None:
         raise VidcatError(NEEDS)

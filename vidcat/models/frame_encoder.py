@@ -1,8 +1,10 @@
-"""The frozen frame encoder of ``frame_head``: ``(N, 3, H, W)`` normalised frames → ``(N, D)`` features.
+"""The frozen frame encoder of the appearance stream (:mod:`vidcat.models.streams.appearance`):
+``(N, 3, H, W)`` normalised frames → ``(N, D)`` features.
 
 :func:`load_backbone` asks :func:`vidcat.models.pretrained.frame_backbone` for a named, offline-resolved
 ImageNet backbone. ``pretrained=False`` gives the same architecture with seeded random weights (the
-control in the benchmarks).
+control in the benchmarks). The input the weights expect (mean/std, size) is in their catalogue spec
+(``info.weights``), not here.
 """
 from __future__ import annotations
 
@@ -12,8 +14,8 @@ from dataclasses import asdict, dataclass, field
 import torch
 import torch.nn as nn
 
-from vidcat.config import IMAGENET_MEAN, IMAGENET_STD
 from vidcat.errors import VidcatError
+from vidcat.weights import Weights
 
 
 @dataclass
@@ -23,13 +25,11 @@ class BackboneInfo:
     name: str
     pretrained: bool
     feat_dim: int
-    mean: tuple = IMAGENET_MEAN
-    std: tuple = IMAGENET_STD
-    input_size: int = 224
     weights_sha256: str = ""         # of the weight file; "random-init:<seed>" for the control
     pooling: str = "avg"             # "avg": (N, D); "avgpos": (N, 3D) = mean, x- and y-centroid per channel
     source: str = ""
     extra: dict = field(default_factory=dict)
+    weights: Weights | None = None   # the catalogue spec: the input the weights expect, licence, sha256
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -74,15 +74,11 @@ def load_backbone(name: str = "efficientnet_lite0", pretrained: bool = True, see
     from vidcat.models.pretrained import frame_backbone
 
     torch.manual_seed(seed)
-    kw = {"weights": weights} if weights else {}
-    module, cfg = frame_backbone(name=name, pretrained=pretrained, **kw)
-    get = cfg.get if isinstance(cfg, dict) else (lambda k, d=None: getattr(cfg, k, d))
-    sha = get("sha256", None) or get("weights_sha256", None) if pretrained else None
-    size = get("input_size", 224)
-    size = size[-1] if isinstance(size, (tuple, list)) else size
-    info = BackboneInfo(name=name, pretrained=pretrained, feat_dim=int(get("feat_dim")),
-                        mean=tuple(get("mean", IMAGENET_MEAN)), std=tuple(get("std", IMAGENET_STD)),
-                        input_size=int(size), source=str(get("source", "") or ""),
+    module, spec = frame_backbone(name=name, pretrained=pretrained, **({"weights": weights} if weights else {}))
+    found = getattr(module, "weight_file", None)
+    sha = found.sha256 if found is not None else None
+    info = BackboneInfo(name=name, pretrained=pretrained, feat_dim=int(spec.feat_dim), weights=spec,
+                        source=found.source if found is not None else "random",
                         weights_sha256=sha or (state_sha(module) if pretrained else f"random-init:{seed}"))
     if pooling == "avgpos":
         if not hasattr(module, "forward_features"):

@@ -95,20 +95,19 @@ def i3d_efficientnet_lite(variant: int, num_classes: int, pretrained: bool = Fal
     """EfficientNet-Lite<variant> inflated to 3D; input (B, 3, T, H, W) normalised with mean = std = 0.5.
     ``pretrained`` (or a ``backbone_weights`` file) starts it from the 2D ImageNet weights."""
     from vidcat.models.efficientnet_lite import EfficientNetLite
-    from vidcat.models.pretrained import WEIGHTS, imagenet_model
+    from vidcat.models.pretrained import imagenet_model
 
     name = f"efficientnet_lite{variant}"
     if pretrained or backbone_weights is not None:
-        net2d, info = imagenet_model(name, backbone_weights)
-        cfg = {**WEIGHTS[name].pretrained_cfg(), "source": info.source, "path": info.path, "sha256": info.sha256}
+        net2d, found = imagenet_model(name, backbone_weights)
     else:
-        net2d, cfg = EfficientNetLite(variant), {**WEIGHTS[name].pretrained_cfg(), "source": "random"}
+        net2d, found = EfficientNetLite(variant), None
     model = inflate_2d(net2d, _lite_time_kernel(stem_time_kernel, dw_time_kernel))
     if dropout is not None:
         model._dropout.p = dropout
     if model._fc.out_features != num_classes:
         model._fc = nn.Linear(model.num_features, num_classes)
-    model.pretrained_cfg = cfg
+    model.weight_file = found  # where the 2D weights came from (None: random init)
     return model
 
 

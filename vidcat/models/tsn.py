@@ -25,18 +25,19 @@ def build_backbone2d(name: str = "resnet18", pretrained: bool = False, in_channe
 
     ``name``: a torchvision classification model (``resnet18`` ... ``efficientnet_b0``; its ImageNet
     weights with ``pretrained``), ``efficientnet_lite0/1/2`` (ImageNet weights resolved offline by
-    :mod:`vidcat.models.pretrained`; the net carries their ``pretrained_cfg`` with the mean/std they
-    expect) or ``timm:<model>`` when timm is installed. ``in_channels != 3`` rebuilds the first conv
+    :mod:`vidcat.models.pretrained`; the net carries their spec, ``weights``, and file, ``weight_file``)
+    or ``timm:<model>`` when timm is installed. ``in_channels != 3`` rebuilds the first conv
     with the cross-modality init (see :func:`widen_first_conv`). ``weights``: a local file with the
     backbone's ImageNet weights (EfficientNet-Lite only), which implies ``pretrained``.
     """
     if name.startswith("efficientnet_lite"):
-        from vidcat.models.pretrained import BACKBONES as LITE, frame_backbone
+        from vidcat.models.pretrained import frame_backbone
+        from vidcat.weights.catalogue import LITE_BACKBONES as LITE
 
         if name not in LITE:
             raise VidcatError(f"unknown backbone {name!r}; EfficientNet-Lite backbones: {', '.join(LITE)}")
-        net, cfg = frame_backbone(name, pretrained or weights is not None, in_channels, weights)
-        return net, cfg["feat_dim"]
+        net, spec = frame_backbone(name, pretrained or weights is not None, in_channels, weights)
+        return net, spec.feat_dim
     if weights is not None:
         raise VidcatError(f"backbone_weights works with efficientnet_lite0/1/2, not {name!r}; use --weights for a whole model")
     if name.startswith("timm:"):
@@ -131,7 +132,7 @@ class TSN(nn.Module):
         if consensus not in ("avg", "max", "attention"):
             raise VidcatError(f"consensus must be avg, max or attention, not {consensus!r}")
         self.backbone, dim = build_backbone2d(backbone, pretrained, in_channels, backbone_weights)
-        self.pretrained_cfg = getattr(self.backbone, "pretrained_cfg", None)  # mean/std the backbone expects
+        self.weight_file = getattr(self.backbone, "weight_file", None)  # where an offline backbone's weights came from
         self._shifts = add_temporal_shift(self.backbone) if shift else []
         self.consensus = consensus
         self.attention = nn.Linear(dim, 1) if consensus == "attention" else None

@@ -141,10 +141,10 @@ def motion_stack(ctx: ClipContext, kind: str) -> torch.Tensor:
     T_, (h, w) = len(ctx.indices), fields.shape[1:3]
     x = torch.from_numpy(np.ascontiguousarray(fields)).view(T_, L, h, w, 2)
     x = x.permute(1, 4, 0, 2, 3).reshape(2 * L, T_, h, w)          # (L*2, T, h, w): x0 y0 x1 y1 ...
-    box = ctx.crop_box if ctx.crop_box is not None else T.center_box(h, w)
+    box = ctx.crop_box if ctx.crop_box is not None else T.crop_box(h, w)
     x = T.crop_resize(x, box, cfg.size) * (cfg.size / box[2])      # px at the model's resolution
     if ctx.flip:  # mirror the field and its x components, as the RGB frames are mirrored
-        x = x.flip(-1)
+        x = T.hflip(x)
         x[0::2] = -x[0::2]
     return (x / BOUND).clamp_(-1.0, 1.0).float()
 

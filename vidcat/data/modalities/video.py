@@ -9,7 +9,7 @@ from vidcat.data.modalities.base import ClipContext, register_modality
 def load_video(ctx: ClipContext) -> dict:
     """float (3, T, size, size) normalised with the model's mean/std."""
     cfg = ctx.cfg
-    x = T.crop_resize(T.to_tensor(ctx.frames), ctx.crop_box, cfg.size)
+    x = T.crop_resize(T.to_video(ctx.frames), ctx.crop_box, cfg.size)
     if ctx.flip:
         x = T.hflip(x)
-    return {"video": T.normalize(x, cfg.mean, cfg.std)}
+    return {"video": T.model_input(x, cfg.mean, cfg.std).contiguous()}

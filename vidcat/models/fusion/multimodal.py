@@ -62,10 +62,19 @@ def resolve_streams(modalities, streams: dict | None = None, pretrained: bool = 
     return names, kws
 
 
+def video_stream(kw: dict) -> tuple[str, dict] | None:
+    """The video stream (model, keywords) of a fusion model: its weights set the RGB input; None without one."""
+    modalities = kw.get("modalities") or ("video", "audio")
+    if isinstance(modalities, str):
+        modalities = [m for m in modalities.split(",") if m]
+    names, kws = resolve_streams(modalities, kw.get("streams"))
+    return (names["video"], kws["video"]) if "video" in names else None
+
+
 # 8 frames 2 apart at 32²: measured on `av` (240 training clips), the cheap clip learns the fused task
 # (0.95-0.98 test top-1) where 16x64² clips trained 8x slower and had not yet in the same epochs.
 @register_model("fusion", family="fusion", modality=MULTI_STREAM, frames=8, stride=2, size=32, temporal=True,
-                defaults={"modalities": ("video", "audio")},
+                defaults={"modalities": ("video", "audio")}, rgb_stream=video_stream,
                 description="one stream per modality (tiny3d / audio_cnn / text_hash ...) fused (late by default)",
                 paper="Arevalo et al., Gated Multimodal Units, 2017; Neverova et al., ModDrop, TPAMI 2016")
 def fusion(num_classes: int, modalities=("video", "audio"), fusion: str = "late", streams: dict | None = None,

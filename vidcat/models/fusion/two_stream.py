@@ -185,8 +185,13 @@ class ConvFusionTwoStream(nn.Module):
         return {"logits": logits, "stream_logits": stream_logits, "weights": None, "mask": mask}
 
 
+def rgb_stream(kw: dict) -> tuple[str, dict]:
+    """The spatial stream (model, keywords): its weights set the RGB input of the two-stream model."""
+    return kw.get("rgb") or "tsn", dict(kw.get("rgb_kw") or {})
+
+
 @register_model("two_stream", family="fusion", modality=MULTI_STREAM, frames=8, size=112, temporal=True, sampler="tsn",
-                mean=IMAGENET_MEAN, std=IMAGENET_STD,
+                mean=IMAGENET_MEAN, std=IMAGENET_STD, rgb_stream=rgb_stream,
                 paper="Simonyan & Zisserman 2014; Feichtenhofer et al. 2016 (conv fusion)",
                 description="RGB stream + flow/motion-vector stream, late/weighted/learned/conv fusion")
 def two_stream(num_classes: int, pretrained: bool = False, motion: str | None = None, fusion: str = "late",

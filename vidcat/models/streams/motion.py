@@ -27,10 +27,11 @@ from __future__ import annotations
 import math
 
 import torch
+import torch.nn as nn
 import torch.nn.functional as F
 
 from vidcat.errors import VidcatError
-from vidcat.models.frame_head import MOTION_DIM, MotionEnergy, pool
+from vidcat.models.stream_fusion import pool_frames
 from vidcat.models.streams.base import StreamFeatures, present_of
 
 BOUND = 20.0          # the motion modalities' quantization bound: values are px / BOUND
@@ -40,6 +41,8 @@ MBH_BINS = 8
 STILL = 0.4           # % of the frame side per frame: slower pixels vote "no motion" (0.64 px at 160 px)
 GRAD_FLOOR = 0.05     # MBH normalisation floor (% per frame, per raster pixel): a still cell stays ~0
 SOURCES = ("mv", "flow")
+ENERGY_GRID = 4       # MotionEnergy's raster: ENERGY_GRID x ENERGY_GRID cells
+MOTION_DIM = 3 * ENERGY_GRID * ENERGY_GRID + 2
 
 
 def cell_means(x: torch.Tensor, grid: int) -> torch.Tensor:
@@ -106,6 +109,41 @@ def field_dim(grid: int) -> int:
     return field_layout(grid)["camera"].stop
 
 
+class MotionEnergy(nn.Module):
+    """(B, 3, T, H, W) normalised frames -> (B, T, MOTION_DIM): for each pair of consecutive sampled
+    frames, on an ENERGY_GRID x ENERGY_GRID grid, the mean |Δ brightness| and the normal-flow estimate
+    (u, v) = -Σ Δ·∇I / Σ |∇I|² of the cell, plus the frame's mean and std of |Δ|; row 0 (no previous
+    frame) is zero. No parameters."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, _, t, h, w = x.shape
+        g = x.mean(1)                                                       # (B, T, H, W)
+        side = max(ENERGY_GRID * 8, min(64, h, w) // ENERGY_GRID * ENERGY_GRID)
+        g = F.adaptive_avg_pool2d(g, (side, side))
+        if t < 2:
+            return x.new_zeros(b, t, MOTION_DIM)
+        d = g[:, 1:] - g[:, :-1]
+        mid = 0.5 * (g[:, 1:] + g[:, :-1])
+        ix = F.pad(mid[..., :, 2:] - mid[..., :, :-2], (1, 1)) * 0.5
+        iy = F.pad(mid[..., 2:, :] - mid[..., :-2, :], (0, 0, 1, 1)) * 0.5
+
+        def cells(v):                                                       # (B, T-1, ENERGY_GRID²)
+            return F.adaptive_avg_pool2d(v, (ENERGY_GRID, ENERGY_GRID)).flatten(2)
+
+        eps = 1e-3
+        u = -cells(d * ix) / (cells(ix * ix) + eps)
+        v = -cells(d * iy) / (cells(iy * iy) + eps)
+        ad = d.abs()
+        rows = torch.cat([cells(ad), u.clamp(-4, 4), v.clamp(-4, 4), ad.mean((2, 3))[..., None],
+                          ad.flatten(2).std(2)[..., None]], 2)
+        return torch.cat([rows.new_zeros(b, 1, MOTION_DIM), rows], 1)
+
+
+def mean_std(x: torch.Tensor) -> torch.Tensor:
+    """(B, T, D) -> (B, 2D): mean ⊕ (population) std over time."""
+    return torch.cat([x.mean(1), x.std(1, unbiased=False)], 1)
+
+
 class MotionFeatures(StreamFeatures):
     """``batch[source]`` (B, 2L, T, H, W) motion fields (⊕ ``batch["video"]`` frames when ``energy``) ->
     (B, 3 * field_dim(grid) [+ 2 * MOTION_DIM]) features; present = the source's mask."""
@@ -145,10 +183,10 @@ class MotionFeatures(StreamFeatures):
         fields = batch[self.source]
         b = int(fields.shape[0])
         present = present_of(batch, self.source, b).to(fields.device)
-        parts = [pool(self.segment_descriptors(fields), "trend")]
+        parts = [pool_frames(self.segment_descriptors(fields), "trend")]
         if self.energy:
             video = batch["video"].float()
             rows = self.motion_energy(video)[:, 1:]
-            parts.append(pool(rows, "meanstd") if rows.shape[1] else video.new_zeros(b, 2 * MOTION_DIM))
+            parts.append(mean_std(rows) if rows.shape[1] else video.new_zeros(b, 2 * MOTION_DIM))
         feats = torch.nan_to_num(torch.cat(parts, 1), 0.0, 0.0, 0.0) * present[:, None]
         return feats.float(), present

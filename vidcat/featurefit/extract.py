@@ -59,7 +59,9 @@ def record_cost(store: Store, stream, data: DataConfig, views: int, cpu: float, 
     key = store.key({"cost": stream.spec(), "views": views,
                      "data": {k: d[k] for k in VIDEO_KEYS + tuple(getattr(stream, "data_keys", ())) if k in d}})
     old = store.get(key)
-    total = (old if old is not None else np.zeros(2)) + np.array([cpu, clips], np.float64)
+    if old is None or np.shape(old) != (2,):          # none yet, or another layout: start afresh
+        old = np.zeros(2)
+    total = old + np.array([cpu, clips], np.float64)
     if clips:
         store.put(key, total)
     return float(total[0] / total[1]) if total[1] else 0.0

@@ -64,9 +64,9 @@ def _cost_key(store: Store, stream, data: DataConfig, views: int) -> str:
 def cost_record(store: Store, stream, data: DataConfig, views: int) -> np.ndarray:
     """``[CPU seconds, clips, loading CPU seconds]`` the stream ever took with these settings (zeros if none)."""
     old = store.get(_cost_key(store, stream, data, views))
-    out = np.zeros(3)
-    if old is not None:
-        out[: min(3, len(old))] = np.asarray(old, np.float64).ravel()[:3]
+    flat, out = np.asarray(old if old is not None else (), np.float64).ravel(), np.zeros(3)
+    if flat.size in (2, 3):          # [cpu, clips] before the loading part was kept; another layout: afresh
+        out[: flat.size] = flat
     return out
 
 

@@ -126,7 +126,7 @@ def run_one(name: str, a, data: Path, cache: Path, runs: Path) -> dict:
 def bench_figures() -> dict | None:
     if not DEMO.exists():
         return None
-    from vidcat.speed.flow import bench_flow
+    from benchmarks.speed.flow import bench_flow
 
     return bench_flow([str(DEMO)], methods=["mv", "dis_fast", "dis_medium"], sizes=(224,), repeats=3, verbose=False)
 

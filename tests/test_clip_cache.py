@@ -119,7 +119,7 @@ def test_dataset_through_the_cache_gives_the_same_samples(demo, tmp_path):
     import torch
 
     from vidcat.data.clip_cache import cached_clips
-    from vidcat.speed.train import model_data_config
+    from benchmarks.speed.train import model_data_config
     from vidcat.data.dataset import VideoClips
     from vidcat.data.manifest import Dataset, Item
 
@@ -135,8 +135,8 @@ def test_dataset_through_the_cache_gives_the_same_samples(demo, tmp_path):
 
 def test_bench_loader_and_train_smoke(demo, motion_data, tmp_path):
     """`vidcat bench loader|train` on a tiny input: the JSON they print (no timing asserted)."""
-    from vidcat.speed.loader import BenchLoaderConfig, bench_loader
-    from vidcat.speed.train import BenchTrainConfig, bench_train
+    from benchmarks.speed.loader import BenchLoaderConfig, bench_loader
+    from benchmarks.speed.train import BenchTrainConfig, bench_train
     from vidcat.errors import VidcatError
 
     r = bench_loader(BenchLoaderConfig(files=(str(demo),), epochs=2, repeat_items=1, batch_size=1, long_seconds=2))

@@ -142,7 +142,7 @@ def test_keyframe_snapping(bvideo):
 
 
 def test_bench_decode_reports_the_ratios(bvideo, tmp_path):
-    from vidcat.speed.decode import BenchDecodeConfig, bench_file
+    from benchmarks.speed.decode import BenchDecodeConfig, bench_file
 
     res = bench_file(str(bvideo), BenchDecodeConfig(repeat=1, short_side=32, segments=4, clip_frames=8))
     for key in ("rgb_decode_over_ffmpeg", "sparse_speedup_vs_naive", "sparse_over_min_decode"):
@@ -150,3 +150,23 @@ def test_bench_decode_reports_the_ratios(bvideo, tmp_path):
     assert res["frames"] == 90 and res["gop_s"] == pytest.approx(1.2)
     assert ("ffmpeg_null" in res["whole_fps"]) == bool(shutil.which("ffmpeg"))
     json.dumps(res)
+
+
+@pytest.mark.parametrize("gop", [12, 300])
+def test_only_a_wanted_frame_a_keyframe_away_is_sought(tmp_path, monkeypatch, gop):
+    """Frames SEEK_GAP_FRAMES or more apart with a keyframe between: one seek each; nearer ones, or a file with
+    one keyframe: decoded straight through from the probe's first frame, never a seek."""
+    import vidcat.io.video as V
+
+    seeks = []
+    real_seek = V.VideoReader._seek
+    monkeypatch.setattr(V.VideoReader, "_seek", lambda self, t: (seeks.append(t), real_seek(self, t))[1])
+    path = _bframe_video(tmp_path / "v.mp4", n=200, gop=gop)
+    ref = np.stack([a for _, a in _reference(path, 32)])
+    far = np.arange(3, 200, 3 * V.SEEK_GAP_FRAMES)
+    near = np.arange(3, 200, V.SEEK_GAP_FRAMES // 2)
+    for idx, expect in ((far, len(far) - 1 if gop < V.SEEK_GAP_FRAMES else 0), (near, 0)):
+        seeks.clear()
+        with VideoReader(path, threads=1) as r:
+            assert_matches(r.frames(idx, short_side=32), ref[idx], resized=True)
+        assert len(seeks) == expect, (idx, seeks)

@@ -215,7 +215,7 @@ LAYERS = {
     "vidcat.models": 3,
     "vidcat.featurefit": 4, "vidcat.engine": 4,
     "vidcat.engine.train": 4.5, "vidcat.engine.crossval": 4.6, "vidcat.engine.feature_fit": 4.4,
-    "vidcat.inference": 5, "vidcat.speed": 5, "vidcat.report": 5,
+    "vidcat.inference": 5, "vidcat.report": 5,
     "vidcat.cli": 6, "vidcat.__main__": 6,
 }
 

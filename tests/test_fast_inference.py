@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from vidcat.speed.model import _clips
-from vidcat.speed.train import Stepper, quick_train
+from benchmarks.speed.model import _clips
+from benchmarks.speed.train import Stepper, quick_train
 from vidcat.config import DataConfig
 from vidcat.data.manifest import load_dataset
 from vidcat.errors import VidcatError

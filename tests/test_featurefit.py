@@ -43,7 +43,7 @@ def test_complementary_streams_are_fused_and_noise_is_dropped():
     assert next(r for k, r in rows.items() if k.startswith("chosen"))["top1"] >= 0.9
     assert rows["all fused without sound"]["top1"] < 0.65
     ok = nested_correct(_inputs(feats), y, g, folds, 4)
-    assert ok.mean() >= 0.85
+    assert ok.mean() >= 0.8                      # each stream alone tells half: < 0.65
 
 
 def test_a_stream_missing_for_some_clips_is_no_evidence_not_an_error():

@@ -299,7 +299,7 @@ def test_cli_flow(videos, tmp_path, capsys):
 
 
 def test_bench_flow_smoke(clip, capsys):
-    from vidcat.speed.flow import bench_flow
+    from benchmarks.speed.flow import bench_flow
 
     r = bench_flow([clip], methods=["mv", "dis_fast", "dis_medium"], sizes=(32, None), pairs=4, repeats=1)
     assert json.loads(capsys.readouterr().out)["frames"] == N

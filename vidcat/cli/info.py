@@ -2,11 +2,13 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 from vidcat.cli.common import command
 from vidcat.cli.options import Parser
 from vidcat.config import (BenchDecodeConfig, BenchFlowConfig, BenchLoaderConfig, BenchModelConfig, BenchRecipeConfig,
                            BenchTrainConfig, ModelsConfig, ReportConfig, WeightsConfig)
+from vidcat.errors import VidcatError
 
 
 def _input(r: dict) -> str:
@@ -50,41 +52,51 @@ def run_report(cfg: ReportConfig) -> int:
     return 0
 
 
-# -- vidcat bench: each benchmark's module loads when it runs ---------------------------------------
-def run_bench_decode(cfg: BenchDecodeConfig) -> int:
-    from vidcat.speed.decode import run_bench_decode
+# -- vidcat bench: the speed benchmarks live in the source tree (benchmarks/speed/), loaded when one runs --------
+def source_root() -> Path:
+    """The folder above the ``vidcat`` package: a source checkout's root (it holds ``benchmarks/``)."""
+    return Path(__file__).resolve().parents[2]
 
-    return run_bench_decode(cfg)
+
+def bench_module(name: str):
+    """``benchmarks/speed/<name>.py`` of the checkout this vidcat runs from; one error line outside one."""
+    import importlib
+    import sys
+
+    root = source_root()
+    if not (root / "benchmarks" / "speed" / f"{name}.py").is_file():
+        raise VidcatError(f"vidcat bench {name}: the speed benchmarks live in the source tree (benchmarks/speed/ "
+                          f"of a vidcat checkout), not in the installed package: run it from a checkout")
+    if str(root) not in sys.path:
+        sys.path.insert(0, str(root))
+    module = importlib.import_module(f"benchmarks.speed.{name}")
+    if root not in Path(module.__file__).resolve().parents:
+        raise VidcatError(f"vidcat bench {name}: another package named 'benchmarks' shadows {root / 'benchmarks'}")
+    return module
+
+
+def run_bench_decode(cfg: BenchDecodeConfig) -> int:
+    return bench_module("decode").run_bench_decode(cfg)
 
 
 def run_bench_loader(cfg: BenchLoaderConfig) -> int:
-    from vidcat.speed.loader import run_bench_loader
-
-    return run_bench_loader(cfg)
+    return bench_module("loader").run_bench_loader(cfg)
 
 
 def run_bench_model(cfg: BenchModelConfig) -> int:
-    from vidcat.speed.model import run_bench_model
-
-    return run_bench_model(cfg)
+    return bench_module("model").run_bench_model(cfg)
 
 
 def run_bench_train(cfg: BenchTrainConfig) -> int:
-    from vidcat.speed.train import run_bench_train
-
-    return run_bench_train(cfg)
+    return bench_module("train").run_bench_train(cfg)
 
 
 def run_bench_recipe(cfg: BenchRecipeConfig) -> int:
-    from vidcat.speed.recipe import run_bench_recipe
-
-    return run_bench_recipe(cfg)
+    return bench_module("recipe").run_bench_recipe(cfg)
 
 
 def run_bench_flow(cfg: BenchFlowConfig) -> int:
-    from vidcat.speed.flow import run_bench_flow
-
-    return run_bench_flow(cfg)
+    return bench_module("flow").run_bench_flow(cfg)
 
 
 def add_commands(sub) -> None:
@@ -103,6 +115,6 @@ def add_commands(sub) -> None:
     command(what, "model", "ms/clip of inference variants (eager, channels_last, bf16, compile, ONNX, int8)",
             BenchModelConfig, run_bench_model)
     command(what, "train", "clips/s of full training steps for threads x workers", BenchTrainConfig, run_bench_train)
-    command(what, "recipe", "frames/s of the default model's feature extraction vs backbone-alone, decode-alone and "
-                            "the sequential loop; CPU utilisation", BenchRecipeConfig, run_bench_recipe)
+    command(what, "recipe", "CPU per frame of each stage of the default model's feature extraction, the "
+                            "work-conserving bound and the pipeline against it", BenchRecipeConfig, run_bench_recipe)
     command(what, "flow", "optical-flow and motion-vector methods, pairs/s", BenchFlowConfig, run_bench_flow)

@@ -1,5 +1,5 @@
 """``vidcat bench decode|loader|model|train|recipe|flow``: the options of the speed benchmarks
-(:mod:`vidcat.speed`)."""
+(``benchmarks/speed/`` of the source tree)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -115,13 +115,15 @@ class BenchRecipeConfig:
 
     files: tuple = opt((), "videos or folders (default: ../shared/data)", positional=True, nargs="*")
     clips: int = opt(24, "clips to extract (the first N files found)", min=1)
-    train_views: int = opt(3, "views per clip (centre + augmented), as training", min=1)
+    train_views: int = opt(3, "appearance views per clip (centre + augmented), as training", min=1)
     frames: int = opt(8, "frames per view", min=2)
     size: int = opt(160, "frame side", min=32)
-    backbone: str = opt("efficientnet_lite0", "frame backbone")
-    workers: int | None = opt(None, "decode processes (default: the recipe's)", min=0)
+    streams: tuple = opt((), "comma-separated streams to run (default: those vidcat train plans for the clips)",
+                         parse=csv_tuple)
+    workers: int | None = opt(None, "clip worker processes (default: one per core)", min=0)
 
     def __post_init__(self):
+        self.streams = csv_tuple(self.streams) if isinstance(self.streams, str) else tuple(self.streams or ())
         check_fields(self)
 
 

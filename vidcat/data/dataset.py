@@ -18,6 +18,7 @@ from vidcat.data.manifest import Dataset, Item
 from vidcat.data.modalities import ClipContext, get_modality
 from vidcat.data.sampling import sample_indices, view_positions
 from vidcat.errors import VideoError
+from vidcat.io.video import output_size
 
 
 def encode_label(item: Item, classes: list[str], multilabel: bool):
@@ -106,19 +107,53 @@ class VideoClips(torch.utils.data.Dataset):
     def read_views(self, reader, item: Item, train: bool, rng) -> dict:
         """One sample from an open reader: a random training view (``train``, drawn from ``rng``) or the
         ``clips`` x ``crops`` test views stacked on a leading axis."""
-        cfg, info = self.cfg, reader.info
-        views: list[dict] = []
-        for pos in [0.5] if train else view_positions(self.clips):
-            idx = sample_indices(info.num_frames, cfg.sampler_config, train, rng, view=pos)
-            frames = reader.frames(idx, short_side=cfg.decode_short_side)
-            h, w = frames.shape[1:3]
+        return self.read_samples(reader, item, [rng if train else None])[0]
+
+    def read_samples(self, reader, item: Item, draws: list) -> list[dict]:
+        """One sample per entry of ``draws`` from an open reader: the test views (None) or a random training
+        view drawn from that rng. Every view's frame indices come first, then the frames any of them needs are
+        decoded in one pass and each sample is built from them: a clip read for several views is decoded once,
+        and each sample equals what :meth:`read_views` gives for it alone."""
+        info = reader.info
+        plans = [self.sample_plan(info, rng) for rng in draws]
+        need = [self.frames_needed(info, idx) for plan in plans for idx in plan]
+        want = np.unique(np.concatenate(need)) if need else np.zeros(0, np.int64)
+        decoded = dict(zip(want.tolist(), reader.frames(want, short_side=self.cfg.decode_short_side))) \
+            if want.size else {}
+        return [self._build(item, info, rng, plan, decoded) for rng, plan in zip(draws, plans)]
+
+    def sample_plan(self, info, rng) -> list[np.ndarray]:
+        """Frame indices of each view position of one sample: one random position drawn from ``rng``, or
+        (``rng`` None) the test positions."""
+        sc, n = self.cfg.sampler_config, info.num_frames
+        if rng is not None:
+            return [sample_indices(n, sc, True, rng, view=0.5)]
+        return [sample_indices(n, sc, False, None, view=pos) for pos in view_positions(self.clips)]
+
+    def frames_needed(self, info, indices: np.ndarray) -> np.ndarray:
+        """The frames the modalities need decoded for a view sampled at ``indices`` (none for sound, words
+        and keypoints, which read the file themselves); a view that needs any frame has its own."""
+        need = [np.asarray(m.frames(indices, self.cfg, info), np.int64) for m in self.modalities]
+        if not any(n.size for n in need):
+            return np.zeros(0, np.int64)
+        return np.unique(np.concatenate([np.asarray(indices, np.int64)] + need))
+
+    def _build(self, item: Item, info, rng, plan: list, decoded: dict) -> dict:
+        """The sample of one draw from the decoded frames (the same random draws, in the same order, as a
+        sample decoded alone)."""
+        cfg, train, views = self.cfg, rng is not None, []
+        for idx in plan:
+            frames = np.stack([decoded[int(i)] for i in idx]) if decoded else None
+            h, w = frames.shape[1:3] if frames is not None else \
+                output_size(info.width, info.height, cfg.decode_short_side)[::-1]
             if train:
                 boxes = [T.random_box(h, w, rng, tuple(cfg.crop_scale))]
                 flip = bool(cfg.hflip and rng.random() < 0.5)
             else:
                 boxes, flip = T.test_boxes(h, w, self.crops), False
             ctx = ClipContext(item, info, start=float(idx.min() / info.fps), end=float((idx.max() + 1) / info.fps),
-                              indices=idx.tolist(), cfg=cfg, train=train, rng=rng, frames=frames, flip=flip)
+                              indices=idx.tolist(), cfg=cfg, train=train, rng=rng, frames=frames, flip=flip,
+                              decoded=decoded or None)
             views += self.load_views(ctx, boxes)
         return views[0] if len(views) == 1 else {k: _stack([v[k] for v in views]) for k in views[0]}
 

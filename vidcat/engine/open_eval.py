@@ -29,7 +29,7 @@ def evaluate_unknown(cfg: EvalConfig, ck, model, device, known: tuple, skips) ->
     from vidcat.data.manifest import Dataset
     from vidcat.engine.scoring import evaluate_loader
     from vidcat.featurefit.openset import openset_metrics
-    from vidcat.featurefit.pool import unlabelled_items
+    from vidcat.featurefit.unlabelled import unlabelled_items
 
     rule = unknown_rule(cfg, ck)
     clips = VideoClips(Dataset(unlabelled_items(cfg.unknown), ck.classes), ck.data, train=False, clips=cfg.clips,

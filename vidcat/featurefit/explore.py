@@ -1,7 +1,7 @@
 """``vidcat suggest`` and ``vidcat cluster``: the default model's features of unlabelled clips put to work.
 
 * suggest: a default-model checkpoint's streams are extracted for the pool through the same extraction and
-  store as training (:mod:`vidcat.featurefit.pool`), its calibrated probabilities rank the clips by
+  store as training (:mod:`vidcat.featurefit.unlabelled`), its calibrated probabilities rank the clips by
   uncertainty, and its heads' pooled inputs spread the picks (:mod:`vidcat.featurefit.suggest`); the CSV
   (path, suggested label, confidence, ...) is a training manifest once the labels are checked.
 * cluster: the default's appearance stream (the global, clip-averaged features) and, by default, its motion
@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from vidcat.errors import VidcatError
-from vidcat.featurefit.pool import fused_outputs, pool_features, pooled, unlabelled_items
+from vidcat.featurefit.unlabelled import fused_outputs, pool_features, pooled, unlabelled_items
 
 
 def suggest_next(cfg, log) -> dict:

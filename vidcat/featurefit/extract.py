@@ -5,17 +5,17 @@ Clips come from the one data path (:class:`vidcat.data.dataset.VideoClips` with 
 ``predict``, ``eval``, ``serve`` and ``export`` feed the model. View 0 is the deterministic test view;
 views 1.. are training augmentations (random TSN positions and crop) drawn from an rng seeded by the
 file's *content*, so a view -- and its store key -- does not depend on where the file sits in a data set.
-Loader processes decode and run the data loaders (pose, sound, words) while the main process runs the
-stream's module on whole clips; each finished clip is written at once, so a killed run resumes with what it
-finished. Entries are verified on read (:class:`vidcat.io.store.Store`): a bad one is recomputed.
+Clip workers (:mod:`vidcat.featurefit.pool`, one per core, shared by every stream of a run) each take a whole
+clip: decode it once for all its views, run the data loaders (pose, sound, words), then the stream's module;
+the main process writes each finished clip at once, so a killed run resumes with what it finished. Entries
+are verified on read (:class:`vidcat.io.store.Store`): a bad one is recomputed.
 
-Each stream reports its CPU seconds (this process and its loader processes), so a run can say what every
-stream cost.
+Each stream reports its CPU seconds (this process and what its clips took in the workers), and how much of it
+was loading, so a run can say what every stream cost.
 """
 from __future__ import annotations
 
 import hashlib
-import resource
 import sys
 import time
 from dataclasses import dataclass, field, replace
@@ -25,8 +25,9 @@ import torch
 
 from vidcat.config import DataConfig
 from vidcat.data.dataset import VideoClips, collate
-from vidcat.data.manifest import Dataset
+from vidcat.data.manifest import Dataset, Item
 from vidcat.errors import VideoError
+from vidcat.featurefit.pool import ClipPool, own_cpu, torch_threads
 from vidcat.io.progress import progress
 from vidcat.io.store import Store, content_key
 
@@ -50,27 +51,34 @@ class StreamFeatures:
     cpu_seconds: float = 0.0
     wall_seconds: float = 0.0
     cpu_per_clip: float = 0.0      # measured when the entries were computed, this run or an earlier one
+    loader_cpu_seconds: float = 0.0  # the part of cpu_seconds spent loading (decode, sampling, data loaders)
+    workers: int = 0               # clip worker processes it ran with (0: all in this process)
 
 
-def record_cost(store: Store, stream, data: DataConfig, views: int, cpu: float, clips: int) -> float:
-    """Add this run's CPU seconds to the stream's running cost record in the store; the CPU seconds per clip
-    over every clip it ever computed (so a run served from the store still knows what the stream costs)."""
+def _cost_key(store: Store, stream, data: DataConfig, views: int) -> str:
     d = data.as_dict()
-    key = store.key({"cost": stream.spec(), "views": views,
-                     "data": {k: d[k] for k in VIDEO_KEYS + tuple(getattr(stream, "data_keys", ())) if k in d}})
-    old = store.get(key)
-    if old is None or np.shape(old) != (2,):          # none yet, or another layout: start afresh
-        old = np.zeros(2)
-    total = old + np.array([cpu, clips], np.float64)
+    return store.key({"cost": stream.spec(), "views": views,
+                      "data": {k: d[k] for k in VIDEO_KEYS + tuple(getattr(stream, "data_keys", ())) if k in d}})
+
+
+def cost_record(store: Store, stream, data: DataConfig, views: int) -> np.ndarray:
+    """``[CPU seconds, clips, loading CPU seconds]`` the stream ever took with these settings (zeros if none)."""
+    old = store.get(_cost_key(store, stream, data, views))
+    flat, out = np.asarray(old if old is not None else (), np.float64).ravel(), np.zeros(3)
+    if flat.size in (2, 3):          # [cpu, clips] before the loading part was kept; another layout: afresh
+        out[: flat.size] = flat
+    return out
+
+
+def record_cost(store: Store, stream, data: DataConfig, views: int, cpu: float, clips: int,
+                loader_cpu: float = 0.0) -> float:
+    """Add this run's CPU seconds (and the loading part) to the stream's running cost record in the store; the
+    CPU seconds per clip over every clip it ever computed (so a run served from the store still knows what the
+    stream costs)."""
+    total = cost_record(store, stream, data, views) + np.array([cpu, clips, loader_cpu], np.float64)
     if clips:
-        store.put(key, total)
+        store.put(_cost_key(store, stream, data, views), total)
     return float(total[0] / total[1]) if total[1] else 0.0
-
-
-def cpu_time() -> float:
-    """CPU seconds of this process and its finished children (loader processes count)."""
-    own, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
-    return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
 
 
 def stream_data(data: DataConfig, stream) -> DataConfig:
@@ -93,7 +101,8 @@ def clip_seed(path: str) -> int:
 
 
 class ClipViews(torch.utils.data.Dataset):
-    """The missing views of each clip, decoded through one open reader and collated: a batch per clip."""
+    """The missing views of each clip, collated: a batch per clip. A clip is decoded once, in one pass over
+    the frames all its views need (:meth:`VideoClips.read_samples`)."""
 
     def __init__(self, clips: VideoClips, todo: list[tuple[int, list[int]]]):
         self.clips, self.todo = clips, todo
@@ -107,8 +116,8 @@ class ClipViews(torch.utils.data.Dataset):
         try:
             seed = clip_seed(item.path)
             with self.clips.open(item) as reader:
-                samples = [self.clips.read_views(reader, item, v > 0, np.random.default_rng([seed, v]) if v else None)
-                           for v in views]
+                samples = self.clips.read_samples(reader, item, [np.random.default_rng([seed, v]) if v else None
+                                                                 for v in views])
                 warning = getattr(reader, "warning", None)
         except VideoError as e:
             return {"i": i, "views": views, "error": e.reason}
@@ -136,16 +145,68 @@ def _pack(feats: np.ndarray, present: float) -> np.ndarray:
     return np.concatenate([feats.astype(np.float32), np.float32([present])])
 
 
+def clip_features(stream, data: DataConfig, item: Item, i: int, views: list[int]) -> dict:
+    """One clip's job (in a clip worker, or here): its missing ``views`` loaded (:class:`ClipViews`, one decode)
+    and run through ``stream``. ``{"i", "views", "feats" (V, D), "present" (V,), "warning", "cpu",
+    "loader_cpu"}`` (CPU seconds in all and loading), or ``"error"`` in place of the features."""
+    c0 = own_cpu()
+    s = ClipViews(VideoClips(Dataset([item], []), data), [(0, list(views))])[0]
+    loaded = own_cpu() - c0
+    out = {"i": i, "views": list(views), "warning": s.get("warning"), "loader_cpu": loaded}
+    if "error" in s:
+        return {**out, "error": s["error"], "cpu": loaded}
+    feats, present = run_stream(stream, s["batch"])
+    return {**out, "feats": feats, "present": present, "cpu": own_cpu() - c0}
+
+
+def default_workers(workers: int | None = None) -> int:
+    """Clip workers: ``workers`` if given, else one per core (none on one core: all work here)."""
+    from vidcat.io.ray_cluster import local_cpus
+
+    if workers is not None:
+        return max(0, int(workers))
+    cores = local_cpus()
+    return cores if cores > 1 else 0
+
+
 def extract_stream(dataset: Dataset, data: DataConfig, stream, views: int = 1, store: Store | None = None,
                    strict: bool = False, workers: int | None = None, log=None, ray=None,
-                   only: list[int] | None = None) -> StreamFeatures:
+                   only: list[int] | None = None, pool: ClipPool | None = None,
+                   threads: int | None = None) -> StreamFeatures:
     """``stream``'s features (N, views, D) of every readable clip of ``dataset`` (or of positions ``only``);
-    from the store where there. ``ray``: compute the missing entries as a Ray job (True: a local Ray or
-    ``$RAY_ADDRESS``; a string: that cluster), whose workers write the same store entries."""
+    from the store where there. The missing ones are computed by the clip workers of ``pool`` (one holding
+    ``stream``; default: this call's own, ``workers`` of them, :func:`default_workers`); with no workers, here
+    with ``threads`` torch threads. ``ray``: as a Ray job instead (True: a local Ray or ``$RAY_ADDRESS``; a
+    string: that cluster), whose workers write the same store entries."""
     log = log or (lambda s: print(s, file=sys.stderr))
     store = store or Store(NAMESPACE)
-    t0, c0 = time.perf_counter(), cpu_time()
+    t0, c0 = time.perf_counter(), own_cpu()
     data = stream_data(data, stream)
+    keys, got, skipped, todo = _lookup(dataset, data, stream, views, store, only, strict, log)
+    run = {"threads": threads, "loader_cpu": 0.0, "remote_cpu": 0.0, "address": ray}
+    damaged: dict = {}
+    own_pool = bool(todo) and not ray and (pool is None or not pool.holds(stream))
+    pool = ClipPool(default_workers(workers), {stream.name: stream}) if own_pool else pool
+    try:
+        if todo:
+            fill = _fill_ray if ray else _fill
+            fill(dataset, data, stream, todo, keys, got, store, skipped, damaged, strict, log, run, pool)
+        cpu = own_cpu() - c0 + run["remote_cpu"]    # before an own pool's processes end (no double count)
+    finally:
+        if own_pool:
+            pool.close()
+    index = [i for i in got if i not in skipped]
+    packed = np.stack([np.stack(got[i]) for i in index]) if index else np.zeros((0, views, 1), np.float32)
+    return StreamFeatures(stream.name, packed[..., :-1], packed[..., -1], index,
+                          [(dataset.items[i].path, r) for i, r in sorted(skipped.items())],
+                          [(dataset.items[i].path, w) for i, w in sorted(damaged.items())],
+                          len(todo), cpu, time.perf_counter() - t0,
+                          record_cost(store, stream, data, views, cpu if todo else 0.0, len(todo), run["loader_cpu"]),
+                          run["loader_cpu"], pool.size if pool is not None and todo and not ray else 0)
+
+
+def _lookup(dataset, data, stream, views, store, only, strict, log) -> tuple:
+    """Store keys and entries of each clip's views, the clips that cannot be read, and what is missing."""
     keys, got, skipped, todo = {}, {}, {}, []
     for i in (range(len(dataset.items)) if only is None else only):
         path = dataset.items[i].path
@@ -159,45 +220,31 @@ def extract_stream(dataset: Dataset, data: DataConfig, stream, views: int = 1, s
         missing = [v for v, g in enumerate(got[i]) if g is None]
         if missing:
             todo.append((i, missing))
-    damaged: dict = {}
-    if todo:
-        fill = _fill_ray if ray else _fill
-        fill(dataset, data, stream, todo, keys, got, store, skipped, damaged, strict, workers, log, ray)
-    index = [i for i in got if i not in skipped]
-    packed = np.stack([np.stack(got[i]) for i in index]) if index else np.zeros((0, views, 1), np.float32)
-    cpu = cpu_time() - c0
-    return StreamFeatures(stream.name, packed[..., :-1], packed[..., -1], index,
-                          [(dataset.items[i].path, r) for i, r in sorted(skipped.items())],
-                          [(dataset.items[i].path, w) for i, w in sorted(damaged.items())],
-                          len(todo), cpu, time.perf_counter() - t0,
-                          record_cost(store, stream, data, views, cpu if todo else 0.0, len(todo)))
+    return keys, got, skipped, todo
 
 
-def default_workers() -> int:
-    """Loader processes beside the stream's module: as many as cores, at most 4."""
-    from vidcat.io.ray_cluster import local_cpus
-
-    return max(1, min(4, local_cpus()))
+def _lost(task) -> dict:
+    return {"i": task[2], "views": task[3], "error": "its worker process died reading it", "cpu": 0.0,
+            "loader_cpu": 0.0}
 
 
-def _fill(dataset, data, stream, todo, keys, got, store, skipped, damaged, strict, workers, log, _ray):
-    clips = VideoClips(dataset, data, train=False)
-    workers = default_workers() if workers is None else workers
-    loader = torch.utils.data.DataLoader(ClipViews(clips, todo), batch_size=None, num_workers=workers,
-                                         prefetch_factor=4 if workers else None)
-    stream.eval()
-    for s in progress(loader, total=len(todo), desc=stream.name, unit="clip", leave=False):
-        i, path = s["i"], dataset.items[s["i"]].path
-        if "error" in s:
-            skipped[i] = s["error"]
-            _one_line(log, strict, path, s["error"])
-            continue
-        if s.get("warning"):
-            damaged[i] = s["warning"]
-        feats, present = run_stream(stream, s["batch"])
-        for v, row, p in zip(s["views"], feats, present):
-            got[i][v] = _pack(row, float(p))
-            store.put(keys[i][v], got[i][v])
+def _fill(dataset, data, stream, todo, keys, got, store, skipped, damaged, strict, log, run, pool):
+    tasks = [(data, dataset.items[i], i, views) for i, views in todo]
+    with torch_threads(run["threads"] if pool.size == 0 else None):
+        for s in progress(pool.map(clip_features, stream.name, tasks, _lost), total=len(todo), desc=stream.name,
+                          unit="clip", leave=False):
+            i, path = s["i"], dataset.items[s["i"]].path
+            run["loader_cpu"] += s["loader_cpu"]
+            run["remote_cpu"] += s["cpu"] if pool.size else 0.0
+            if "error" in s:
+                skipped[i] = s["error"]
+                _one_line(log, strict, path, s["error"])
+                continue
+            if s.get("warning"):
+                damaged[i] = s["warning"]
+            for v, row, p in zip(s["views"], s["feats"], s["present"]):
+                got[i][v] = _pack(row, float(p))
+                store.put(keys[i][v], got[i][v])
 
 
 class RayStreamWorker:
@@ -209,24 +256,23 @@ class RayStreamWorker:
         self.store = Store(NAMESPACE, root=store_root)
 
     def __call__(self, row: dict) -> dict:
-        from vidcat.data.manifest import Item
-
-        ds = Dataset([Item(row["path"], [])], [])
-        s = ClipViews(VideoClips(ds, self.data), [(0, list(row["views"]))])[0]
+        """The row with ``error``, ``warning``, and the CPU seconds it took (``cpu``; ``loader_cpu`` loading)."""
+        s = clip_features(self.stream, self.data, Item(row["path"], []), 0, row["views"])
+        cost = {"cpu": s["cpu"], "loader_cpu": s["loader_cpu"]}
         if "error" in s:
-            return {**row, "error": s["error"], "warning": ""}
+            return {**row, "error": s["error"], "warning": "", **cost}
         keys = view_keys(self.store, row["path"], self.stream, self.data, self.views)
-        feats, present = run_stream(self.stream, s["batch"])
-        for v, f, p in zip(s["views"], feats, present):
+        for v, f, p in zip(s["views"], s["feats"], s["present"]):
             self.store.put(keys[v], _pack(f, float(p)))
-        return {**row, "error": "", "warning": s.get("warning") or ""}
+        return {**row, "error": "", "warning": s.get("warning") or "", **cost}
 
 
-def _fill_ray(dataset, data, stream, todo, keys, got, store, skipped, damaged, strict, _workers, log, address):
+def _fill_ray(dataset, data, stream, todo, keys, got, store, skipped, damaged, strict, log, run, _pool):
     import ray as ray_module
 
     from vidcat.io.ray_cluster import init_ray, local_cpus
 
+    address = run["address"]
     started = not ray_module.is_initialized()
     ray = init_ray(None if address is True else address) if started else ray_module
     try:
@@ -238,6 +284,8 @@ def _fill_ray(dataset, data, stream, todo, keys, got, store, skipped, damaged, s
             compute=ray.data.ActorPoolStrategy(size=actors), num_cpus=1)
         for r in out.iter_rows():
             i, path = int(r["i"]), dataset.items[int(r["i"])].path
+            run["remote_cpu"] += float(r["cpu"])
+            run["loader_cpu"] += float(r["loader_cpu"])
             for v in r["views"] if not r["error"] else ():
                 got[i][v] = store.get(keys[i][v])
             reason = r["error"] or ("a feature entry is missing after the Ray job (is the cache root shared?)"

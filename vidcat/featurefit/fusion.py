@@ -5,9 +5,7 @@ by thousands of appearance features under one penalty. The stacker works on the 
 out-of-fold log-probabilities (Wolpert's stacked generalisation): a weighted log-linear pool -- one weight
 per stream and a bias per class, :class:`LogPool` -- which few labels can fit, or, where grouped CV shows it
 is better by more than one standard error, a full logistic regression that can trust a stream for some
-classes only. A stream that is missing for a clip contributes zeros, i.e. no evidence. Which streams to fuse is decided by forward
-selection scored by the same grouped folds, keeping the smallest set within one standard error of the best
-(the 1-SE rule), so a stream with no signal on this data set is left out -- and not computed at predict time.
+classes only. A stream that is missing for a clip contributes zeros, i.e. no evidence.
 """
 from __future__ import annotations
 
@@ -151,25 +149,6 @@ def scored_step(oof: dict, names, y: np.ndarray, folds) -> FusionStep:
     pool = FusionStep(tuple(names), *stacker_correct(oof, names, y, folds, "pool"), "pool")
     full = FusionStep(tuple(names), *stacker_correct(oof, names, y, folds, "logreg"), "logreg")
     return full if full.mean > pool.mean + pool.se else pool
-
-
-def forward_path(oof: dict, candidates, y: np.ndarray, folds) -> list[FusionStep]:
-    """Forward selection: start from the best single stream, add the stream that helps most, until every
-    candidate is in. Ties go to the stream listed first (the cheaper one)."""
-    chosen, left, path = [], list(candidates), []
-    while left:
-        steps = [scored_step(oof, chosen + [n], y, folds) for n in left]
-        best = max(steps, key=lambda s: s.mean)
-        path.append(best)
-        chosen.append(best.names[-1])
-        left.remove(best.names[-1])
-    return path
-
-
-def one_se_step(path: list[FusionStep]) -> FusionStep:
-    """The smallest set on the path whose score is within one standard error of the best's."""
-    best = max(path, key=lambda s: s.mean)
-    return next(s for s in path if s.mean >= best.mean - best.se - 1e-12)
 
 
 def stacker_weights(clf, num_classes: int, n_streams: int) -> tuple[np.ndarray, np.ndarray]:

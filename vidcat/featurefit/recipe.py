@@ -2,8 +2,9 @@
 
 1. the streams the clips have are planned from a cheap probe of a sample (:mod:`vidcat.featurefit.plan`);
 2. every labelled clip (training and ``--val`` clips alike) goes through the model's own data path, once per
-   stream, into the store (:mod:`vidcat.featurefit.extract`); appearance also gets :data:`AUG_VIEWS`
-   augmented views per clip;
+   stream, into the store (:mod:`vidcat.featurefit.extract`; one set of clip workers serves every stream,
+   :mod:`vidcat.featurefit.pool`); appearance also gets :data:`AUG_VIEWS` augmented views per clip, decoded
+   with the centre view in one pass;
 3. groups come from the manifest's ``group`` column or ``--group-regex``, else automatically from the clips
    (:mod:`vidcat.data.splits`: near-duplicates, and recording sessions told by container metadata);
 4. each stream's head, the fused streams and the stacker are chosen by grouped CV
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import sys
 import time
+from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 
@@ -28,7 +30,8 @@ from vidcat.data.splits import given_groups, grouped_folds, group_subset, resolv
 from vidcat.errors import VidcatError
 from vidcat.featurefit import fusion as FU
 from vidcat.featurefit import heads as H
-from vidcat.featurefit.extract import NAMESPACE, extract_stream
+from vidcat.featurefit.extract import NAMESPACE, default_workers, extract_stream
+from vidcat.featurefit.pool import ClipPool
 from vidcat.featurefit.plan import plan_streams
 from vidcat.featurefit.select import StreamInput, fit_streams, nested_correct, stream_table
 from vidcat.featurefit.unknown import open_set_rule
@@ -71,19 +74,42 @@ def stream_kwargs(name: str, data) -> dict:
     return {}
 
 
+@contextmanager
+def ray_session(address):
+    """One Ray session for every stream of a run (``address``: True for a local Ray or ``$RAY_ADDRESS``, a
+    string for that cluster, None for none); one started here ends with the block."""
+    if not address:
+        yield
+        return
+    import ray
+
+    from vidcat.io.ray_cluster import init_ray
+
+    started = not ray.is_initialized()
+    if started:
+        init_ray(None if address is True else address)
+    try:
+        yield
+    finally:
+        if started:
+            ray.shutdown()
+
+
 def extract_all(ds: Dataset, data, modules: dict, cfg, log, index: list | None = None) -> dict:
     """Each stream's features of the clips the first stream (appearance) could read -- or of ``index`` --
     (clips it could not are skipped, with one line each); a stream missing for a clip is a mask, never a skip."""
     store, ray = Store(NAMESPACE, root=cfg.cache), (cfg.address or True) if cfg.ray else None
     sets = {}
-    for name, module in modules.items():
-        views = 1 + AUG_VIEWS if getattr(module, "per_frame", False) else 1
-        sets[name] = extract_stream(ds, data, module, views=views, store=store, strict=cfg.strict, log=log,
-                                    ray=ray, only=index, workers=cfg.workers or None)
-        if index is None:
-            index = sets[name].index
-            if not index:
-                raise VidcatError(f"none of the {len(ds.items)} videos could be read")
+    cap, threads = getattr(cfg, "workers", None), getattr(cfg, "threads", 0) or None
+    with ClipPool(0 if ray else default_workers(cap), modules) as pool, ray_session(ray):   # one for every stream
+        for name, module in modules.items():
+            views = 1 + AUG_VIEWS if getattr(module, "per_frame", False) else 1
+            sets[name] = extract_stream(ds, data, module, views=views, store=store, strict=cfg.strict, log=log,
+                                        ray=ray, only=index, workers=cap, pool=pool, threads=threads)
+            if index is None:
+                index = sets[name].index
+                if not index:
+                    raise VidcatError(f"none of the {len(ds.items)} videos could be read")
     for name, s in sets.items():
         if s.index != index:            # a clip this stream could not read at all: absent, not skipped
             pos = {i: j for j, i in enumerate(s.index)}

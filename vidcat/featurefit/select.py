@@ -1,10 +1,11 @@
 """Choosing the default model on the user's own clips, and saying how sure we are.
 
-For every stream a head is chosen by grouped cross-validation (:mod:`vidcat.featurefit.heads`). The streams
-are fused by stacking, the streams chosen by forward selection and the 1-SE rule
-(:mod:`vidcat.featurefit.fusion`): a stream that adds nothing on this data set is left out, and is not
-computed at predict time. Each stream's own out-of-fold accuracy is reported with a one-sided binomial
-p-value against the majority class (``signal``: p < 0.05). Everything is refitted on every clip. The estimate of the
+For every stream a head is chosen by grouped cross-validation (:mod:`vidcat.featurefit.heads`). A stream
+whose own out-of-fold accuracy is not above the majority class (one-sided binomial test, p >= 0.05) has no
+signal on this data set: it is dropped, and not computed at predict time. The others are fused by stacking
+(:mod:`vidcat.featurefit.fusion`): a weighted log-linear pool, or a full logistic regression where grouped CV
+shows it better by more than one standard error (the 1-SE rule). The pool weighs each stream by what it
+adds, so a weak stream gets a small weight instead of a vote as large as the best one's. Everything is refitted on every clip. The estimate of the
 whole procedure is nested: it is repeated inside each outer grouped fold and scored on that fold's clips,
 so it does not profit from the choices it makes. The per-stream table answers "which streams helped":
 each stream alone, all fused, and all fused without each one, with 95 % intervals and CPU cost.
@@ -134,12 +135,11 @@ def _fit_streams(inputs: dict, y: np.ndarray, folds, num_classes: int) -> Stream
     heads = {n: h for n, h in ((n, fit_stream(inp, y, folds, num_classes)) for n, inp in inputs.items()) if h}
     if not heads:
         return None
-    names = [n for n in inputs if n in heads]
-    path = FU.forward_path({n: heads[n].oof for n in names}, names, y, folds)
-    step = FU.one_se_step(path)
+    names = [n for n in inputs if n in heads and heads[n].signal] or [max(heads, key=lambda n: heads[n].correct)]
+    step = FU.scored_step({n: heads[n].oof for n in names}, names, y, folds)
     oof = {n: heads[n].oof for n in step.names}
     stacker = FU.fit_stacker(FU.stack_inputs(oof, step.names), y, step.kind, num_classes)
-    return StreamsFit(heads, tuple(step.names), stacker, path, num_classes, step.kind,
+    return StreamsFit(heads, tuple(step.names), stacker, [step], num_classes, step.kind,
                       FU.stacker_oof_logits(oof, step.names, y, folds, step.kind))
 
 

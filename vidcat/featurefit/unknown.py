@@ -244,12 +244,12 @@ def open_set_rule(fit, inputs: dict, y: np.ndarray, folds, calibrator, model, da
     ``--background`` clips' features through the chosen streams (same extraction and store) scored by the
     fitted ``model``. Logs one line; returns ``(report, checkpoint entry)``."""
     from vidcat.config import open_set_target
-    from vidcat.featurefit.pool import fused_outputs, pool_features, unlabelled_items
+    from vidcat.featurefit.unlabelled import fused_outputs, pool_features, unlabelled_items
 
     negative = None
     if getattr(cfg, "background", None):
         pool = pool_features(unlabelled_items(cfg.background), data, {n: modules[n] for n in fit.chosen},
-                             cfg.cache, cfg.strict, cfg.workers or None, log)
+                             cfg.cache, cfg.strict, cfg.workers, log)
         negative = fused_outputs(model, pool)
     report, entry = fit_open_set(fit, inputs, y, folds, calibrator, open_set_target(cfg), negative)
     log(open_set_line(report))

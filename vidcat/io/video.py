@@ -29,9 +29,11 @@ from vidcat.io.limits import DecodeLimits, Deadline, set_default_limits  # noqa:
 
 VIDEO_EXTENSIONS = {".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", ".mpg", ".mpeg", ".wmv", ".flv",
                     ".ts", ".mts", ".m2ts", ".3gp", ".ogv", ".gif"}
-# Seek only when the next wanted frame is further ahead than this (seconds): decoding forward over
-# a short gap is cheaper than a seek that lands on an earlier keyframe anyway.
-SEEK_THRESHOLD_S = 1.0
+# Seek only when the next wanted frame is at least this many frames ahead and the keyframe before it lies past
+# the current frame (asked of the container's index, ~15 us): over a shorter gap decoding forward costs no more
+# than the seek. A read whose wanted frames are never that far apart -- every short clip -- is decoded straight
+# through, on from the frame its probe decoded. Measured on the corpus: benchmarks/results/decode_views.md.
+SEEK_GAP_FRAMES = 16
 # Packets shown more than this many frame intervals before the next wanted frame are decoded with
 # skip_frame=NONREF (nobody needs a non-reference frame that is not shown at a wanted time).
 SKIP_MARGIN_FRAMES = 3
@@ -290,6 +292,15 @@ class VideoReader:
             img = np.ascontiguousarray(img[..., :3])
         return _rotate(img, int(frame.rotation or 0))
 
+    def _resume_at(self, t: float) -> list:
+        """Seek to ``t``; but at ``t`` = 0 on a reader its probe left at the start, keep the probe's place and
+        return the frames it decoded (shown first): no seek, nothing decoded twice."""
+        if t > 0 or self._demux is None:
+            self._seek(t)
+            return []
+        stash, self._stash = self._stash, []
+        return stash
+
     def _seek(self, t: float) -> None:
         self._demux, self._stash = None, []
         ts = int(max(t, 0.0) / self.stream.time_base)
@@ -405,12 +416,16 @@ class VideoReader:
         got = self._decode_targets(targets, short_side, gray, self.skip_nonref)
         return np.stack([got[float(t)] for t in times])
 
-    def _packet_frames(self, deadline: Deadline, skip_before, skipped: list, errors: list):
-        """Frames decoded from the packets that follow the last seek, in the decoder's (display) order.
-        A packet due before ``skip_before()`` (None: never) is decoded with skip_frame=NONREF and its time
-        appended to ``skipped``; damaged packets are counted in ``errors[0]`` and passed over."""
+    def _packet_frames(self, deadline: Deadline, skip_before, skipped: list, errors: list, first=()):
+        """``first`` (frames the probe decoded), then the frames decoded from the packets that follow, in the
+        decoder's (display) order. A packet due before ``skip_before()`` (None: never) is decoded with
+        skip_frame=NONREF and its time appended to ``skipped``; damaged packets are counted in ``errors[0]``
+        and passed over."""
         cc, tb = self.stream.codec_context, self.stream.time_base
-        for packet in self.container.demux(self.stream):
+        demux, self._demux = self._demux or self.container.demux(self.stream), None
+        self.decoded += len(first)
+        yield from first
+        for packet in demux:
             deadline.check()
             pt = float(packet.pts * tb) if packet.pts is not None else None
             if skip_before is not None and pt is not None and pt < skip_before():
@@ -431,6 +446,7 @@ class VideoReader:
         deadline = Deadline(self.path, self.limits.timeout_s)
         eps = 0.01 / info.fps
         margin = SKIP_MARGIN_FRAMES / min(info.fps, info.real_fps)
+        gap = SEEK_GAP_FRAMES / info.fps
         got: dict[float, np.ndarray] = {}
         cache: list = [None, None]  # (frame, its array): convert each decoded frame at most once
 
@@ -445,11 +461,12 @@ class VideoReader:
         errors, ended, from_start = [0], False, False  # errors: damaged packets, counted by _packet_frames
         while k < n and not ended:
             t0 = targets[k]
-            seek_t = t0 if t0 - info.start_time > SEEK_THRESHOLD_S and not from_start else 0.0
-            self._seek(seek_t)
+            seek_t = t0 if t0 - info.start_time >= gap and not from_start else 0.0
+            first = self._resume_at(seek_t)
             prev, skipped = None, []   # times of packets fed while non-reference frames were skipped
             ended = True
-            frames = self._packet_frames(deadline, (lambda: targets[k] - margin) if skip else None, skipped, errors)
+            frames = self._packet_frames(deadline, (lambda: targets[k] - margin) if skip else None, skipped, errors,
+                                         first)
             for frame, pos in display_times(frames, info.fps):
                 assigned = False
                 while k < n and pos >= targets[k] - eps:
@@ -465,7 +482,7 @@ class VideoReader:
                     k += 1
                     assigned = True
                 prev, prev_t = frame, pos
-                if k >= n or (assigned and targets[k] - pos > SEEK_THRESHOLD_S
+                if k >= n or (assigned and targets[k] - pos >= gap
                               and not self._seek_lands_behind(targets[k], pos + eps)):
                     ended = False
                     break

@@ -16,7 +16,7 @@ from functools import lru_cache
 import numpy as np
 import torch
 
-from vidcat.data.modalities.base import ClipContext, register_modality
+from vidcat.data.modalities.base import ClipContext, no_frames, register_modality
 from vidcat.errors import VideoError
 from vidcat.io.audio import SAMPLE_RATE, audio_features, log_mel, mel_frames
 
@@ -61,7 +61,7 @@ def audio_frame_count(cfg) -> int:
     return mel_frames(cfg.audio_seconds) if cfg.audio_seconds else AUDIO_FRAMES
 
 
-@register_modality("audio")
+@register_modality("audio", frames=no_frames)
 def load_audio_modality(ctx: ClipContext) -> dict:
     cfg = ctx.cfg
     start, end = audio_window(ctx)

@@ -14,7 +14,8 @@ box for all spatial streams), the centre square otherwise; fields are rescaled w
 Where the motion comes from: with ``cfg.motion_cache`` the entry ``vidcat flow`` wrote (at the
 decode short side, or at native size and resized here); a miss is computed on the fly, with one
 warning per file. Without a cache: ``flow`` runs ``cfg.flow_method`` (DIS fast by default) on the
-decoded frames (the clip's frames plus the few extra ones the stacks need), ``mv`` reads the codec's
+decoded frames (the clip's frames plus the few extra ones the stacks need, decoded with the clip's own:
+:func:`flow_frames`), ``mv`` reads the codec's
 motion vectors (``read_motion_vectors``, which itself falls back to DIS for codecs without them).
 """
 from __future__ import annotations
@@ -92,9 +93,9 @@ def _compute_flow_fields(ctx: ClipContext, ids: np.ndarray, method: str) -> dict
     cfg = ctx.cfg
     need = sorted({int(j) for j in ids.ravel()})
     frames_needed = sorted({j for j in need} | {j + 1 for j in need})
-    have = {}
+    have = dict(ctx.decoded or {})
     if ctx.frames is not None:
-        have = {int(i): f for i, f in zip(ctx.indices, ctx.frames)}
+        have.update({int(i): f for i, f in zip(ctx.indices, ctx.frames)})
     missing = [i for i in frames_needed if i not in have]
     if missing:
         with VideoReader(ctx.item.path, threads=1) as reader:
@@ -148,7 +149,16 @@ def motion_stack(ctx: ClipContext, kind: str) -> torch.Tensor:
     return (x / BOUND).clamp_(-1.0, 1.0).float()
 
 
-@register_modality("flow", spatial=True)
+def flow_frames(indices: np.ndarray, cfg, info) -> np.ndarray:
+    """The frames a flow view needs decoded: its own, and (computing flow) the pairs its fields come from."""
+    total = int(info.num_frames)
+    if cfg.motion_cache or total < 2 or canonical(cfg.flow_method) == "mv":
+        return np.asarray(indices, np.int64)
+    ids = field_ids(indices, int(cfg.flow_length), total, "flow").ravel()
+    return np.union1d(np.asarray(indices, np.int64), np.union1d(ids, ids + 1))
+
+
+@register_modality("flow", spatial=True, frames=flow_frames)
 def load_flow(ctx: ClipContext) -> dict:
     """Optical flow (``cfg.flow_method``) as a (2L, T, H, W) temporal-stream input."""
     return {"flow": motion_stack(ctx, "flow"), "flow_mask": 1.0}

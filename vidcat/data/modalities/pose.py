@@ -18,7 +18,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from vidcat.data.modalities.base import ClipContext, register_modality
+from vidcat.data.modalities.base import ClipContext, no_frames, register_modality
 from vidcat.errors import VideoError
 
 
@@ -88,7 +88,7 @@ def raw_keypoints(kp: np.ndarray, mask: np.ndarray, aspect: float, flip: bool, h
     return x * valid[..., None]
 
 
-@register_modality("pose")
+@register_modality("pose", frames=no_frames)
 def load_pose(ctx: ClipContext) -> dict:
     from vidcat.io.pose import mirror_index, normalise, num_joints
 

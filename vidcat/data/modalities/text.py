@@ -16,7 +16,7 @@ import re
 from pathlib import Path
 
 from vidcat.config import TEXT_SOURCES
-from vidcat.data.modalities.base import ClipContext, register_modality
+from vidcat.data.modalities.base import ClipContext, no_frames, register_modality
 from vidcat.errors import VideoError
 from vidcat.io.text import read_metadata_text, read_subtitles, text_for_span
 
@@ -86,7 +86,7 @@ def clip_text(ctx: ClipContext) -> str:
     return "\n".join(p.strip() for p in parts if p and p.strip())
 
 
-@register_modality("text")
+@register_modality("text", frames=no_frames)
 def load_text_modality(ctx: ClipContext) -> dict:
     text = clip_text(ctx)
     return {"text": text, "text_mask": float(bool(text))}

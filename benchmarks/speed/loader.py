@@ -95,8 +95,8 @@ def _epoch(clips, batch_size: int, workers: int, seed: int) -> tuple[float, int]
 
 def bench_loader_cache(cfg: BenchLoaderConfig, log=None) -> dict:
     """No-cache epoch vs cached epochs 1..N through the real ``VideoClips`` + ``make_loader``."""
-    from vidcat.speed import default_files
-    from vidcat.speed.train import model_data_config
+    from benchmarks.speed import default_files
+    from benchmarks.speed.train import model_data_config
     from vidcat.data.clip_cache import ClipCache
     from vidcat.data.dataset import VideoClips
     from vidcat.data.manifest import Dataset, Item
@@ -129,7 +129,7 @@ def bench_loader_cache(cfg: BenchLoaderConfig, log=None) -> dict:
 
 def bench_long_video_rss(cfg: BenchLoaderConfig, log=None) -> dict:
     """Peak RSS while one long video fills the cache and while random training clips are read from it."""
-    from vidcat.speed.train import model_data_config
+    from benchmarks.speed.train import model_data_config
     from vidcat.data.clip_cache import ClipCache
     from vidcat.data.sampling import sample_indices
     from vidcat.io.video import probe, read_frames

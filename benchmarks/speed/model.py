@@ -75,7 +75,7 @@ def _clips(dataset, data_cfg, limit: int) -> tuple[torch.Tensor, torch.Tensor]:
 
 def _setup(cfg: BenchModelConfig, tmp: str, log) -> tuple:
     """(model, data_cfg, test clips, test labels or None, calibration clips, how the weights were made)."""
-    from vidcat.speed.train import model_data_config, quick_train, synth_motion
+    from benchmarks.speed.train import model_data_config, quick_train, synth_motion
     from vidcat.config import DataConfig
     from vidcat.data.manifest import load_dataset
 

@@ -91,7 +91,7 @@ def bench_flow(files, methods=BENCH_FLOW_METHODS, sizes=SIZES, pairs: int = 40, 
 
 def run_bench_flow(cfg: BenchFlowConfig) -> int:
     """Prints the JSON of :func:`bench_flow` (once)."""
-    from vidcat.speed import default_files
+    from benchmarks.speed import default_files
 
     files = list(cfg.files) or default_files()
     if not files:

@@ -66,10 +66,3 @@ def fused_logits(fit: StreamsFit, inputs: dict) -> np.ndarray:
     out = np.full((len(z), fit.num_classes), -30.0)
     out[:, fit.stacker.classes_] = d if d.shape[1] == len(fit.stacker.classes_) else d[:, fit.stacker.classes_]
     return out
-
-
-def space(fit: StreamsFit, inputs: dict) -> np.ndarray:
-    """(N, D) the chosen heads' pooled inputs (the distance families' space)."""
-    from vidcat.featurefit.unknown import train_space
-
-    return train_space(fit, inputs)

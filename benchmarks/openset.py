@@ -30,15 +30,16 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "benchmarks")]
 
 from corpus import default_root, load_corpus  # noqa: E402
-from fixed_default import choose_settings, fused_logits, refit, space  # noqa: E402
+from fixed_default import choose_settings, fused_logits, refit  # noqa: E402
 from real_data import features, outer_folds  # noqa: E402
 
 from scipy.special import logsumexp, softmax  # noqa: E402
 
 from vidcat.featurefit.calibration import fit_calibration  # noqa: E402
 from vidcat.featurefit.rule import rule_from  # noqa: E402
-from vidcat.featurefit.openset import FAMILIES, LOGIT_FAMILIES, fit_centroids  # noqa: E402
-from vidcat.featurefit.unknown import family_scores, fit_open_set  # noqa: E402
+from vidcat.featurefit.openset import FAMILIES, LOGIT_FAMILIES  # noqa: E402
+from vidcat.featurefit.unknown import (distance_model, distance_scores, family_scores, fit_open_set,  # noqa: E402
+                                       space_and_blocks)
 
 
 def one_fold(settings, inputs, y, groups, held: int, tr, te, target: dict) -> dict | None:
@@ -55,14 +56,18 @@ def one_fold(settings, inputs, y, groups, held: int, tr, te, target: dict) -> di
     cal = fit_calibration(fit.oof_logits[ok], remap[y[trk]][ok], groups[trk][ok])
     _, entry = fit_open_set(fit, sub, remap[y[trk]], folds, cal, target)
     test = {n: i.take(te) for n, i in inputs.items()}
-    z, x = cal.logits(fused_logits(fit, test)), space(fit, test)
-    train_x = space(fit, sub)
+    train_raw, train_present, widths = space_and_blocks(fit, sub)
+    raw, present, _ = space_and_blocks(fit, test)
+    z = cal.logits(fused_logits(fit, test))
     scores = {f: family_scores(f, z) for f in LOGIT_FAMILIES}
-    scores |= {f: fit_centroids(train_x, remap[y[trk]], f).score(x) for f in FAMILIES if f not in LOGIT_FAMILIES}
+    for f in FAMILIES:
+        if f not in LOGIT_FAMILIES:
+            c, means = distance_model(train_raw, train_present, widths, remap[y[trk]], f)
+            scores[f] = distance_scores(c, means, raw, present, widths)
     out = {"scores": scores, "unknown": y[te] == held, "correct": z.argmax(1) == remap[y[te]]}
     if entry is not None:
         rule = rule_from(entry)
-        evidence = {"energy": -logsumexp(z, axis=1), "space": x}
+        evidence = {"energy": -logsumexp(z, axis=1), "space": raw, "present": present}
         out.update(rule=rule.family, accepted=rule.scores(softmax(z, axis=1), evidence) <= rule.threshold)
     return out
 

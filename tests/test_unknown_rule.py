@@ -10,7 +10,8 @@ from vidcat.config import OpenSet
 from vidcat.errors import VidcatError
 from vidcat.featurefit.openset import fit_centroids
 from vidcat.featurefit.rule import UnknownRule, rule_from
-from vidcat.featurefit.unknown import FALLBACK, MARGIN, choose_family, threshold_for, youden_coverage
+from vidcat.featurefit.unknown import (FALLBACK, MARGIN, choose_family, distance_model, threshold_for,
+                                       youden_coverage)
 from vidcat.inference.base import make_record
 from vidcat.inference.unknown import onnx_rule
 
@@ -89,3 +90,22 @@ def test_an_onnx_export_carries_a_logit_rule_and_names_a_distance_rule():
     meta, note = onnx_rule({**entry, "family": "mahalanobis"})
     assert "not output by this graph" in meta["score"] and "needs features this graph does not output" in note
     assert onnx_rule(None) == (None, "no 'unknown' rule (none in the checkpoint)")
+
+
+def test_a_missing_stream_is_no_evidence_for_the_distance():
+    """Two streams of two features each; a clip whose second stream is absent (all zeros) is far from every
+    centroid as it stands, and as near as its first stream says once the absent block counts as no evidence."""
+    rng = np.random.default_rng(3)
+    x, y = np.r_[rng.normal([0, 0, 10, 10], 1, (30, 4)), rng.normal([6, 6, 16, 16], 1, (30, 4))], np.repeat([0, 1], 30)
+    present = np.ones((60, 2))
+    present[::10, 1] = 0                                    # some training clips lack the second stream too
+    x[::10, 2:] = 0.0
+    blocks = [["first", 2], ["second", 2]]
+    centroids, means = distance_model(x, present, [2, 2], y, "mahalanobis")
+    assert means[:, 2:] == pytest.approx(np.array([[10, 10], [16, 16]]), abs=0.6)   # absent rows left out
+    rule = UnknownRule("mahalanobis", 4.0, "", 1.0, 0.95, centroids, blocks, means)
+    silent = np.array([[0.2, -0.1, 0.0, 0.0]])             # the first stream at class 0, the second absent
+    probs = np.array([[0.9, 0.1]])
+    assert rule.judge(probs, {"space": silent})[0][1] is True
+    score, unknown = rule.judge(probs, {"space": silent, "present": np.array([[1.0, 0.0]])})[0]
+    assert unknown is False and score < 4.0

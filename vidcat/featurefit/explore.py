@@ -37,11 +37,12 @@ def suggest_next(cfg, log) -> dict:
     model = ck.build()
     pool = pool_features(unlabelled_items(cfg.pool), ck.data, {n: model.features[n] for n in model.names},
                          cfg.cache, cfg.strict, cfg.workers, log)
-    logits, space = fused_outputs(model, pool)
+    logits, space, present = fused_outputs(model, pool)
     probs, flagged = softmax(logits, axis=1), None
     rule = rule_from(ck.extra.get("open_set"))
     if rule is not None:
-        flagged = np.array([u for _, u in rule.judge(probs, {"energy": -logsumexp(logits, axis=1), "space": space})])
+        evidence = {"energy": -logsumexp(logits, axis=1), "space": space, "present": present}
+        flagged = np.array([u for _, u in rule.judge(probs, evidence)])
     picks = suggest_clips(probs, space, cfg.n, cfg.uncertainty, cfg.diversity, ck.classes, flagged)
     out = write_suggestions(cfg.out, pool.paths, picks, ck.classes)
     return {"out": str(out), "pool": len(pool.paths) + len(pool.skipped), "scored": len(pool.paths),

@@ -28,6 +28,8 @@ class UnknownRule:
     precision: float
     coverage: float
     centroids: object = None        # vidcat.featurefit.openset.Centroids of the distance families
+    blocks: list | None = None      # [[stream, width], ...]: the space's layout, by stream
+    class_means: object = None      # (K, D) each class's mean (what a clip's absent stream is compared as)
 
     def scores(self, probs, evidence: dict | None = None) -> np.ndarray:
         """(B,) scores of (B, K) view-averaged probabilities, or of the ``evidence`` (``"energy"`` (B,),
@@ -41,7 +43,12 @@ class UnknownRule:
             raise VidcatError(f"this model's 'unknown' rule ({self.family}) needs the model's {key}, which this "
                               "backend does not give (predict with the checkpoint, or pass --no-unknown)")
         x = np.asarray(evidence[key], np.float64)
-        return x.reshape(-1) if key == "energy" else self.centroids.score(np.atleast_2d(x))
+        if key == "energy":
+            return x.reshape(-1)
+        from vidcat.featurefit.unknown import distance_scores
+
+        widths = [w for _, w in self.blocks or ()]
+        return distance_scores(self.centroids, self.class_means, x, evidence.get("present"), widths)
 
     def judge(self, probs, evidence: dict | None = None) -> list[tuple[float, bool]]:
         """``(score, unknown)`` per clip."""
@@ -64,14 +71,17 @@ def rule_from(entry: dict | None, options=None) -> UnknownRule | None:
     if not entry or (options is not None and getattr(options, "unknown", True) is False):
         return None
     centroids = None if entry.get("centroids") is None else Centroids.from_state(entry["centroids"])
+    blocks = entry.get("blocks")
+    means = None if entry.get("class_means") is None else np.asarray(entry["class_means"], np.float64)
     target = open_set_target(options)
     if target is None:
         t = entry["threshold"]
         return UnknownRule(entry["family"], float(t["value"]), t["target"], float(t["precision"]),
-                           float(t["coverage"]), centroids)
+                           float(t["coverage"]), centroids, blocks, means)
     from vidcat.featurefit.unknown import threshold_for
 
     thr, _ = threshold_for(np.asarray(entry["scores"], np.float64), np.asarray(entry["correct"], bool), target,
                            entry.get("negative_scores"))
     target_text = thr.target + ("" if thr.met else " (not reachable: the most precise threshold instead)")
-    return UnknownRule(entry["family"], thr.value, target_text, thr.precision, thr.coverage, centroids)
+    return UnknownRule(entry["family"], thr.value, target_text, thr.precision, thr.coverage, centroids, blocks,
+                       means)

@@ -30,10 +30,12 @@ The threshold comes from the chosen family's out-of-fold scores of the training 
 (known to be none of the classes) the coverage that maximises Youden's J -- known clips accepted minus
 background clips accepted -- instead. The checkpoint keeps the scores, their correctness and the background
 scores (and the centroids of a distance family), so predict can honour another ``--min-precision`` /
-``--coverage`` without retraining.
+``--coverage`` without retraining. A stream a clip lacks (no sound, no person) is no evidence for the
+distances either (:func:`distance_scores`).
 """
 from __future__ import annotations
 
+import warnings
 from dataclasses import asdict
 
 import numpy as np
@@ -65,6 +67,55 @@ def train_space(fit, inputs: dict) -> np.ndarray:
     :func:`vidcat.models.stream_space.head_space` gives at predict time)."""
     return np.concatenate([fit.heads[n].estimator.named_steps["pool"].transform(inputs[n].x[:, 0])
                            for n in fit.chosen], 1).astype(np.float64)
+
+
+def absent_mask(present: np.ndarray, widths) -> np.ndarray:
+    """(N, D) True where a clip lacks the stream of that column's block (``present`` (N, S) < 0.5)."""
+    return np.repeat(np.asarray(present, np.float64) < 0.5, widths, axis=1)
+
+
+def class_means(raw: np.ndarray, y: np.ndarray, present: np.ndarray, widths) -> np.ndarray:
+    """(K', D) each class's mean in every block, over its clips that have the stream (else over every clip
+    that has it, else 0); classes in ``np.unique(y)`` order."""
+    kept = np.where(absent_mask(present, widths), np.nan, raw)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)       # a block no clip (of a class) has: the fallback
+        overall = np.nan_to_num(np.nanmean(kept, axis=0))
+        means = np.stack([np.nanmean(kept[y == c], axis=0) for c in np.unique(y)])
+    return np.where(np.isfinite(means), means, overall)
+
+
+def fill_own_class(raw: np.ndarray, y: np.ndarray, present: np.ndarray, widths) -> np.ndarray:
+    """Training clips with every absent block set to their own class's mean (what the centroids are fitted on)."""
+    means = class_means(raw, y, present, widths)
+    return np.where(absent_mask(present, widths), means[np.searchsorted(np.unique(y), y)], raw)
+
+
+def distance_scores(centroids, means: np.ndarray, space: np.ndarray, present=None, widths=None) -> np.ndarray:
+    """Nearest-centroid distance where a clip's absent blocks take each class's mean in turn (the smallest
+    distance wins): a stream a clip lacks (no sound, no person) is no evidence, not an all-zero point far
+    from every centroid."""
+    space = np.atleast_2d(np.asarray(space, np.float64))
+    best = centroids.score(space)
+    if present is None or not widths:
+        return best
+    missing = absent_mask(np.atleast_2d(present), widths)
+    rows = np.flatnonzero(missing.any(1))
+    if len(rows):
+        best[rows] = np.min([centroids.score(np.where(missing[rows], m, space[rows])) for m in np.atleast_2d(means)], 0)
+    return best
+
+
+def distance_model(raw: np.ndarray, present: np.ndarray, widths, y: np.ndarray, family: str) -> tuple:
+    """``(centroids, class means)`` of a distance family fitted on training clips (absent blocks: own class)."""
+    return fit_centroids(fill_own_class(raw, y, present, widths), y, family), class_means(raw, y, present, widths)
+
+
+def space_and_blocks(fit, inputs: dict) -> tuple[np.ndarray, np.ndarray, list]:
+    """``(raw space (N, D), presence (N, S), widths)`` of the chosen streams (:func:`train_space`)."""
+    present = np.stack([inputs[n].present for n in fit.chosen], 1).astype(np.float64)
+    widths = [fit.heads[n].estimator.named_steps["pool"].transform(inputs[n].x[:1, 0]).shape[1] for n in fit.chosen]
+    return train_space(fit, inputs), present, [int(w) for w in widths]
 
 
 def _auroc(negatives: np.ndarray, positives: np.ndarray) -> float | None:
@@ -135,16 +186,19 @@ def held_out_class_auroc(fit, inputs: dict, space: np.ndarray, y: np.ndarray, fo
             "classes": len(per_class), "per_class": per_class}
 
 
-def oof_scores(logits: np.ndarray, space: np.ndarray, y: np.ndarray, folds) -> dict:
+def oof_scores(logits: np.ndarray, raw: np.ndarray, present: np.ndarray, widths, y: np.ndarray, folds) -> dict:
     """Each family's out-of-fold scores of the training clips: calibrated out-of-fold ``logits``; centroids
-    fitted on each fold's training clips (in-sample where there are no folds)."""
+    (and class means) fitted on each fold's training clips, the test clips scored by :func:`distance_scores`
+    (in-sample where there are no folds)."""
     out = {f: family_scores(f, logits) for f in LOGIT_FAMILIES}
     for f in FAMILIES:
         if f in LOGIT_FAMILIES:
             continue
         out[f] = np.zeros(len(y))
         for tr, te in folds or [(np.arange(len(y)),) * 2]:
-            out[f][te] = fit_centroids(space[tr], y[tr], f).score(space[te])
+            c = fit_centroids(fill_own_class(raw[tr], y[tr], present[tr], widths), y[tr], f)
+            out[f][te] = distance_scores(c, class_means(raw[tr], y[tr], present[tr], widths), raw[te], present[te],
+                                         widths)
     return out
 
 
@@ -199,23 +253,28 @@ def fit_open_set(fit, inputs: dict, y: np.ndarray, folds, calibrator, target: di
     if ok.sum() < MIN_CLIPS:
         return {"note": f"fewer than {MIN_CLIPS} out-of-fold clips: no 'unknown' rule"}, None
     cal = calibrator.logits(z[ok]) if calibrator is not None else z[ok]
-    space = train_space(fit, inputs)
+    raw, present, widths = space_and_blocks(fit, inputs)
     sub = np.flatnonzero(ok)
     local = [(np.flatnonzero(np.isin(sub, tr)), np.flatnonzero(np.isin(sub, te))) for tr, te in folds]
     correct = cal.argmax(1) == y[ok]
-    held = held_out_class_auroc(fit, inputs, space, y, folds)
-    scores = oof_scores(cal, space[ok], y[ok], [f for f in local if len(f[0]) and len(f[1])])
+    held = held_out_class_auroc(fit, inputs, fill_own_class(raw, y, present, widths), y, folds)
+    scores = oof_scores(cal, raw[ok], present[ok], widths, y[ok], [f for f in local if len(f[0]) and len(f[1])])
     mis = misclassification_auroc(scores, correct)
     family, why = choose_family(held, mis)
-    centroids = None if family in LOGIT_FAMILIES else fit_centroids(space[ok], y[ok], family)
-    neg = None if negative is None else family_scores(family, negative[0], centroids, negative[1])
+    distance = None if family in LOGIT_FAMILIES else distance_model(raw[ok], present[ok], widths, y[ok], family)
+    neg = None
+    if negative is not None:         # the final model's (logits, space, presence) of the background clips
+        neg = family_scores(family, negative[0]) if distance is None else \
+            distance_scores(distance[0], distance[1], negative[1], negative[2], widths)
     thr, how = threshold_for(scores[family], correct, target, neg)
     evidence = {"chosen_by": why, "held_out_class": None if held is None else {k: held[k] for k in ("auroc", "classes")},
                 "misclassification": mis}
     entry = {"family": family, "scores": np.round(scores[family], 6).tolist(), "correct": correct.tolist(),
              "negative_scores": None if neg is None else np.round(neg, 6).tolist(), "target": target, "how": how,
              "threshold": asdict(thr), "evidence": evidence,
-             "centroids": None if centroids is None else _compact(centroids.to_state())}
+             "centroids": None if distance is None else _compact(distance[0].to_state()),
+             "class_means": None if distance is None else distance[1].astype(np.float32),
+             "blocks": [[n, w] for n, w in zip(fit.chosen, widths)]}
     report = {k: entry[k] for k in ("family", "how", "threshold", "evidence")}
     return {**report, "target": thr.target, "clips": int(ok.sum()),
             "background_clips": 0 if neg is None else len(neg)}, entry

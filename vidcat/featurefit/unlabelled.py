@@ -83,23 +83,24 @@ def _aligned(items, sets: dict, index: list) -> PoolFeatures:
     return PoolFeatures([items[i].path for i in index], feats, present, next(iter(sets.values())).skipped)
 
 
-def fused_outputs(model, pool: PoolFeatures, batch: int = 256) -> tuple[np.ndarray, np.ndarray]:
-    """``(fused logits (N, K), head space (N, D))`` of a ``streams`` model on cached features: what its forward
-    gives the clips (calibrated logits, since training folds the calibration into the stacker) and the heads'
-    pooled inputs (:mod:`vidcat.models.stream_space`)."""
+def fused_outputs(model, pool: PoolFeatures, batch: int = 256) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(fused logits (N, K), head space (N, D), presence (N, S))`` of a ``streams`` model on cached features:
+    what its forward gives the clips (calibrated logits, since training folds the calibration into the
+    stacker), the heads' pooled inputs and which streams each clip has (:mod:`vidcat.models.stream_space`)."""
     import torch
 
     from vidcat.models.stream_space import from_features
 
-    shapes, logits, space = model.feature_shapes(), [], []
+    shapes, logits, space, presence = model.feature_shapes(), [], [], []
     with torch.no_grad():
         for a in range(0, len(pool.paths), batch):
             feats = {s: torch.from_numpy(pool.feats[s][a:a + batch]).reshape((-1,) + tuple(shapes[s]))
                      for s in model.names}
-            z, x = from_features(model, feats, {s: torch.from_numpy(pool.present[s][a:a + batch]) for s in model.names})
+            z, x, p = from_features(model, feats, {s: torch.from_numpy(pool.present[s][a:a + batch]) for s in model.names})
             logits.append(z.double().numpy())
             space.append(x.double().numpy())
-    return np.concatenate(logits), np.concatenate(space)
+            presence.append(p.double().numpy())
+    return np.concatenate(logits), np.concatenate(space), np.concatenate(presence)
 
 
 def pooled(pool: PoolFeatures, modules: dict, names=None, global_only: bool = False) -> np.ndarray:

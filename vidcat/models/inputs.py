@@ -69,8 +69,8 @@ def predict_outputs(model, batch: dict, views: int, multilabel: bool, device, am
                     drop=()) -> tuple:
     """Class probabilities averaged over test views (B, K), per-stream ones {name: (B, K)}, and the
     "none of these" evidence of each clip averaged over its views: ``{"energy": (B,) -logsumexp(logits)}``,
-    plus ``"space"`` (B, D), the heads' pooled inputs, for a streams model. ``drop``: modalities to treat as
-    missing (see :func:`drop_modalities`)."""
+    plus ``"space"`` (B, D), the heads' pooled inputs, and ``"present"`` (B, S), which of its streams each clip
+    has, for a streams model. ``drop``: modalities to treat as missing (see :func:`drop_modalities`)."""
     from vidcat.models.stream_space import is_streams_model, logits_and_space
 
     batch = to_device(fold_views(batch, views), device)
@@ -79,13 +79,14 @@ def predict_outputs(model, batch: dict, views: int, multilabel: bool, device, am
     space = None
     with autocast(device, amp):
         if is_streams_model(model) and not drop:
-            logits, space = logits_and_space(model, model_input(model, batch))
+            logits, space, present = logits_and_space(model, model_input(model, batch))
             streams = {}
         else:
             logits, streams = split_output(model(model_input(model, batch)))
     evidence = {"energy": -torch.logsumexp(logits.float(), dim=-1).view(-1, views).mean(1)}
     if space is not None:
         evidence["space"] = space.float().view(-1, views, space.shape[-1]).mean(1)
+        evidence["present"] = present.float().view(-1, views, present.shape[-1]).mean(1)
     return (view_probs(logits, views, multilabel), {n: view_probs(s, views, multilabel) for n, s in streams.items()},
             evidence)
 

@@ -24,17 +24,18 @@ def head_space(model, feats: dict) -> torch.Tensor:
     return torch.cat(parts, 1)
 
 
-def logits_and_space(model, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
-    """``(fused logits (B, K), head space (B, D))`` of a streams model in one pass (what ``forward`` gives,
-    plus the features it computed on the way)."""
+def logits_and_space(model, batch: dict) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``(fused logits (B, K), head space (B, D), presence (B, S))`` of a streams model in one pass (what
+    ``forward`` gives, plus the features it computed on the way and which streams each clip has)."""
     feats, present = {}, {}
     for name in model.names:
         feats[name], present[name] = model.features[name](batch)
     return from_features(model, feats, present)
 
 
-def from_features(model, feats: dict, present: dict) -> tuple[torch.Tensor, torch.Tensor]:
-    """``(fused logits, head space)`` from each stream's features (B, ...) and presence (B,) (cached
-    features: no encoder runs)."""
+def from_features(model, feats: dict, present: dict) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``(fused logits, head space, presence (B, S))`` from each stream's features (B, ...) and presence (B,)
+    (cached features: no encoder runs)."""
     scores = {n: (F.log_softmax(model.heads[n](feats[n]).float(), 1), present[n].float()) for n in model.names}
-    return model.fuse(scores), head_space(model, feats)
+    presence = torch.stack([present[n].float() for n in model.names], 1)
+    return model.fuse(scores), head_space(model, feats), presence

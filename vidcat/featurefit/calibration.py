@@ -64,21 +64,37 @@ def nll(logits: np.ndarray, labels: np.ndarray) -> float:
     return float(-log_softmax(logits, axis=1)[np.arange(len(labels)), labels].mean())
 
 
+def targets(labels: np.ndarray, k: int) -> np.ndarray:
+    """Soft targets for fitting a calibrator: each label's one-hot smoothed by Laplace's rule of succession
+    (1 / (n + 2) of its mass spread over the other classes). Out-of-fold logits that separate every clip
+    would otherwise drive the temperature to 0 -- certainty that a few hundred clips cannot justify."""
+    eps = 1.0 / (len(labels) + 2)
+    t = np.full((len(labels), k), eps / max(k - 1, 1))
+    t[np.arange(len(labels)), labels] = 1.0 - eps
+    return t
+
+
+def soft_nll(logits: np.ndarray, soft: np.ndarray) -> float:
+    return float(-(log_softmax(logits, axis=1) * soft).sum(1).mean())
+
+
 def fit_temperature(logits, labels) -> float:
-    """The T > 0 minimising the NLL of softmax(logits / T), searched over log T (bounded, Brent)."""
+    """The T > 0 minimising the (smoothed-target, :func:`targets`) NLL of softmax(logits / T), searched over
+    log T (bounded, Brent)."""
     z = as_logits(logits)
     y = as_labels(labels, len(z), z.shape[1])
-    res = minimize_scalar(lambda s: nll(z * np.exp(-s), y), bounds=LOG_T_RANGE, method="bounded",
+    soft = targets(y, z.shape[1])
+    res = minimize_scalar(lambda s: soft_nll(z * np.exp(-s), soft), bounds=LOG_T_RANGE, method="bounded",
                           options={"xatol": 1e-4})
     return float(np.exp(res.x))
 
 
-def _vector_nll_and_grad(params: np.ndarray, z: np.ndarray, onehot: np.ndarray):
+def _vector_nll_and_grad(params: np.ndarray, z: np.ndarray, soft: np.ndarray):
     k = z.shape[1]
     a, b = params[:k], params[k:]
     logp = log_softmax(z * a + b, axis=1)
-    diff = (np.exp(logp) - onehot) / len(z)
-    return float(-(logp * onehot).sum() / len(z)), np.concatenate([(diff * z).sum(0), diff.sum(0)])
+    diff = (np.exp(logp) - soft) / len(z)      # soft targets sum to 1 per row, so this is the exact gradient
+    return float(-(logp * soft).sum() / len(z)), np.concatenate([(diff * z).sum(0), diff.sum(0)])
 
 
 def fit_vector_scaling(logits, labels) -> tuple[np.ndarray, np.ndarray]:
@@ -89,7 +105,7 @@ def fit_vector_scaling(logits, labels) -> tuple[np.ndarray, np.ndarray]:
     k = z.shape[1]
     t = fit_temperature(z, y)
     x0 = np.concatenate([np.full(k, 1.0 / t), np.zeros(k)])
-    res = minimize(_vector_nll_and_grad, x0, args=(z, np.eye(k)[y]), jac=True, method="L-BFGS-B")
+    res = minimize(_vector_nll_and_grad, x0, args=(z, targets(y, k)), jac=True, method="L-BFGS-B")
     return res.x[:k].copy(), res.x[k:].copy()
 
 

@@ -117,7 +117,7 @@ def test_flow_streams_damaged_avi_header(shared_data, tmp_path):
     assert p.returncode == 0, p.stderr
     summary = json.loads(p.stdout.strip().splitlines()[-1])
     assert summary["computed"] == 1 and summary["failed"] == 0, (summary, p.stderr)
-    from vidcat.motion.cache import load_entry
+    from vidcat.io.motion.cache import load_entry
 
     arr, meta = load_entry(f, tmp_path / "C", "dis_fast", size=32)
     assert arr.shape == (163, 32, 42, 2) and meta["kind"] == "flow"  # the 164 frames really in the file
@@ -125,7 +125,7 @@ def test_flow_streams_damaged_avi_header(shared_data, tmp_path):
 
 def test_flow_every_input_accounted(shared_data, tmp_path):
     """Folders without videos and broken links are failures in the summary, not silently dropped."""
-    from vidcat.motion.cache import build_cache
+    from vidcat.io.motion.cache import build_cache
 
     (tmp_path / "d.mp4").mkdir()
     (tmp_path / "loop.mp4").symlink_to("loop.mp4")
@@ -141,7 +141,7 @@ def test_flow_every_input_accounted(shared_data, tmp_path):
 def test_mv_on_stream_without_codec(shared_data, tmp_path):
     """A header flip that leaves the video stream without a known codec: a VideoError, not AttributeError."""
     from tests.fuzz.generate import damaged_variants
-    from vidcat.motion.motion_vectors import read_motion_vectors
+    from vidcat.io.motion.motion_vectors import read_motion_vectors
 
     src = shared_data / "arid-dark" / "Pick_1_1.mp4"
     variants = damaged_variants(src.read_bytes(), ".mp4", 0, src.name)

@@ -1,4 +1,4 @@
-"""vidcat.motion: flow/MV sign conventions on a real tiny H.264 clip, quantization, the cache
+"""vidcat.io.motion: flow/MV sign conventions on a real tiny H.264 clip, quantization, the cache
 (resume, parameter keys, bad files, strict, SIGKILL safety), AV1 fallback, CLI and bench smoke."""
 from __future__ import annotations
 
@@ -16,8 +16,8 @@ import numpy as np
 import pytest
 
 from vidcat.errors import VidcatError, VideoError
-from vidcat.motion.cache import load_entry
-from vidcat.motion import (build_cache, compute_flow, compute_motion, dequantize, entry_path, load_cached,
+from vidcat.io.motion.cache import load_entry
+from vidcat.io.motion import (build_cache, compute_flow, compute_motion, dequantize, entry_path, load_cached,
                            quantize, read_motion_vectors, stack_flow)
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -147,7 +147,7 @@ def test_optional_methods_fail_clearly(monkeypatch, tmp_path):
 @pytest.mark.skipif(not (SHARED_MEDIA / "torchcodec_av1_video.mkv").exists(), reason="../shared/data absent")
 def test_av1_falls_back_to_dis(caplog):
     path = SHARED_MEDIA / "torchcodec_av1_video.mkv"
-    with caplog.at_level(logging.WARNING, logger="vidcat.motion"):
+    with caplog.at_level(logging.WARNING, logger="vidcat.io.motion"):
         mv = read_motion_vectors(path, indices=[0, 1, 2], size=64)
     assert mv.shape[0] == 3 and mv.shape[1] == 64 and mv.dtype == np.uint8
     lines = [r.getMessage() for r in caplog.records]
@@ -178,7 +178,7 @@ def test_cache_build_resume_params_bad_files(videos, tmp_path, caplog):
     cache = tmp_path / "cache"
     (d / "empty.mp4").write_bytes(b"")
     (d / "broken.mp4").write_bytes(paths[0].read_bytes()[:300])
-    with caplog.at_level(logging.WARNING, logger="vidcat.motion"):
+    with caplog.at_level(logging.WARNING, logger="vidcat.io.motion"):
         s = build_cache([d], cache, "dis_fast", progress=False)
     assert (s["total"], s["computed"], s["cached"], s["failed"]) == (4, 2, 0, 2)
     lines = [r.getMessage() for r in caplog.records]
@@ -218,7 +218,7 @@ def test_cache_survives_sigkill(tmp_path):
     fake = entry_path(vids[-1], cache, "farneback")
     fake.parent.mkdir(parents=True)
     Path(f"{fake}.tmp-{dead}").write_bytes(b"VCST1\n half written")
-    code = (f"from vidcat.motion import build_cache; "
+    code = (f"from vidcat.io.motion import build_cache; "
             f"build_cache({[str(v) for v in vids]!r}, {str(cache)!r}, 'farneback', workers=1, progress=False)")
     proc = subprocess.Popen([sys.executable, "-c", code], cwd=ROOT)
     try:
@@ -260,7 +260,7 @@ def test_bad_cache_entry_is_recomputed_with_one_line(videos, tmp_path, caplog, h
         entry.write_bytes(donor.read_bytes())
     else:  # an entry of the old .npz format under the new name
         np.savez(open(entry, "wb"), motion=np.zeros((2, 4, 4, 2), np.uint8))
-    with caplog.at_level(logging.WARNING, logger="vidcat.motion"):
+    with caplog.at_level(logging.WARNING, logger="vidcat.io.motion"):
         s = build_cache([a, b], cache, "dis_fast", progress=False)
     assert (s["computed"], s["cached"], s["failed"]) == (1, 1, 0)
     lines = [r.getMessage() for r in caplog.records]

@@ -215,3 +215,173 @@ def test_hands_option(person_clip, cache):
     for name in ("stgcn", "pose_gru"):
         out = create_model(name, num_classes=3, hands=True)(torch.from_numpy(x[None]).repeat(2, 1, 1, 1))
         assert out.shape == (2, 3)
+
+
+# -- hands without a body (first-person footage) ----------------------------------------------------
+def _landmarks(points, visibility: float = 0.9):
+    return SimpleNamespace(landmark=[SimpleNamespace(x=x, y=y, z=z, visibility=visibility) for x, y, z in points])
+
+
+def _hand_at(x: float):
+    return _landmarks([(x + 0.01 * i, 0.4 + 0.01 * i, -0.02) for i in range(21)])
+
+
+@pytest.fixture()
+def fake_mediapipe(monkeypatch):
+    """MediaPipe replaced: Holistic finds a body (never a hand) in bright frames only; Hands finds the hands
+    listed in ``log.found`` as (label, score, wrist x). ``log`` counts what was made and called."""
+    from vidcat.io import pose
+
+    log = SimpleNamespace(holistic=[], hands=[], holistic_calls=0, hands_calls=0, found=[("Left", 0.9, 0.6)],
+                          holistic_allowed=True)
+
+    class Holistic:
+        def __init__(self, **kw):
+            assert log.holistic_allowed, "Holistic made where only the hand detector should run"
+            log.holistic.append(kw)
+
+        def process(self, rgb):
+            log.holistic_calls += 1
+            body = _landmarks([(0.5, 0.5, 0.0)] * 33) if rgb.mean() > 127 else None
+            return SimpleNamespace(pose_landmarks=body, left_hand_landmarks=None, right_hand_landmarks=None)
+
+        def close(self):
+            pass
+
+    class Hands:
+        def __init__(self, **kw):
+            log.hands.append(kw)
+
+        def process(self, rgb):
+            log.hands_calls += 1
+            return SimpleNamespace(
+                multi_hand_landmarks=[_hand_at(x) for _, _, x in log.found] or None,
+                multi_handedness=[SimpleNamespace(classification=[SimpleNamespace(label=lab, score=s)])
+                                  for lab, s, _ in log.found] or None)
+
+        def close(self):
+            pass
+
+    mods = (SimpleNamespace(Pose=Holistic), SimpleNamespace(Holistic=Holistic), SimpleNamespace(Hands=Hands))
+    monkeypatch.setattr(pose, "_mediapipe", lambda: mods)
+    return log
+
+
+def _frame(bright: bool) -> np.ndarray:
+    return np.full((48, 64, 3), 220 if bright else 30, np.uint8)
+
+
+def test_hand_detector_runs_only_where_holistic_finds_no_body(fake_mediapipe):
+    from vidcat.io.pose import N_BODY, N_HAND, PoseEstimator
+
+    est = PoseEstimator(hands=True, video=True)
+    lm = est(_frame(bright=False))
+    assert (lm.body, lm.hands) == (False, True) and fake_mediapipe.hands_calls == 1
+    # MediaPipe's "Left" is the mirrored image's left: the person's right hand, slot 1
+    right = lm.kp[N_BODY + N_HAND:]
+    assert right[:, 3].tolist() == [1.0] * N_HAND and np.allclose(right[0, :3], [0.6, 0.4, -0.02])
+    assert not lm.kp[:N_BODY + N_HAND].any()
+    assert fake_mediapipe.hands[0]["static_image_mode"] is False and fake_mediapipe.hands[0]["max_num_hands"] == 2
+    lm = est(_frame(bright=True))                     # a body: Holistic's answer stands, no hand detector
+    assert (lm.body, lm.hands) == (True, False) and fake_mediapipe.hands_calls == 1
+    fake_mediapipe.found = [("Left", 0.6, 0.2), ("Left", 0.9, 0.7)]   # one label twice: the surer one keeps it
+    lm = est(_frame(bright=False))
+    assert np.isclose(lm.kp[N_BODY + N_HAND, 0], 0.7) and np.isclose(lm.kp[N_BODY, 0], 0.2)
+    fake_mediapipe.found = []
+    assert est(_frame(bright=False)).hands is False
+    est.close()
+    body_only = PoseEstimator(hands=False)(_frame(bright=False))       # the body-only path: unchanged
+    assert body_only.kp.shape == (N_BODY, 4) and not body_only.body and len(fake_mediapipe.hands) == 1
+
+
+def test_pose_record_keeps_both_flags_in_the_cache_and_completes_older_entries(fake_mediapipe, tmp_path, cache):
+    from vidcat.data.synth_media import mux_av
+    from vidcat.io import pose
+    from vidcat.io.store import content_key
+
+    frames = np.stack([_frame(bright=t % 2 == 0) for t in range(6)])
+    path = mux_av(tmp_path / "alt.mp4", frames, fps=6)
+    rec = pose.pose_record(path, hands=True)
+    assert rec.body.tolist() == [1, 0] * 3 and rec.hands.tolist() == [0, 1] * 3
+    assert fake_mediapipe.hands_calls == 3 and fake_mediapipe.hands[0]["static_image_mode"] is False
+    before = dict(pose.COUNTERS)
+    kp, body = pose.pose_keypoints(path, hands=True)
+    assert pose.COUNTERS["cached"] == before["cached"] + 1 and fake_mediapipe.hands_calls == 3
+    assert np.array_equal(kp, rec.kp) and np.array_equal(body, rec.body)
+    # keys: the body-only one as before, the hands one renamed (entries of the old hands key are not misread)
+    store, idx = pose._store(), list(range(6))
+    assert pose.cache_key(path, idx) == store.key({"content": content_key(path), "indices": idx, "hands": False,
+                                                   "complexity": 1, "model": "mediapipe-0.10.21"})
+    assert pose.cache_key(path, idx, hands=True) == store.key({**{"content": content_key(path), "indices": idx,
+                                                              "hands": True, "complexity": 1},
+                                                              "model": "mediapipe-0.10.21-holistic+hands"})
+    assert pose.pose_record(path, hands=False).hands.tolist() == [0] * 6 and fake_mediapipe.hands_calls == 3
+    # an entry from before the hand detector (another clip): completed on its frames without a body by the hand
+    # detector alone, in the same mode as a fresh run, and stored under the new key
+    other = mux_av(tmp_path / "other.mp4", frames[::-1], fps=6)
+    old = np.zeros((6, 1 + 75 * 4), np.float32)
+    old[:, 0] = [1, 1, 0, 1, 0, 0]
+    old[0, 1 + 33 * 4:1 + 54 * 4] = np.tile([0.3, 0.3, 0.0, 1.0], 21)   # Holistic's left hand in frame 0
+    store.put(pose.cache_key(other, idx, hands=True, model=pose.MODEL_HOLISTIC), old)
+    fake_mediapipe.holistic_allowed = False
+    before = dict(pose.COUNTERS)
+    rec = pose.pose_record(other, hands=True)
+    assert pose.COUNTERS["upgraded"] == before["upgraded"] + 1 and pose.COUNTERS["computed"] == before["computed"]
+    assert fake_mediapipe.hands_calls == 3 + 3 and fake_mediapipe.hands[-1]["static_image_mode"] is False
+    assert rec.body.tolist() == [1, 1, 0, 1, 0, 0] and rec.hands.tolist() == [1, 0, 1, 0, 1, 1]
+    assert np.array_equal(rec.kp[:, :33], old[:, 1:].reshape(6, 75, 4)[:, :33])
+    assert rec.kp[2, 54:, 3].all() and not rec.kp[1, 33:].any()
+    assert pose.pose_record(other, hands=True).hands.tolist() == rec.hands.tolist()
+    assert pose.COUNTERS["upgraded"] == before["upgraded"] + 1 and fake_mediapipe.hands_calls == 6
+
+
+@pytest.fixture(scope="session")
+def hand_clip(shared_data, tmp_path_factory):
+    """First-person-like footage: a person's left hand cropped (3 hand sizes around it) from 4 frames of a real
+    clip and enlarged, so no body shows; encoded as H.264."""
+    import cv2
+
+    from vidcat.data.synth_media import mux_av
+    from vidcat.io import pose
+    from vidcat.io.video import probe, read_frames
+
+    source = shared_data / "ud810-actions" / "PS7A3P2T1.avi"
+    if not source.is_file() or not has("pose"):
+        pytest.skip("needs ud810-actions/PS7A3P2T1.avi and vidcat[pose]")
+    est = pose.PoseEstimator(hands=True, video=False)
+    crops = []
+    for img in read_frames(source, [int(i) for i in np.linspace(0, probe(source).num_frames - 1, 6).round()][2:]):
+        hand = est(img).kp[pose.N_BODY:pose.N_BODY + pose.N_HAND]
+        assert hand[0, 3] > 0, "Holistic found no left hand in the source frame"
+        h, w = img.shape[:2]
+        c = hand[:, :2].mean(0) * [w, h]
+        half = 3 * np.linalg.norm((hand[9, :2] - hand[0, :2]) * [w, h])
+        (x0, y0), (x1, y1) = np.maximum(c - half, 0).astype(int), (c + half).astype(int)
+        crops.append(cv2.resize(img[y0:y1, x0:x1], (320, 320), interpolation=cv2.INTER_CUBIC))
+    est.close()
+    return mux_av(tmp_path_factory.mktemp("hand") / "left_hand.mp4", np.stack(crops), fps=8)
+
+
+@needs_pose
+def test_hands_without_a_body_on_real_footage(hand_clip, noise_clip, cache):
+    from vidcat.config import DataConfig
+    from vidcat.data.dataset import VideoClips, collate
+    from vidcat.data.manifest import Dataset, Item
+    from vidcat.featurefit.plan import has_body_or_hand
+    from vidcat.io import pose
+    from vidcat.models.streams.pose import PoseFeatures
+
+    rec = pose.pose_record(hand_clip, hands=True)
+    assert rec.body.tolist() == [0] * 4 and rec.hands.tolist() == [1] * 4
+    left, right = rec.kp[:, 33:54], rec.kp[:, 54:]
+    assert left[:, :, 3].all() and not right.any()        # the left hand, in the left hand's slot
+    assert ((left[..., :2] > 0) & (left[..., :2] < 1)).all()
+    assert not pose.pose_record(hand_clip, hands=False).body.any()    # the body model alone: nobody
+    cfg = DataConfig(modalities=("pose",), pose_hands=True, pose_frames=4)
+    clips = VideoClips(Dataset([Item(str(hand_clip), ["a"]), Item(str(noise_clip), ["a"])], ["a"]), cfg)
+    batch = collate([clips[0], clips[1]])
+    assert batch["pose_frames"].tolist() == [[0.0] * 4] * 2 and batch["pose_hand_frames"][0].tolist() == [1.0] * 4
+    assert batch["pose_mask"].tolist() == [1.0, 0.0] and batch["pose_aspect"].tolist() == pytest.approx([1, 160 / 120])
+    feats, present = PoseFeatures()(batch)
+    assert present.tolist() == [1.0, 0.0] and feats[0].any() and not feats[1].any()
+    assert has_body_or_hand(hand_clip) and not has_body_or_hand(noise_clip)

@@ -1,6 +1,7 @@
 """The pose stream's features: planted gesture signals (a wrist's trajectory, a hand's shape) separated
-person-held-out by a linear classifier across body sizes, places and handedness; mirror and scale
-invariance; missing people; degenerate input; the loader and module on real encoded clips."""
+person-held-out by a linear classifier across body sizes, places and handedness -- with a body, and with hands
+only (first-person footage); mirror and scale invariance; missing people; degenerate input; bodies give
+version 1's features; the loader and module on real encoded clips."""
 from __future__ import annotations
 
 from types import SimpleNamespace
@@ -11,9 +12,9 @@ import torch
 
 from vidcat.data.modalities.pose import pad_frames, raw_keypoints
 from vidcat.errors import VidcatError
-from vidcat.extras import has
+from vidcat.config.extras import has
 from vidcat.io.pose import N_BODY, N_HAND, mirror_index
-from vidcat.models.streams.pose import PoseFeatures
+from vidcat.models.streams.pose import BODY_JOINTS, FRAME_DIM, IMAGE_DIM, LATERAL_IMAGE_DIM, PoseFeatures
 
 needs_pose = pytest.mark.skipif(not has("pose"), reason="pip install 'vidcat[pose]' (mediapipe) not installed")
 ASPECT = 16 / 9
@@ -165,6 +166,152 @@ def test_hand_shape_separates_held_out_persons():
     assert _person_held_out(feats.numpy(), y, g) >= 0.9
 
 
+# -- hands without a body (first-person footage) ---------------------------------------------------
+def _first_person(rng, left: bool) -> dict:
+    """How one person's camera (on the head, or in the other hand) sees their hands: size, resting place."""
+    return {"hand": rng.uniform(0.1, 0.3), "cx": rng.uniform(0.35, 0.65) * ASPECT, "cy": rng.uniform(0.45, 0.7),
+            "left": left}
+
+
+def _hands_only_clip(rng, person: dict, label: int, kind: str) -> tuple:
+    """Raw landmarks (T, 75, 4) with no body and the (T,) hand-found mask of one first-person clip: the
+    gesturing hand (found in most frames) has an open or fist shape turned any way (``shape``), or moves
+    side to side or up and down (``movement``); the other hand shows up now and then, resting lower."""
+    turn = rng.uniform(-np.pi, np.pi)
+    c, s = np.cos(turn), np.sin(turn)
+    shape = ("open", "fist")[label] if kind == "shape" else ("open", "fist")[int(rng.integers(2))]
+    hand = _hand(shape) @ np.array([[c, s, 0], [-s, c, 0], [0, 0, 1]], np.float32) * person["hand"]
+    wrist = np.tile([person["cx"], person["cy"]], (T, 1)) + rng.normal(0, 0.01, (T, 2))
+    if kind == "movement":
+        cycles, phase = rng.uniform(1.5, 3), rng.uniform(0, 2 * np.pi)
+        wrist[:, label] += rng.uniform(0.1, 0.2) * np.sin(2 * np.pi * cycles * np.linspace(0, 1, T) + phase)
+    hands = np.zeros((T, 2, N_HAND, 4), np.float32)
+    hands[:, 1, :, :3] = hand + rng.normal(0, 0.01, (T, N_HAND, 3))
+    hands[:, 1, :, :2] += wrist[:, None]
+    hands[:, 1, :, 3] = (rng.random(T) < 0.9)[:, None]
+    hands[:, 0, :, :3] = _hand("open") * [-1, 1, 1] * person["hand"] + [person["cx"] - 0.4, 0.9, 0]
+    hands[:, 0, :, 3] = (rng.random(T) < 0.2)[:, None]
+    if person["left"]:  # the left hand gestures: the same, mirrored about the frame's centre
+        hands = hands[:, ::-1].copy()
+        hands[..., 0] = ASPECT - hands[..., 0]
+    kp = np.zeros((T, N_BODY + 2 * N_HAND, 4), np.float32)
+    kp[:, N_BODY:, 0] = hands[..., 0].reshape(T, -1) / ASPECT
+    kp[:, N_BODY:, 1] = hands[..., 1].reshape(T, -1)
+    kp[:, N_BODY:, 2] = hands[..., 2].reshape(T, -1) / ASPECT
+    kp[:, N_BODY:, 3] = hands[..., 3].reshape(T, -1)
+    kp[:, N_BODY:] *= kp[:, N_BODY:, 3:4] > 0
+    return kp, (kp[:, N_BODY:, 3].max(1) > 0).astype(np.float32)
+
+
+def _hands_only_dataset(kind: str, persons: int = 6, per_class: int = 5, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    clips, y, g = [], [], []
+    for p in range(persons):
+        person = _first_person(rng, left=p % 2 == 1)
+        for label in (0, 1):
+            for _ in range(per_class):
+                clips.append(_hands_only_clip(rng, person, label, kind))
+                y.append(label)
+                g.append(p)
+    return clips, np.array(y), np.array(g)
+
+
+def _hands_batch(clips, flip: bool = False) -> dict:
+    """What the loader gives for hands found without a body: no body frame, the hand frames, the frame's shape."""
+    none = np.zeros(T, np.float32)
+    raw = np.stack([raw_keypoints(kp, none, ASPECT, flip, True, hand) for kp, hand in clips])
+    hand = np.stack([h for _, h in clips])
+    return {"pose_raw": torch.from_numpy(raw), "pose_frames": torch.zeros(len(clips), T),
+            "pose_hand_frames": torch.from_numpy(hand), "pose_mask": torch.ones(len(clips)),
+            "pose_aspect": torch.full((len(clips),), ASPECT)}
+
+
+def _image_blocks(module: PoseFeatures) -> torch.Tensor:
+    """Which entries are the image places of hands seen without a body (pooled; the wrists un-mirrored in the
+    lateral block)."""
+    at = torch.zeros(module.feat_dim, dtype=torch.bool)
+    start = (module.bins + 6) * FRAME_DIM + 3 + len(BODY_JOINTS)
+    at[start:start + (module.bins + 6) * IMAGE_DIM] = True
+    at[module.feat_dim - (module.bins + 1) * LATERAL_IMAGE_DIM:] = True
+    return at
+
+
+@pytest.mark.parametrize("kind", ["shape", "movement"])
+def test_hands_without_a_body_separate_held_out_persons(kind):
+    clips, y, g = _hands_only_dataset(kind)
+    batch = _hands_batch(clips)
+    feats, present = PoseFeatures()(batch)
+    assert present.tolist() == [1.0] * len(y) and torch.isfinite(feats).all()
+    assert _person_held_out(feats.numpy(), y, g) >= 0.9
+    # without the hand mask these frames have no person: nothing to classify
+    _, none = PoseFeatures()({k: v for k, v in batch.items() if k != "pose_hand_frames"})
+    assert not none.any()
+
+
+def test_hands_only_present_and_their_body_values_masked():
+    clips, _, _ = _hands_only_dataset("movement", persons=2, per_class=1, seed=5)
+    b = _hands_batch(clips)
+    module = PoseFeatures()
+    f, present = module(b)
+    assert present.tolist() == [1.0] * 4
+    one = {**b, "pose_hand_frames": torch.zeros(4, T)}
+    one["pose_hand_frames"][0, 7] = 1                     # clip 0: one frame with a hand, the others: nothing
+    _, p1 = module(one)
+    assert p1.tolist() == [1.0, 0.0, 0.0, 0.0]
+    # body landmarks in frames without a body are not seen: garbage there changes nothing
+    junk = b["pose_raw"].clone()
+    junk[:, :, :N_BODY] = torch.rand(4, T, N_BODY, 4) * 3
+    g, _ = module({**b, "pose_raw": junk})
+    assert torch.equal(f, g)
+    # the wrists' places come from the image, in their own blocks: a hand moved in the picture changes only them
+    moved = b["pose_raw"].clone()
+    moved[:, :, N_BODY:, :2] += torch.tensor([0.3, -0.2]) * (moved[:, :, N_BODY:, 3:] > 0)
+    h, _ = module({**b, "pose_raw": moved})
+    at = _image_blocks(module)
+    assert torch.allclose(f[:, ~at], h[:, ~at], atol=1e-5) and not torch.allclose(f[:, at], h[:, at], atol=1e-2)
+    # a left hand doing it is the right hand's mirror image: the same canonical features
+    c = module.canonical_dim
+    mirrored, _ = module(_hands_batch(clips, flip=True))
+    assert torch.allclose(f[:, :c], mirrored[:, :c], atol=1e-4)
+
+
+def _v1_projections(feats: torch.Tensor) -> torch.Tensor:
+    """(B, 2499) -> (B, 16): projections on fixed directions (a compact fingerprint of version 1's features)."""
+    i = torch.arange(feats.shape[1], dtype=torch.float64)
+    dirs = torch.stack([torch.cos(0.37 * (k + 1) * i + k) for k in range(16)], 1)
+    return feats.double() @ dirs
+
+
+def _as_v1(module: PoseFeatures, feats: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Version 2's features split into version 1's entries (in their order) and the new ones."""
+    old = torch.zeros(module.feat_dim, dtype=torch.bool)
+    old[:(module.bins + 6) * FRAME_DIM + 3 + len(BODY_JOINTS)] = True
+    old[module.canonical_dim:module.canonical_dim + (module.bins + 1) * 8 + 3] = True
+    return feats[:, old], feats[:, ~old]
+
+
+def test_bodies_give_version_1_features():
+    """Planted body clips (hands next to the body, as Holistic finds them) give version 1's features in their
+    places -- with or without the loader's hand mask -- and zeros in the new entries."""
+    import json
+    from pathlib import Path
+
+    expect = json.loads((Path(__file__).parent / "expect" / "pose_stream_v1.json").read_text())
+    clips = _dataset("trajectory", persons=2, per_class=1, seed=21)[0] + _dataset("shape", persons=2, per_class=1,
+                                                                                   seed=22)[0]
+    b = _batch(clips)
+    hand = (b["pose_raw"][:, :, N_BODY:, 3].amax(-1) > 0).float() * b["pose_frames"]
+    module = PoseFeatures()
+    for batch in (b, {**b, "pose_hand_frames": hand, "pose_aspect": torch.full((len(clips),), ASPECT)}):
+        f, present = module(batch)
+        v1, new = _as_v1(module, f)
+        assert present.tolist() == [1.0] * len(clips) and v1.shape[1] == expect["feat_dim"] and not new.any()
+        got = _v1_projections(v1)
+        want = torch.tensor(expect["projections"], dtype=torch.float64)
+        assert torch.allclose(got, want, rtol=1e-5, atol=1e-3), (got - want).abs().max()
+        assert torch.allclose(v1.abs().sum(1).double(), torch.tensor(expect["l1"], dtype=torch.float64), rtol=1e-5)
+
+
 # -- invariances ------------------------------------------------------------------------------------
 def test_left_handed_mirror_image_gives_the_right_handed_features():
     clips, y, _ = _dataset("trajectory", persons=2, per_class=2, seed=3)
@@ -204,7 +351,7 @@ def test_no_person_gives_present_zero_and_zeros():
 
 
 @pytest.mark.parametrize("case", ["all_zero", "one_frame", "no_hands", "one_person_frame", "body_only", "nan",
-                                  "huge", "no_frames_key"])
+                                  "huge", "no_frames_key", "hands_only"])
 def test_degenerate_input_is_finite(case):
     kp, frames = torch.rand(2, T, 75, 4), torch.ones(2, T)
     if case == "all_zero":
@@ -226,6 +373,10 @@ def test_degenerate_input_is_finite(case):
         kp[:, :, 15, 1] = 1e30
     module = PoseFeatures()
     batch = {"pose_raw": kp, "pose_mask": torch.ones(2)}
+    if case == "hands_only":   # no body anywhere, hands in every frame, NaN and huge values among them
+        kp[0, 3, N_BODY:] = float("nan")
+        kp[1, :, N_BODY + 9, :2] = 1e30
+        frames, batch["pose_hand_frames"], batch["pose_aspect"] = torch.zeros(2, T), torch.ones(2, T), torch.zeros(2)
     if case != "no_frames_key":
         batch["pose_frames"] = frames
     f, present = module(batch)
@@ -237,7 +388,7 @@ def test_reads_the_normalised_pose_when_raw_is_absent_and_validates_bins():
     b = _batch(clips)
     f, present = PoseFeatures(bins=6, lateral=False)({"pose": b["pose_raw"], "pose_frames": b["pose_frames"]})
     assert f.shape == (2, PoseFeatures(bins=6, lateral=False).feat_dim) and present.tolist() == [1.0, 1.0]
-    assert PoseFeatures(bins=6).spec() == {"name": "pose", "version": 1, "feat_dim": PoseFeatures(bins=6).feat_dim,
+    assert PoseFeatures(bins=6).spec() == {"name": "pose", "version": 2, "feat_dim": PoseFeatures(bins=6).feat_dim,
                                            "bins": 6, "lateral": True}
     with pytest.raises(ValueError, match="bins must be >= 1, not 0"):
         PoseFeatures(bins=0)
@@ -270,6 +421,7 @@ def test_loader_and_module_on_an_encoded_clip_hit_the_spread_frames_cache(tmp_pa
     batch = collate([clips[0], clips[1]])
     assert batch["pose_raw"].shape == (2, 8, 75, 4) and batch["pose_frames"].shape == (2, 8)
     assert batch["pose"].shape == (2, 8, 75, 4) and batch["pose_mask"].tolist() == [0.0, 0.0]
+    assert batch["pose_hand_frames"].tolist() == [[0.0] * 8] * 2 and batch["pose_aspect"].tolist() == pytest.approx([96 / 72] * 2)
     before = dict(pose.COUNTERS)
     pose.pose_keypoints(paths[0], frames=8, hands=True)   # what the pose cache holds for 8 spread frames
     assert pose.COUNTERS["computed"] == before["computed"] and pose.COUNTERS["cached"] == before["cached"] + 1

@@ -68,7 +68,7 @@ def test_flow_and_rgb_share_the_training_crop(small_motion, monkeypatch):
 
 
 def test_cache_used_when_present_and_miss_warns_once(small_motion, tmp_path, monkeypatch, caplog):
-    from vidcat.motion.cache import build_cache
+    from vidcat.io.motion.cache import build_cache
 
     ds = one(small_motion)
     cfg = DataConfig(frames=4, size=32, sampler="tsn", modalities=("flow", "mv"), flow_length=2)
@@ -94,7 +94,7 @@ def test_cache_used_when_present_and_miss_warns_once(small_motion, tmp_path, mon
     monkeypatch.setattr(mm, "_warned", set())
     (tmp_path / "empty").mkdir()
     miss = VideoClips(ds, DataConfig(**{**cfg.as_dict(), "modalities": ("flow",), "motion_cache": str(tmp_path / "empty")}))
-    with caplog.at_level(logging.WARNING, logger="vidcat.motion"):
+    with caplog.at_level(logging.WARNING, logger="vidcat.io.motion"):
         a, b = miss[0], miss[0]
     assert torch.allclose(a["flow"], fresh["flow"], atol=0.01)  # built by a whole-file stream: see above
     assert sum("has no dis_fast entries at short side" in r.getMessage() for r in caplog.records) == 1

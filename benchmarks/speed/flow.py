@@ -18,9 +18,9 @@ import numpy as np
 from vidcat.config import BENCH_FLOW_METHODS, BenchFlowConfig
 from vidcat.errors import VidcatError
 from vidcat.io.video import read_frames
-from vidcat.motion.cache import compute_motion
-from vidcat.motion.flow import compute_flow
-from vidcat.motion.motion_vectors import _decode_mvs, expand_grids, mv_grids
+from vidcat.io.motion.cache import compute_motion
+from vidcat.io.motion.flow import compute_flow
+from vidcat.io.motion.motion_vectors import _decode_mvs, expand_grids, mv_grids
 
 SIZES = (112, 224, None)
 

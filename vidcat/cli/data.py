@@ -22,7 +22,7 @@ def run_prepare(cfg: PrepareConfig) -> int:
 
 
 def run_flow(cfg: FlowConfig) -> int:
-    from vidcat.motion.extract import run_flow
+    from vidcat.io.motion.extract import run_flow
 
     return run_flow(cfg)
 

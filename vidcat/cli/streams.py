@@ -14,12 +14,14 @@ def run_pose(cfg: PoseConfig) -> int:
 
     require_extra("pose")
     if cfg.json:
-        kp, mask = pose.pose_keypoints(cfg.video, frames=cfg.frames, hands=cfg.hands)
-        print(json.dumps({"video": cfg.video, "mask": mask.tolist(),
-                          "keypoints": pose.normalise(kp, mask).astype(float).round(4).tolist()}))
+        rec = pose.pose_record(cfg.video, frames=cfg.frames, hands=cfg.hands)
+        print(json.dumps({"video": cfg.video, "mask": rec.body.tolist(), "hands": rec.hands.tolist(),
+                          "keypoints": pose.normalise(rec.kp, rec.body).astype(float).round(4).tolist()}))
     if cfg.out:
         r = pose.write_overlay(cfg.video, cfg.out, frames=cfg.frames, hands=cfg.hands)
-        print(f"{r['out']}: a person in {r['found']}/{r['frames']} frames", file=sys.stderr if cfg.json else sys.stdout)
+        hands = f", hands without a body in {r['hands_only']}" if r["hands_only"] else ""
+        print(f"{r['out']}: a person in {r['found']}/{r['frames']} frames{hands}",
+              file=sys.stderr if cfg.json else sys.stdout)
     return 0
 
 

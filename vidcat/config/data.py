@@ -62,7 +62,8 @@ class DataConfig:
     motion_cache: str | None = opt(None, "folder filled by `vidcat flow` (computed on the fly when absent)")
     clip_cache: str | None = opt(None, "folder of decoded frames reused across epochs (training only: epochs after "
                                        "the first decode nothing)")
-    pose_hands: bool = opt(False, "pose stream: add 2 x 21 hand landmarks to the 33 body ones (vidcat[pose])")
+    pose_hands: bool = opt(False, "pose stream: add 2 x 21 hand landmarks to the 33 body ones, and hands without "
+                                  "a body (first-person footage) from a whole-frame hand detector (vidcat[pose])")
     pose_frames: int = opt(0, "pose stream: keypoints of this many frames evenly spread over the whole video, the "
                               "same for every view (0: the clip's own frames)", min=0)
     text_sources: tuple = opt(TEXT_SOURCES, "text stream: subtitles (sidecar or embedded), container metadata "

@@ -25,7 +25,7 @@ from sklearn.model_selection import GridSearchCV
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import FunctionTransformer, StandardScaler
 
-from vidcat.models.stream_fusion import pool_frames
+from vidcat.models.streams.base import pool_frames
 
 C_GRID = (0.01, 0.1, 1.0)
 APPEARANCE_C = (0.01, 0.1)       # the appearance family chosen on the corpus (C >= 1 hurt there)
@@ -52,7 +52,7 @@ class GuardedScaler(StandardScaler):
 class PooledSlice(TransformerMixin, BaseEstimator):
     """Rows of trend-pooled per-frame features ``[mean (F) | spread (F) | slope (F)]`` -> the same pooling of
     the first ``dims`` features of a frame only (global average features vs all positional ones): what
-    :func:`vidcat.models.stream_fusion.pool_frames` gives for ``dims``, without pooling again."""
+    :func:`vidcat.models.streams.base.pool_frames` gives for ``dims``, without pooling again."""
 
     def __init__(self, width: int = 0, dims: int = 0):
         self.width, self.dims = width, dims

@@ -1,9 +1,10 @@
 """Which streams a data set has, found cheaply before anything expensive runs over every clip.
 
 A sample of clips (spread over the classes) is probed: is there a sound track that is not silent, a
-person in a few frames, a voice, text on screen, subtitles or other words? A costly stream (pose, speech,
-on-screen text) is computed over the whole set only when the probe found it in enough of the sample;
-``--streams`` forces or limits the set. Appearance is always on: it is the strongest single stream.
+body or a hand (first-person footage shows hands only) in a few frames, a voice, text on screen, subtitles or
+other words? A costly stream (pose, speech, on-screen text) is computed over the whole set only when the probe
+found it in enough of the sample; ``--streams`` forces or limits the set. Appearance is always on: it is the
+strongest single stream.
 """
 from __future__ import annotations
 
@@ -60,16 +61,21 @@ def has_sound(path) -> bool:
     return bool(clip.present and len(clip.waveform) and np.sqrt(np.mean(clip.waveform ** 2)) > SILENT_RMS)
 
 
-def has_person(path, frames: int = 3) -> bool:
-    """MediaPipe finds a person in at least one of ``frames`` frames spread over the video."""
+def has_body_or_hand(path, frames: int = 3) -> bool:
+    """MediaPipe finds a body or a hand (Holistic, then the whole-frame hand detector where it finds no body)
+    in at least one of ``frames`` frames spread over the video, each looked at on its own."""
     from vidcat.io.pose import PoseEstimator
     from vidcat.io.video import probe, read_frames
 
     n = max(int(probe(path).num_frames or 1), 1)
     rgb = read_frames(path, [int(i) for i in np.linspace(0, n - 1, frames + 2)[1:-1].round()], short_side=360)
-    est = PoseEstimator(hands=False, video=False)
+    est = PoseEstimator(hands=True, video=False)
     try:
-        return any(est(img)[1] for img in rgb)
+        for img in rgb:
+            found = est(img)
+            if found.body or found.hands:
+                return True
+        return False
     finally:
         est.close()
 
@@ -147,8 +153,8 @@ def plan_streams(items, data, forced: tuple | None = None, log=None) -> StreamPl
         plan.streams = [s for s in ("appearance", "motion") if s in available]
     want = set(plan.streams) if forced else set(available)
     if "pose" in want and "pose" in available:
-        people, n = hits_of(lambda it: has_person(it.path))
-        plan.reasons["pose"] = f"a person in {people}/{n} probed clips"
+        people, n = hits_of(lambda it: has_body_or_hand(it.path))
+        plan.reasons["pose"] = f"a body or a hand in {people}/{n} probed clips"
         if not forced and people >= MIN_SHARE * n:
             plan.streams.append("pose")
     if "audio" in want and "audio" in available:

@@ -12,7 +12,7 @@ from typing import Iterable, Iterator
 import numpy as np
 
 from vidcat.errors import VideoError
-from vidcat.inputs import expand_inputs
+from vidcat.io.inputs import expand_inputs
 
 log = logging.getLogger("vidcat")
 

@@ -2,10 +2,12 @@
 ``mediapipe==0.10.21`` wheel (``pip install 'vidcat[pose]'``); torch-free.
 
 * :func:`pose_keypoints` -- raw landmarks of chosen frames, ``(T, K, 4)`` float32 (image-normalised
-  x, y in [0, 1], z, visibility) plus a ``(T,)`` missing-person mask (1 = a person was found). K is
+  x, y in [0, 1], z, visibility) plus a ``(T,)`` missing-person mask (1 = a body was found). K is
   33 body landmarks, or 33 + 2 x 21 with ``hands=True`` (hand points carry x, y, z and 1/0 presence
-  in the 4th channel). Cached per (file content, frame indices, options) in ``Store("pose", 1)``, so
-  a second run -- or a resumed batch -- reads instead of running the models.
+  in the 4th channel). :func:`pose_record` also gives the ``(T,)`` hands-found mask: with ``hands=True``
+  a frame without a body (first-person footage: hands, no body) gets its hands from the whole-frame
+  hand detector. Cached per (file content, frame indices, options) in ``Store("pose", 1)``, so a
+  second run -- or a resumed batch -- reads instead of running the models.
 * :func:`normalise` -- centred on the hip midpoint, scaled by the torso length (shoulder midpoint to
   hip midpoint), so keypoints are independent of where the person stands and how large they appear.
 * :func:`pose_features` -- one fixed-length vector per video (mean, std and mean |frame-to-frame
@@ -19,6 +21,7 @@ from __future__ import annotations
 import os
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from functools import lru_cache
+from typing import NamedTuple
 
 import numpy as np
 
@@ -89,6 +92,7 @@ def _mediapipe():
         if not hasattr(message_factory.MessageFactory, "GetPrototype"):  # before mediapipe's bindings load
             message_factory.MessageFactory.GetPrototype = lambda self, d: message_factory.GetMessageClass(d)
         from mediapipe.python import solution_base as sb
+        from mediapipe.python.solutions import hands as mp_hands
         from mediapipe.python.solutions import holistic as mp_holistic
         from mediapipe.python.solutions import pose as mp_pose
     except ImportError:
@@ -104,7 +108,7 @@ def _mediapipe():
             exec(compile(src, sb.__file__, "exec"), sb.__dict__, ns)  # noqa: S102 (mediapipe's own code)
             sb.SolutionBase._modify_calculator_options = ns["_modify_calculator_options"]
         sb.SolutionBase._vidcat_patched = True
-    return mp_pose, mp_holistic
+    return mp_pose, mp_holistic, mp_hands
 
 
 def _needs_label_patch() -> bool:
@@ -117,24 +121,42 @@ def _needs_label_patch() -> bool:
         return True
 
 
+class Landmarks(NamedTuple):
+    """One frame's landmarks ``(K, 4)``, whether a body was found and whether a hand was found."""
+
+    kp: np.ndarray
+    body: bool
+    hands: bool
+
+
+# MediaPipe Hands names handedness as if the image were mirrored (a selfie camera); video is not mirrored,
+# so its "Right" is the person's left hand (slot 0, as Holistic's left_hand_landmarks). Checked against
+# Holistic, whose hands hang off the body's own wrists: on frontal signers the swapped label named the same
+# hand in 20 of 21 cases, and on hand crops with no body in view in 13 of 14. First-person footage has no
+# body to check against: there the label comes from the hand's appearance alone.
+HANDS_LABEL_SLOT = {"Right": 0, "Left": 1}
+
+
 class PoseEstimator:
-    """MediaPipe Pose -- or, with ``hands``, MediaPipe Holistic -- on RGB uint8 frames: ``(K, 4)`` landmarks
-    and whether a person was found.
+    """MediaPipe Pose -- or, with ``hands``, MediaPipe Holistic -- on RGB uint8 frames: :class:`Landmarks`.
 
     Holistic crops each hand around the wrist that the body model found and runs the hand model on the
     crop, so it finds the small hands of a person a few metres away that a whole-frame hand detector
-    misses. ``video=True`` tracks across consecutive calls (faster, steadier); unrelated frames are
-    detected afresh either way."""
+    misses -- and finds no hand where it finds no body. So with ``hands``, a frame without a body goes to
+    MediaPipe Hands (whole-frame palm detector + hand landmarks; first-person footage shows hands, no body),
+    and only such frames: the cost is bounded by one hand-model pass per frame. ``video=True`` tracks
+    across consecutive calls (faster, steadier); unrelated frames are detected afresh either way."""
 
     def __init__(self, hands: bool = False, complexity: int = 1, video: bool = True, min_confidence: float = 0.5):
-        mp_pose, mp_holistic = _mediapipe()
+        mp_pose, mp_holistic, _ = _mediapipe()
         os.environ.setdefault("GLOG_minloglevel", "2")
-        self.hands = hands
+        self.hands, self.video, self.complexity, self.min_confidence = hands, video, complexity, min_confidence
         make = mp_holistic.Holistic if hands else mp_pose.Pose
         self.model = make(static_image_mode=not video, model_complexity=complexity, smooth_landmarks=False,
                           min_detection_confidence=min_confidence, min_tracking_confidence=min_confidence)
+        self._hand_model = None   # made on the first frame without a body
 
-    def __call__(self, rgb: np.ndarray) -> tuple[np.ndarray, bool]:
+    def __call__(self, rgb: np.ndarray) -> Landmarks:
         rgb = np.ascontiguousarray(rgb, dtype=np.uint8)
         out = np.zeros((num_joints(self.hands), 4), np.float32)
         r = self.model.process(rgb)
@@ -144,12 +166,51 @@ class PoseEstimator:
         if self.hands:   # Holistic's left/right are the person's, as the body landmarks' are
             for slot, lm in enumerate((r.left_hand_landmarks, r.right_hand_landmarks)):
                 if lm is not None:
-                    base = N_BODY + slot * N_HAND
-                    out[base:base + N_HAND] = [(p.x, p.y, p.z, 1.0) for p in lm.landmark]
-        return out, found
+                    _fill_hand(out, slot, lm)
+            if not found:
+                self._hands_without_body(rgb, out)
+        return Landmarks(out, found, bool(self.hands and out[N_BODY:, 3].any()))
+
+    def _hands_without_body(self, rgb: np.ndarray, out: np.ndarray) -> None:
+        """The whole-frame hand detector's hands in ``out``'s hand slots (made on the first call)."""
+        if self._hand_model is None:
+            self._hand_model = HandDetector(self.complexity, self.video, self.min_confidence)
+        self._hand_model.fill(rgb, out)
 
     def close(self) -> None:
         self.model.close()
+        if self._hand_model is not None:
+            self._hand_model.close()
+
+
+class HandDetector:
+    """MediaPipe Hands on whole RGB uint8 frames (palm detector, then the hand landmark model): the hands of
+    frames where no body was found. ``video=True`` tracks across consecutive calls."""
+
+    def __init__(self, complexity: int = 1, video: bool = True, min_confidence: float = 0.5):
+        mp_hands = _mediapipe()[2]
+        self.model = mp_hands.Hands(static_image_mode=not video, max_num_hands=2,
+                                    model_complexity=min(int(complexity), 1),
+                                    min_detection_confidence=min_confidence, min_tracking_confidence=min_confidence)
+
+    def fill(self, rgb: np.ndarray, out: np.ndarray) -> None:
+        """Fill the empty hand slots of ``out`` (K, 4) with the hands found in ``rgb``: the slot of each
+        hand's label (:data:`HANDS_LABEL_SLOT`); two hands with one label, the less sure one takes the other."""
+        r = self.model.process(np.ascontiguousarray(rgb, dtype=np.uint8))
+        found = [(h.classification[0], lm) for h, lm in zip(r.multi_handedness or (), r.multi_hand_landmarks or ())]
+        for label, lm in sorted(found, key=lambda f: -f[0].score):
+            slot = HANDS_LABEL_SLOT.get(label.label, 1)
+            free = [s for s in (slot, 1 - slot) if out[N_BODY + s * N_HAND, 3] == 0]
+            if free:
+                _fill_hand(out, free[0], lm)
+
+    def close(self) -> None:
+        self.model.close()
+
+
+def _fill_hand(out: np.ndarray, slot: int, landmarks) -> None:
+    base = N_BODY + slot * N_HAND
+    out[base:base + N_HAND] = [(p.x, p.y, p.z, 1.0) for p in landmarks.landmark]
 
 
 def _frame_indices(path, frames) -> list[int]:
@@ -169,55 +230,123 @@ def _store(root=None) -> Store:
     return Store("pose", version=STORE_VERSION, root=root)
 
 
-def cache_key(path, indices, hands: bool = False, complexity: int = 1, store: Store | None = None) -> str:
+MODEL_BODY = "mediapipe-0.10.21"
+MODEL_HOLISTIC = "mediapipe-0.10.21-holistic"              # entries from before the hand fallback
+MODEL_HOLISTIC_HANDS = "mediapipe-0.10.21-holistic+hands"  # rows: [body found, hands found, K x 4]
+
+
+def cache_key(path, indices, hands: bool = False, complexity: int = 1, store: Store | None = None,
+              model: str | None = None) -> str:
+    model = model or (MODEL_HOLISTIC_HANDS if hands else MODEL_BODY)
     return (store or _store()).key({"content": content_key(path), "indices": list(indices), "hands": bool(hands),
-                                    "complexity": int(complexity), "model": "mediapipe-0.10.21-holistic" if hands else "mediapipe-0.10.21"})
+                                    "complexity": int(complexity), "model": model})
 
 
-COUNTERS = {"computed": 0, "cached": 0}   # per process: how many entries were computed vs read
-_CHUNK = 32                               # frames decoded at once
+COUNTERS = {"computed": 0, "cached": 0, "upgraded": 0}   # per process: entries computed, read, completed
+_CHUNK = 32                                              # frames decoded at once
 
 
-def pose_keypoints(path, frames=None, hands: bool = False, complexity: int = 1, cache: bool = True,
-                   root=None) -> tuple[np.ndarray, np.ndarray]:
-    """Raw landmarks ``(T, K, 4)`` and person mask ``(T,)`` of ``frames`` of ``path`` (see module doc).
+class PoseRecord(NamedTuple):
+    """Landmarks ``(T, K, 4)`` of a video's frames and two ``(T,)`` float32 masks: body found, hand found
+    (by Holistic next to the body, or by the whole-frame hand detector where there is no body)."""
 
-    ``frames``: None (all), an int (evenly spread) or explicit indices. Unreadable frames count as
-    missing (mask 0); an unreadable file raises :class:`~vidcat.errors.VideoError`."""
+    kp: np.ndarray
+    body: np.ndarray
+    hands: np.ndarray
+
+
+def pose_record(path, frames=None, hands: bool = False, complexity: int = 1, cache: bool = True,
+                root=None) -> PoseRecord:
+    """The landmarks and both masks of ``frames`` of ``path`` (see :func:`pose_keypoints`); the hands mask
+    is all zeros without ``hands``."""
     indices = _frame_indices(path, frames)
     store = _store(root)
     key = cache_key(path, indices, hands, complexity, store) if cache else None
     if key is not None:
         hit = store.get(key)
+        if hit is None and hands:
+            hit = _upgraded(path, indices, complexity, store)
+            if hit is not None:
+                store.put(key, hit, meta={"indices": len(indices), "hands": True})
         if hit is not None:
             COUNTERS["cached"] += 1
             return _split(hit, hands)
-    from vidcat.io.video import read_frames
-
-    est = PoseEstimator(hands=hands, complexity=complexity, video=_consecutive(indices))
-    try:
-        K = num_joints(hands)
-        packed = np.zeros((len(indices), 1 + K * 4), np.float32)
-        for c0 in range(0, len(indices), _CHUNK):  # decoded a chunk at a time: memory independent of length
-            rgb = read_frames(path, indices[c0:c0 + _CHUNK])
-            for t, img in enumerate(rgb[:_CHUNK], c0):
-                kp, found = est(img)
-                packed[t, 0] = float(found)
-                packed[t, 1:] = kp.reshape(-1)
-    finally:
-        est.close()
+    packed = _compute(path, indices, hands, complexity)
     COUNTERS["computed"] += 1
     if key is not None:
         store.put(key, packed, meta={"indices": len(indices), "hands": bool(hands)})
     return _split(packed, hands)
 
 
+def pose_keypoints(path, frames=None, hands: bool = False, complexity: int = 1, cache: bool = True,
+                   root=None) -> tuple[np.ndarray, np.ndarray]:
+    """Raw landmarks ``(T, K, 4)`` and body mask ``(T,)`` of ``frames`` of ``path`` (see module doc).
+
+    ``frames``: None (all), an int (evenly spread) or explicit indices. Unreadable frames count as
+    missing (mask 0); an unreadable file raises :class:`~vidcat.errors.VideoError`."""
+    rec = pose_record(path, frames, hands, complexity, cache, root)
+    return rec.kp, rec.body
+
+
+def _compute(path, indices, hands: bool, complexity: int) -> np.ndarray:
+    """Rows ``[body found, (hands found,) K x 4 landmarks]`` of ``indices``, a chunk of frames decoded at a time
+    (memory independent of length)."""
+    from vidcat.io.video import read_frames
+
+    est = PoseEstimator(hands=hands, complexity=complexity, video=_consecutive(indices))
+    flags = 2 if hands else 1
+    packed = np.zeros((len(indices), flags + num_joints(hands) * 4), np.float32)
+    try:
+        for c0 in range(0, len(indices), _CHUNK):
+            rgb = read_frames(path, indices[c0:c0 + _CHUNK])
+            for t, img in enumerate(rgb[:_CHUNK], c0):
+                lm = est(img)
+                packed[t, :flags] = (lm.body, lm.hands)[:flags]
+                packed[t, flags:] = lm.kp.reshape(-1)
+    finally:
+        est.close()
+    return packed
+
+
+def _upgraded(path, indices, complexity: int, store: Store) -> np.ndarray | None:
+    """A cached Holistic entry from before the hand fallback, completed: the same Holistic rows, plus the
+    whole-frame hand detector on its frames without a body (in the same order and mode as a fresh run, so the
+    same result without running Holistic again). None when there is no such entry."""
+    old = store.get(cache_key(path, indices, True, complexity, store, model=MODEL_HOLISTIC))
+    K4 = num_joints(True) * 4
+    if old is None or old.shape != (len(indices), 1 + K4):
+        return None
+    from vidcat.io.video import read_frames
+
+    packed = np.zeros((len(old), 2 + K4), np.float32)
+    packed[:, 0], packed[:, 2:] = old[:, 0], old[:, 1:]
+    todo = [t for t in range(len(old)) if old[t, 0] == 0]
+    if todo:
+        detector = HandDetector(complexity, video=_consecutive(indices))
+        try:
+            for c0 in range(0, len(todo), _CHUNK):
+                rows = todo[c0:c0 + _CHUNK]
+                for t, img in zip(rows, read_frames(path, [indices[t] for t in rows])):
+                    kp = packed[t, 2:].reshape(-1, 4)
+                    detector.fill(img, kp)
+        finally:
+            detector.close()
+    packed[:, 1] = packed[:, 2:].reshape(len(old), -1, 4)[:, N_BODY:, 3].max(1) > 0
+    COUNTERS["upgraded"] += 1
+    return packed
+
+
 def _consecutive(indices) -> bool:
     return len(indices) > 1 and max(np.diff(indices)) <= 2
 
 
-def _split(packed: np.ndarray, hands: bool) -> tuple[np.ndarray, np.ndarray]:
-    return packed[:, 1:].reshape(len(packed), num_joints(hands), 4).copy(), packed[:, 0].copy()
+def _split(packed: np.ndarray, hands: bool) -> PoseRecord:
+    """Rows of one or two flags (older entries and body-only ones: one) then ``K x 4`` landmarks."""
+    K = num_joints(hands)
+    flags = packed.shape[1] - K * 4
+    kp = packed[:, flags:].reshape(len(packed), K, 4).copy()
+    hand = packed[:, 1].copy() if flags > 1 else np.zeros(len(packed), np.float32)
+    return PoseRecord(kp, packed[:, 0].copy(), hand)
 
 
 def normalise(kp: np.ndarray, mask: np.ndarray) -> np.ndarray:
@@ -270,8 +399,9 @@ def _extract_one(args):
     path, frames, hands, root = args
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     try:
-        kp, mask = pose_keypoints(path, frames=frames, hands=hands, root=root)
-        return str(path), float(mask.mean()) if len(mask) else 0.0, None
+        rec = pose_record(path, frames=frames, hands=hands, root=root)
+        found = np.maximum(rec.body, rec.hands)
+        return str(path), float(found.mean()) if len(found) else 0.0, None
     except Exception as e:  # one bad file never stops the batch
         return str(path), None, f"{type(e).__name__}: {e}"
 
@@ -279,7 +409,7 @@ def _extract_one(args):
 def extract_many(paths, frames=32, hands: bool = False, workers: int | None = None, root=None,
                  progress=None) -> dict[str, float | str]:
     """Fill the pose cache for ``paths`` in ``workers`` processes (default: every core). Returns
-    ``{path: fraction of frames with a person, or an error line}``. Entries already cached are only
+    ``{path: fraction of frames with a body or a hand, or an error line}``. Entries already cached are only
     read, so re-running after an interruption continues where it stopped."""
     from vidcat.config.extras import require
 
@@ -311,7 +441,7 @@ def extract_many(paths, frames=32, hands: bool = False, workers: int | None = No
 def draw_skeleton(rgb: np.ndarray, kp: np.ndarray, found: bool, hands: bool = False,
                   min_visibility: float = 0.3) -> np.ndarray:
     """A copy of ``rgb`` with the raw landmarks ``kp`` (K, 4) drawn (cv2): bones green, joints red,
-    hands blue; a 'no person' label when nothing was found."""
+    hands blue; a 'no person' label when nothing was found (``found``: a body or a hand)."""
     import cv2
 
     img = np.ascontiguousarray(rgb).copy()
@@ -336,7 +466,7 @@ def draw_skeleton(rgb: np.ndarray, kp: np.ndarray, found: bool, hands: bool = Fa
 def write_overlay(path, out, frames=None, hands: bool = False, max_frames: int = 300, tiles: int = 4) -> dict:
     """Draw the skeleton on ``path``'s frames and write ``out``: a video (.mp4/.avi/.mkv/.webm, the
     frames at the source rate) or an image (.png/.jpg: a row of ``tiles`` frames spread over the clip).
-    Returns ``{"out", "frames", "found"}``."""
+    Returns ``{"out", "frames", "found" (frames with a body), "hands_only" (with hands but no body)}``."""
     import av
     import cv2
 
@@ -350,9 +480,10 @@ def write_overlay(path, out, frames=None, hands: bool = False, max_frames: int =
         n = max(int(info.num_frames or 0), 1)
         frames = min(n, tiles) if image else min(n, max_frames)
     indices = _frame_indices(path, frames)
-    kp, mask = pose_keypoints(path, frames=indices, hands=hands)
+    rec = pose_record(path, frames=indices, hands=hands)
     rgb = read_frames(path, indices)
-    drawn = [draw_skeleton(img, k, m > 0, hands) for img, k, m in zip(rgb, kp, mask)]
+    found = np.maximum(rec.body, rec.hands)
+    drawn = [draw_skeleton(img, k, m > 0, hands) for img, k, m in zip(rgb, rec.kp, found)]
     if image:
         target_h = min(360, drawn[0].shape[0])
         row = np.concatenate([cv2.resize(d, (round(d.shape[1] * target_h / d.shape[0]), target_h)) for d in drawn], 1)
@@ -376,4 +507,5 @@ def write_overlay(path, out, frames=None, hands: bool = False, max_frames: int =
                     c.mux(p)
             for p in s.encode():
                 c.mux(p)
-    return {"out": out, "frames": len(indices), "found": int((mask > 0).sum())}
+    return {"out": out, "frames": len(indices), "found": int((rec.body > 0).sum()),
+            "hands_only": int(((rec.hands > 0) & (rec.body == 0)).sum())}

@@ -33,7 +33,7 @@ from typing import Callable
 
 import numpy as np
 
-from vidcat.io.digest import file_digest
+from vidcat.digest import file_digest
 
 MAGIC = b"VCST1\n"
 _ALIGN = 64

@@ -18,24 +18,7 @@ import torch.nn.functional as F
 from vidcat.config import HALF_MEAN, HALF_STD, MULTI_STREAM
 from vidcat.errors import VidcatError
 from vidcat.models.registry import register_model
-
-POOLS = ("mean", "trend")
-
-
-def pool_frames(x: torch.Tensor, pool: str = "trend", dims: int | None = None) -> torch.Tensor:
-    """(B, T, F) per-frame features -> (B, k x dims) over the first ``dims`` features: ``mean``, or
-    ``trend`` = mean, spread and signed least-squares slope over time (the slope tells the direction of
-    time, which an order-free mean cannot)."""
-    x = x[..., :dims] if dims else x
-    m = x.mean(1)
-    if pool == "mean":
-        return m
-    if pool != "trend":
-        raise VidcatError(f"unknown pooling {pool!r} ({' | '.join(POOLS)})")
-    t = torch.arange(x.shape[1], dtype=x.dtype, device=x.device)
-    t = (t - t.mean()) / (t - t.mean()).pow(2).sum().clamp_min(1e-6)
-    return torch.cat([m, x.std(1, unbiased=False), (x * t.view(1, -1, 1)).sum(1)], 1)
-
+from vidcat.models.streams.base import pool_frames
 
 class LinearHead(nn.Module):
     """Features -> [temporal pooling of per-frame features] -> standardised (training statistics;

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from vidcat.errors import VidcatError
-from vidcat.io.digest import file_digest
+from vidcat.digest import file_digest
 from vidcat.weights.catalogue import CATALOGUE, Weights, get_weights
 
 log = logging.getLogger(__name__)

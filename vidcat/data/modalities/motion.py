@@ -7,7 +7,7 @@ with L = 1 gives the clip's field sequence (for 3D temporal streams, ``in_channe
 sampler with L = 5 gives the TSN paper's stacked flow per segment (2D streams, ``in_channels=10``).
 
 Values are pixels per frame at the model's input resolution divided by the +-20 px quantization
-bound (``vidcat.motion.flow.BOUND``), so they lie in [-1, 1]; x > 0 is motion to the right, y > 0
+bound (``vidcat.io.motion.flow.BOUND``), so they lie in [-1, 1]; x > 0 is motion to the right, y > 0
 down. The spatial crop is the RGB stream's: ``ctx.crop_box`` while training (the dataset draws one
 box for all spatial streams), the centre square otherwise; fields are rescaled with the crop.
 
@@ -30,11 +30,11 @@ import torch
 from vidcat.data import transforms as T
 from vidcat.data.modalities.base import ClipContext, register_modality
 from vidcat.io.video import VideoReader
-from vidcat.motion.cache import build_cache, canonical, load_cached
-from vidcat.motion.flow import BOUND, compute_flow, dequantize
-from vidcat.motion.motion_vectors import read_motion_vectors
+from vidcat.io.motion.cache import build_cache, canonical, load_cached
+from vidcat.io.motion.flow import BOUND, compute_flow, dequantize
+from vidcat.io.motion.motion_vectors import read_motion_vectors
 
-log = logging.getLogger("vidcat.motion")
+log = logging.getLogger("vidcat.io.motion")
 _warned: set = set()  # (path or cache dir, cache dir) already reported in this process
 
 
@@ -48,7 +48,7 @@ def field_ids(indices, length: int, total: int, kind: str) -> np.ndarray:
     """(T, L) indices into the video's field array for each sampled frame and stack position.
 
     ``flow`` field j is the motion j -> j+1 (``total - 1`` fields); ``mv`` field j is the motion
-    *into* frame j (``total`` fields, see ``vidcat.motion.motion_vectors``), so the same motion
+    *into* frame j (``total`` fields, see ``vidcat.io.motion.motion_vectors``), so the same motion
     i -> i+1 is mv field i+1. Positions past either end repeat the edge field, as ``stack_flow`` does.
     """
     starts = np.asarray(indices, np.int64)[:, None] + np.arange(length)[None]

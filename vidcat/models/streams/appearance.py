@@ -2,7 +2,7 @@
 
 Per frame it keeps the average features and, per channel, where the channel fires (x/y activation
 centroids, :class:`~vidcat.models.frame_encoder.PositionPool`), ``[avg (D) | x (D) | y (D)]``; the head pools
-them over time (:func:`vidcat.models.stream_fusion.pool_frames`), so it is the one stream whose cached
+them over time (:func:`vidcat.models.streams.base.pool_frames`), so it is the one stream whose cached
 features are per frame: ``(B, T, 3D)``.
 
 The frozen encoder runs through :class:`~vidcat.models.backbone_runtime.FrameEncoder` (``runtime``):

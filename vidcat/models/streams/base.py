@@ -10,6 +10,8 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
+from vidcat.errors import VidcatError
+
 
 class StreamFeatures(nn.Module):
     """Base class: ``forward(batch) -> (features (B, feat_dim) float32, present (B,) float32 in {0, 1})``."""
@@ -39,3 +41,21 @@ def present_of(batch: dict, key: str, n: int) -> torch.Tensor:
     if m is None:
         return torch.ones(n)
     return torch.as_tensor(m, dtype=torch.float32).reshape(n)
+
+
+POOLS = ("mean", "trend")
+
+
+def pool_frames(x: torch.Tensor, pool: str = "trend", dims: int | None = None) -> torch.Tensor:
+    """(B, T, F) per-frame features -> (B, k x dims) over the first ``dims`` features: ``mean``, or
+    ``trend`` = mean, spread and signed least-squares slope over time (the slope tells the direction of
+    time, which an order-free mean cannot)."""
+    x = x[..., :dims] if dims else x
+    m = x.mean(1)
+    if pool == "mean":
+        return m
+    if pool != "trend":
+        raise VidcatError(f"unknown pooling {pool!r} ({' | '.join(POOLS)})")
+    t = torch.arange(x.shape[1], dtype=x.dtype, device=x.device)
+    t = (t - t.mean()) / (t - t.mean()).pow(2).sum().clamp_min(1e-6)
+    return torch.cat([m, x.std(1, unbiased=False), (x * t.view(1, -1, 1)).sum(1)], 1)

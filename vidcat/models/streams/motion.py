@@ -31,7 +31,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from vidcat.errors import VidcatError
-from vidcat.models.stream_fusion import pool_frames
+from vidcat.models.streams.base import pool_frames
 from vidcat.models.streams.base import StreamFeatures, present_of
 
 BOUND = 20.0          # the motion modalities' quantization bound: values are px / BOUND

@@ -19,15 +19,22 @@ Design, in the order :meth:`PoseFeatures.forward` applies it:
   middle-finger knuckle, in 3-D), the cosines of its 15 finger-joint angles, fingertip-to-fingertip and
   fingertip-to-wrist distances, the palm's normal, its wrist's place in the body frame, and whether it was
   found: invariant to where the hand is and how large it appears.
-* **Time.** Each per-frame value is averaged in ``bins`` equal parts of the frames that have a person
-  (the gesture's temporal shape, whatever the video's length) and summarised by mean, std, min, max and
-  the mean absolute and std of its frame-to-frame change. A value counts only in the frames where it was
-  seen (a hand only where it was found; a bin without it takes the clip's mean), so detection gaps are not
-  read as motion.
+* **Hands without a body.** First-person footage (a camera on the head or in the other hand) shows hands
+  and no body: the loader's ``pose_hand_frames`` marks the frames with a hand, found there by the
+  whole-frame hand detector. Such frames count as present; their body values are masked (not seen), their
+  hand shapes are used, and each hand's place comes from the image -- wrist and palm centre relative to the
+  frame's centre, and size, in frame heights (``pose_aspect`` locates the centre) -- in a block of its own
+  (with the share of such frames), mirrored with the clip (the wrists also un-mirrored in the lateral block),
+  so it never poses as the body frame.
+* **Time.** Each per-frame value is averaged in ``bins`` equal parts of the present frames (the gesture's
+  temporal shape, whatever the video's length) and summarised by mean, std, min, max and the mean absolute
+  and std of its frame-to-frame change. A value counts only in the frames where it was seen (a hand only
+  where it was found; a bin without it takes the clip's mean), so detection gaps are not read as motion.
 
-Frames without a person are left out; a clip with none gives ``present`` 0 and zeros. Every division is
-guarded and the per-frame values are clipped, so no input (all zeros, one frame, no hands) gives NaN or inf.
-Parameter-free torch ops: runs wherever the batch is (CPU or CUDA). 2499 numbers with the defaults.
+Frames with neither a body nor a hand are left out; a clip with none gives ``present`` 0 and zeros. Every
+division is guarded and the per-frame values are clipped, so no input (all zeros, one frame, no hands) gives
+NaN or inf. Parameter-free torch ops: runs wherever the batch is (CPU or CUDA). 2620 numbers with the
+defaults; a clip with bodies only gives version 1's 2499 numbers in their places and zeros in the new ones.
 """
 from __future__ import annotations
 
@@ -54,18 +61,25 @@ VISIBLE = 0.5             # a body landmark counts as seen above this visibility
 BODY_DIM = 2 * len(BODY_JOINTS) + 5           # positions, 2 elbow angles, 2 wrist-nose, wrist-wrist
 HAND_DIM = 20 * 3 + len(ANGLES) + len(TIP_PAIRS) + len(TIPS) + 3 + 2 + 1
 FRAME_DIM = BODY_DIM + 2 * HAND_DIM
+PALM = (0, 5, 9, 13, 17)                      # wrist and knuckles: the palm
+IMAGE_DIM = 2 * 5                             # per hand, in frames without a body: image wrist, palm centre, size
+LATERAL_IMAGE_DIM = 2 * 2                     # both image wrists, un-mirrored
 
 
 class PoseFeatures(StreamFeatures):
     """Skeleton features of ``batch["pose_raw"]`` (B, T, K, 4) (``batch["pose"]`` when absent), K = 33 or
-    75, with ``batch["pose_frames"]`` (B, T) and ``batch["pose_mask"]`` (B,); see the module doc.
+    75, with ``batch["pose_frames"]`` (B, T) (body found), ``batch["pose_hand_frames"]`` (B, T) (hand found;
+    none when absent), ``batch["pose_aspect"]`` (B,) (1 when absent) and ``batch["pose_mask"]`` (B,); see
+    the module doc.
 
     Layout: ``[(bins + 6) x FRAME_DIM pooled per-frame values | person fraction, 2 hand fractions,
-    body-joint visibilities | lateral block]``; the last :attr:`lateral_dim` entries change under mirroring."""
+    body-joint visibilities | (bins + 6) x IMAGE_DIM pooled image places of hands without a body, their
+    share | lateral block]``; the last :attr:`lateral_dim` entries change under mirroring (un-mirrored
+    wrists and elbows, the handedness flag, 2 hand fractions, un-mirrored image wrists)."""
 
     name = "pose"
     reads = ("pose",)
-    version = 1
+    version = 2
     data_settings = {"pose_frames": 32, "pose_hands": True}   # 32 frames over the clip; Holistic's hands
     data_keys = ("pose_frames", "pose_hands")
 
@@ -74,8 +88,8 @@ class PoseFeatures(StreamFeatures):
         if int(bins) < 1:
             raise ValueError(f"bins must be >= 1, not {bins}")
         self.bins, self.lateral = int(bins), bool(lateral)
-        self.lateral_dim = (self.bins + 1) * 2 * len(LATERAL_JOINTS) + 3 if self.lateral else 0
-        self.canonical_dim = (self.bins + 6) * FRAME_DIM + 3 + len(BODY_JOINTS)
+        self.lateral_dim = (self.bins + 1) * (2 * len(LATERAL_JOINTS) + LATERAL_IMAGE_DIM) + 3 if self.lateral else 0
+        self.canonical_dim = (self.bins + 6) * (FRAME_DIM + IMAGE_DIM) + 4 + len(BODY_JOINTS)
         self.feat_dim = self.canonical_dim + self.lateral_dim
 
     def spec(self) -> dict:
@@ -86,44 +100,78 @@ class PoseFeatures(StreamFeatures):
         n = batch_size(batch, key)
         kp = torch.nan_to_num(torch.as_tensor(batch[key]).float())
         kp = torch.cat([kp[..., :3].clamp(-RANGE, RANGE), kp[..., 3:]], -1)
-        frames = batch.get("pose_frames")
-        frames = torch.ones(kp.shape[:2]) if frames is None else torch.as_tensor(frames).float()
-        frames = (frames.to(kp.device).reshape(kp.shape[:2]) > 0).float()
-        m = frames * (present_of(batch, "pose", n).to(kp.device) > 0).float()[:, None]
+        known = (present_of(batch, "pose", n).to(kp.device) > 0).float()[:, None]
+        body = _frame_mask(batch.get("pose_frames"), kp, 1.0) * known
+        hand = _frame_mask(batch.get("pose_hand_frames"), kp, 0.0) * known
+        m = torch.maximum(body, hand)
         present = (m.sum(1) > 0).float()
+        aspect = batch.get("pose_aspect")
+        aspect = torch.ones(n) if aspect is None else torch.as_tensor(aspect, dtype=torch.float32).reshape(n)
         kp = _with_hands(kp)
-        feats = self._clip_features(kp, m)
+        feats = self._clip_features(kp, body, m, torch.nan_to_num(aspect.to(kp.device), 1.0, 1.0, 1.0))
         return torch.nan_to_num(feats * present[:, None], 0.0, 0.0, 0.0).float(), present
 
-    def _clip_features(self, kp: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
+    def _clip_features(self, kp: torch.Tensor, b: torch.Tensor, m: torch.Tensor, aspect: torch.Tensor) -> torch.Tensor:
+        """(B, T, 75, 4) raw keypoints, (B, T) body frames ``b`` within present frames ``m``, (B,) aspect."""
         body, hands = kp[:, :, :N_BODY], kp[:, :, N_BODY:].reshape(*kp.shape[:2], 2, N_HAND, 4)
-        centre = (body[..., L_SH, :2] + body[..., R_SH, :2]) / 2                     # (B, T, 2)
-        scale = body_scale(body, m)                                                  # (B,)
+        centre = (body[..., L_SH, :2] + body[..., R_SH, :2]) / 2 * b[..., None]    # (B, T, 2); 0 without a body
+        scale = body_scale(body, b)                                                  # (B,)
         bxy = (body[..., :2] - centre[:, :, None]) / scale[:, None, None, None]     # (B, T, 33, 2)
         hpts = hands[..., :3].clone()
         hpts[..., :2] = (hpts[..., :2] - centre[:, :, None, None]) / scale[:, None, None, None, None]
         hpts[..., 2] = hpts[..., 2] / scale[:, None, None, None]
         hseen = (hands[..., 0, 3] > 0).float() * m[..., None]                      # (B, T, 2)
+        image = image_places(hands, aspect)                                          # (B, T, 2, 5)
+        iseen = hseen * (m - b)[..., None]                                           # hands of frames without a body
         vis = body[..., 3]
-        mirror = left_dominant(bxy, hseen, m)
+        mirror = left_dominant(bxy, hseen, b, m, image[..., :2], iseen)
         lateral = bxy[:, :, list(LATERAL_JOINTS)].flatten(2)
         c_bxy, c_vis, c_hpts, c_hseen = _mirrored(bxy, vis, hpts, hseen, mirror)
         x = torch.cat([_body_frame(c_bxy), _hand_frame(c_hpts[:, :, 0], c_hseen[..., 0]),
                        _hand_frame(c_hpts[:, :, 1], c_hseen[..., 1])], -1).clamp(-CLIP, CLIP)
-        w = torch.cat([m[..., None].expand(*m.shape, BODY_DIM),
-                       c_hseen[..., :1].expand(*m.shape, HAND_DIM - 1), m[..., None],
-                       c_hseen[..., 1:].expand(*m.shape, HAND_DIM - 1), m[..., None]], -1)
+        w = torch.cat([b[..., None].expand(*b.shape, BODY_DIM)] + [
+            torch.cat([c_hseen[..., h:h + 1].expand(*m.shape, HAND_DIM - 3), (c_hseen[..., h] * b)[..., None].expand(
+                *m.shape, 2), m[..., None]], -1) for h in (0, 1)], -1)
         count = m.sum(1).clamp(min=1)
-        clip = torch.cat([m.mean(1, keepdim=True), c_hseen.sum(1) / count[:, None],
-                          (c_vis[:, :, list(BODY_JOINTS)] * m[..., None]).sum(1) / count[:, None]], -1)
-        out = [pool(x, w, m, self.bins), clip]
+        clip = torch.cat([b.mean(1, keepdim=True), c_hseen.sum(1) / count[:, None],
+                          (c_vis[:, :, list(BODY_JOINTS)] * b[..., None]).sum(1) / b.sum(1).clamp(min=1)[:, None]], -1)
+        c_image, c_iseen = _mirrored_image(image, iseen, mirror)
+        out = [pool(x, w, m, self.bins), clip, pool(c_image.flatten(2), c_iseen.repeat_interleave(5, -1), m, self.bins),
+               ((m - b).sum(1) / count)[:, None]]
         if self.lateral:
-            lw = m[..., None].expand_as(lateral)
+            lw = b[..., None].expand_as(lateral)
             flag = 1 - 2 * mirror.float()
-            out += [binned(lateral.clamp(-CLIP, CLIP), lw, m, self.bins).flatten(1),
-                    (lateral.clamp(-CLIP, CLIP) * lw).sum(1) / count[:, None], flag[:, None],
-                    hseen.sum(1) / count[:, None]]
+            wrists, ww = image[..., :2].flatten(2), iseen.repeat_interleave(2, -1)    # un-mirrored image wrists
+            out += [binned(lateral.clamp(-CLIP, CLIP), lw, b, self.bins).flatten(1),
+                    (lateral.clamp(-CLIP, CLIP) * lw).sum(1) / b.sum(1).clamp(min=1)[:, None], flag[:, None],
+                    hseen.sum(1) / count[:, None], binned(wrists, ww, m, self.bins).flatten(1),
+                    (wrists * ww).sum(1) / ww.sum(1).clamp(min=1)]
         return torch.cat(out, -1)
+
+
+def _frame_mask(frames, kp: torch.Tensor, default: float) -> torch.Tensor:
+    """(B, T) 0/1 per-frame mask from a batch entry (``default`` everywhere when absent)."""
+    frames = torch.full(kp.shape[:2], default) if frames is None else torch.as_tensor(frames).float()
+    return (frames.to(kp.device).reshape(kp.shape[:2]) > 0).float()
+
+
+def image_places(hands: torch.Tensor, aspect: torch.Tensor) -> torch.Tensor:
+    """(B, T, 2, 21, 4) raw hand points (x in frame heights), (B,) width / height -> (B, T, 2, 5): each hand's
+    wrist and palm centre relative to the frame's centre and its size (wrist to middle-finger knuckle), in
+    frame heights: where the hand is, and how near, when there is no body to place it against."""
+    centre = torch.stack([aspect / 2, torch.full_like(aspect, 0.5)], -1)[:, None, None]   # (B, 1, 1, 2)
+    wrist = hands[..., 0, :2] - centre
+    palm = hands[..., list(PALM), :2].mean(-2) - centre
+    size = (hands[..., 9, :2] - hands[..., 0, :2]).norm(dim=-1, keepdim=True)
+    return torch.cat([wrist, palm, size], -1).clamp(-CLIP, CLIP)
+
+
+def _mirrored_image(image: torch.Tensor, iseen: torch.Tensor, mirror: torch.Tensor):
+    """:func:`image_places` and their weights of the clips flagged in ``mirror`` reflected (x -> -x, hands
+    swapped)."""
+    flipped = image.flip(2) * torch.tensor([-1.0, 1.0, -1.0, 1.0, 1.0], device=image.device)
+    return (torch.where(mirror[:, None, None, None], flipped, image),
+            torch.where(mirror[:, None, None], iseen.flip(2), iseen))
 
 
 def _with_hands(kp: torch.Tensor) -> torch.Tensor:
@@ -152,17 +200,27 @@ def body_scale(body: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
     return torch.nan_to_num(med, nan=1.0).clamp(min=MIN_SCALE)
 
 
-def left_dominant(bxy: torch.Tensor, hseen: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
-    """(B,) True where the person's left hand is the more active one: found more often, moving more
-    (std of the wrist's place) and raised higher (above the shoulders), over the person frames."""
-    count = m.sum(1).clamp(min=1)[:, None]
+def left_dominant(bxy: torch.Tensor, hseen: torch.Tensor, b: torch.Tensor, m: torch.Tensor | None = None,
+                  image: torch.Tensor | None = None, iseen: torch.Tensor | None = None) -> torch.Tensor:
+    """(B,) True where the person's left hand is the more active one: found more often (over the present
+    frames ``m``), moving more (std of the wrist's place) and raised higher (above the shoulders), over the
+    body frames ``b``; in frames without a body (``iseen``), moving more in the ``image``."""
+    count = (b if m is None else m).sum(1).clamp(min=1)[:, None]
+    bcount = b.sum(1).clamp(min=1)[:, None]
     wr = bxy[:, :, [L_WR, R_WR]]                                                   # (B, T, 2, 2)
-    w = m[:, :, None, None]
-    mean = (wr * w).sum(1) / count[..., None]
-    spread = (((wr - mean[:, None]) ** 2 * w).sum(1) / count[..., None]).clamp(min=0).sqrt().sum(-1)
-    raised = (-wr[..., 1] * m[..., None]).sum(1) / count                            # y grows downwards
+    spread = _spread(wr, b[:, :, None].expand(*b.shape, 2), bcount)
+    raised = (-wr[..., 1] * b[..., None]).sum(1) / bcount                          # y grows downwards
     score = hseen.sum(1) / count + spread.clamp(max=CLIP) + 0.25 * raised.clamp(-CLIP, CLIP)
+    if image is not None:
+        score = score + _spread(image, iseen, iseen.sum(1).clamp(min=1)).clamp(max=CLIP)
     return score[:, 0] > score[:, 1]
+
+
+def _spread(xy: torch.Tensor, w: torch.Tensor, count: torch.Tensor) -> torch.Tensor:
+    """(B, T, 2, 2) places, (B, T, 2) 0/1 weights, (B, 2 or 1) counts -> (B, 2): each hand's std of x plus y."""
+    w = w[..., None]
+    mean = (xy * w).sum(1) / count[..., None]
+    return (((xy - mean[:, None]) ** 2 * w).sum(1) / count[..., None]).clamp(min=0).sqrt().sum(-1)
 
 
 def _mirrored(bxy, vis, hpts, hseen, mirror):

@@ -9,7 +9,7 @@ from vidcat.errors import VidcatError
 
 def run_flow(cfg: FlowConfig) -> int:
     """Run ``build_cache`` over the given files/folders; prints the summary as one JSON line."""
-    from vidcat.motion.cache import build_cache
+    from vidcat.io.motion.cache import build_cache
 
     params = {"weights": cfg.raft_weights} if cfg.raft_weights else {}
     summary = build_cache(list(cfg.paths), cfg.cache, cfg.method, size=cfg.size, workers=cfg.workers,

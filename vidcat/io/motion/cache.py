@@ -22,11 +22,11 @@ import numpy as np
 
 from vidcat.errors import VidcatError, VideoError
 from vidcat.io.store import Store, content_key
-from vidcat.inputs import expand_inputs
-from vidcat.motion.flow import BOUND, canonical_method, flow_of_stream, iter_video_frames
-from vidcat.motion.motion_vectors import expand_grids, read_motion_vectors, read_mv_grids
+from vidcat.io.inputs import expand_inputs
+from vidcat.io.motion.flow import BOUND, canonical_method, flow_of_stream, iter_video_frames
+from vidcat.io.motion.motion_vectors import expand_grids, read_motion_vectors, read_mv_grids
 
-log = logging.getLogger("vidcat.motion")
+log = logging.getLogger("vidcat.io.motion")
 CACHE_VERSION = 3  # 3: artefact-store entries; 2: flow from every decoded frame (streamed)
 _KEY_IGNORES = {"device"}  # parameters that never change the result
 
@@ -146,10 +146,10 @@ def _init_worker():
 def _check_method(method: str, params: dict) -> None:
     """Fail once, up front, when the method's optional parts are missing."""
     if method.startswith("raft"):
-        from vidcat.motion.flow import find_raft_weights
+        from vidcat.io.motion.flow import find_raft_weights
         find_raft_weights(method, params.get("weights"))
     if method == "tvl1":
-        from vidcat.motion.flow import _tvl1_factory
+        from vidcat.io.motion.flow import _tvl1_factory
         _tvl1_factory()
 
 

@@ -6,7 +6,7 @@ FFmpeg exports that (``flags2=+export_mvs``) and PyAV exposes it as ``frame.side
 step: no RGB conversion and no flow solver, so it runs several times faster than DIS end to end
 (``vidcat bench flow``), at block (8 px) resolution and with encoder-chosen, noisier vectors.
 
-Conventions (same as ``vidcat.motion.flow``): field t is the motion *into* frame t, in pixels per
+Conventions (same as ``vidcat.io.motion.flow``): field t is the motion *into* frame t, in pixels per
 frame, positive x = moving right, positive y = moving down, clipped to +-20 and quantized to uint8.
 FFmpeg stores ``motion = (src - dst) * motion_scale`` with ``source`` -1 for a past reference and
 +1 for a future one, so the forward per-frame motion is ``motion / (scale * source) / distance``
@@ -22,9 +22,9 @@ import numpy as np
 
 from vidcat.errors import VideoError
 from vidcat.io.video import open_container
-from vidcat.motion.flow import BOUND, compute_flow, iter_video_frames, quantize
+from vidcat.io.motion.flow import BOUND, compute_flow, iter_video_frames, quantize
 
-log = logging.getLogger("vidcat.motion")
+log = logging.getLogger("vidcat.io.motion")
 
 # Decoders that can export motion vectors; anything else goes straight to the flow fallback.
 MV_CODECS = {"h264", "mpeg1video", "mpeg2video", "mpeg4", "h263", "h263p", "h263i", "flv",

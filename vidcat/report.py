@@ -83,10 +83,13 @@ def _recipe_section(rec: dict | None) -> list[str]:
 
 def _open_set_lines(rule: dict) -> list[str]:
     """The "none of these" rule of a default-model run, in words."""
-    from vidcat.featurefit.unknown import open_set_line
-
-    return [f"None of these: {open_set_line(rule)}. Predict marks such clips `unknown`; `--min-precision` / "
-            "`--coverage` move the threshold without retraining.", ""] if rule else []
+    if "threshold" not in rule:
+        return [f"None of these: {rule['note']}.", ""] if rule.get("note") else []
+    t = rule["threshold"]
+    return [f"None of these: clips whose {rule['family']} score is above {t['value']:.4g} are `unknown` ({t['target']}, "
+            f"{rule['how']}; out-of-fold precision {t['precision']:.2f}, coverage {t['coverage']:.2f}); "
+            f"{rule['evidence']['chosen_by']}. `--min-precision` / `--coverage` move the threshold without retraining.",
+            ""]
 
 
 def _kwargs(cfg: dict) -> str:

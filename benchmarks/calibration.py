@@ -23,7 +23,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "benchmarks")]
 
-from corpus import default_root, load_corpus  # noqa: E402
+from corpus import corpus_arguments, default_root, load_corpus  # noqa: E402
 from fixed_default import INNER_FOLDS, fused_logits  # noqa: E402
 from real_data import features, outer_folds  # noqa: E402
 from scipy.special import softmax  # noqa: E402
@@ -80,10 +80,7 @@ def markdown(rows: list[dict]) -> str:
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--root", default=None)
-    ap.add_argument("--only", nargs="*", default=None)
-    ap.add_argument("--streams", default=None, help="comma-separated streams to force (default: the planner's)")
-    ap.add_argument("--cache", default=None)
+    corpus_arguments(ap)
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "calibration"))
     a = ap.parse_args(argv)
     streams = [s for s in a.streams.split(",") if s] if a.streams else None

@@ -25,7 +25,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "benchmarks")]
 
-from corpus import default_root, load_corpus  # noqa: E402
+from corpus import corpus_arguments, default_root, load_corpus  # noqa: E402
 from real_data import features  # noqa: E402
 from sklearn.cluster import KMeans  # noqa: E402
 from sklearn.metrics import adjusted_rand_score  # noqa: E402
@@ -66,10 +66,7 @@ def score_set(entry, streams, cache, seed: int = 0) -> dict:
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--root", default=None)
-    ap.add_argument("--only", nargs="*", default=None)
-    ap.add_argument("--streams", default=",".join(STREAMS), help="streams to extract (vidcat cluster's default)")
-    ap.add_argument("--cache", default=None)
+    corpus_arguments(ap, ",".join(STREAMS))       # vidcat cluster's streams by default
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "cluster"))
     a = ap.parse_args(argv)
     streams = [s for s in a.streams.split(",") if s]

@@ -504,3 +504,13 @@ def main(argv=None) -> int:
 if __name__ == "__main__":
     sys.path.insert(0, str(ROOT))
     sys.exit(main())
+
+
+def corpus_arguments(ap, streams: str | None = None):
+    """The options every corpus benchmark takes: ``--root``, ``--only``, ``--streams``, ``--cache``."""
+    ap.add_argument("--root", default=None, help="corpus root (default: $VIDCAT_CORPUS or ~/.cache/vidcat/corpus)")
+    ap.add_argument("--only", nargs="*", default=None, help="set names")
+    ap.add_argument("--streams", default=streams, help="comma-separated streams to force (default: the planner's)")
+    ap.add_argument("--cache", default=None, help="feature store root (default: vidcat's cache root)")
+    return ap
+

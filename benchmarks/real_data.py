@@ -31,7 +31,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "benchmarks")]
 
-from corpus import default_root, load_corpus  # noqa: E402
+from corpus import corpus_arguments, default_root, load_corpus  # noqa: E402
 
 from vidcat.config import DataConfig  # noqa: E402
 from vidcat.data.manifest import load_dataset  # noqa: E402
@@ -140,12 +140,9 @@ def markdown(rows, costs) -> str:
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--root", default=None, help="corpus root (default: $VIDCAT_CORPUS or ~/.cache/vidcat/corpus)")
-    ap.add_argument("--only", nargs="*", default=None, help="set names")
-    ap.add_argument("--streams", default=None, help="comma-separated streams to force (default: the planner's)")
+    corpus_arguments(ap)
     ap.add_argument("--alone", action="store_true", help="also score the procedure given each stream alone")
     ap.add_argument("--estimate", action="store_true", help="also the estimate vidcat train prints, per outer fold")
-    ap.add_argument("--cache", default=None, help="feature store root (default: vidcat's cache root)")
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "real_data"))
     a = ap.parse_args(argv)
     import torch

@@ -28,7 +28,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "benchmarks")]
 
-from corpus import default_root, load_corpus  # noqa: E402
+from corpus import corpus_arguments, default_root, load_corpus  # noqa: E402
 from fixed_default import choose_settings  # noqa: E402
 from real_data import features, outer_folds  # noqa: E402
 
@@ -118,12 +118,9 @@ def plot(row: dict, path: Path) -> None:
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--root", default=None)
-    ap.add_argument("--only", nargs="*", default=None)
-    ap.add_argument("--streams", default=None, help="comma-separated streams to force (default: the planner's)")
+    corpus_arguments(ap)
     ap.add_argument("--batch", type=int, default=None, help="clips labelled per round (default: 5 %% of the pool, >= 1)")
     ap.add_argument("--repeats", type=int, default=5)
-    ap.add_argument("--cache", default=None)
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "suggest"))
     a = ap.parse_args(argv)
     streams = [s for s in a.streams.split(",") if s] if a.streams else None

@@ -115,7 +115,8 @@ def test_the_extracted_test_view_is_the_models_own_forward(long_clip, small_moti
     with torch.no_grad():
         for i in range(len(paths)):
             own, present = stream(collate([test[i]]))
-            np.testing.assert_allclose(got.feats[i, 0], own.reshape(-1).numpy(), rtol=1e-5, atol=1e-5)
+            # one clip through the network vs a batch of them: the same forward up to float32 batching noise
+            np.testing.assert_allclose(got.feats[i, 0], own.reshape(-1).numpy(), rtol=1e-3, atol=1e-3)
             assert got.present[i, 0] == present[0] == 1
             assert np.abs(got.feats[i, 1] - got.feats[i, 0]).max() > 1e-3       # an augmented view differs
 

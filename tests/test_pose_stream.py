@@ -454,3 +454,44 @@ def test_loader_on_a_person_clip(shared_data, cache):
     f, present = module(batch)
     assert present.tolist() == [1.0, 1.0] and torch.isfinite(f).all()
     assert torch.allclose(f[0, :module.canonical_dim], f[1, :module.canonical_dim], atol=1e-4)
+
+
+HANDS_JOB = '''
+import numpy as np
+
+
+def hands(module, seed):
+    from vidcat.io.pose import HandDetector
+    out, detector = np.zeros((75, 4), np.float32), HandDetector(video=False)
+    detector.fill(np.random.default_rng(seed).integers(0, 255, (240, 320, 3), dtype=np.uint8), out)
+    detector.close()
+    return seed
+'''
+
+HANDS_RUN = '''
+import torch
+from hands_job import hands
+from vidcat.featurefit.pool import ClipPool
+
+if __name__ == "__main__":
+    hands(None, 7)      # MediaPipe has run here, as the plan's probe runs it before the streams are extracted
+    with ClipPool(1, {"x": torch.nn.Identity()}) as pool:
+        print(sorted(pool.map(hands, "x", [(0,), (1,)], lost=lambda task: "lost")))
+'''
+
+
+@needs_pose
+def test_clip_workers_run_mediapipe_after_their_parent_did(tmp_path):
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    (tmp_path / "hands_job.py").write_text(HANDS_JOB)
+    (tmp_path / "run.py").write_text(HANDS_RUN)
+    root = str(Path(__file__).resolve().parents[1])
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), root])}
+    out = subprocess.run([sys.executable, str(tmp_path / "run.py")], capture_output=True, text=True, env=env,
+                         timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip().splitlines()[-1] == "[0, 1]"      # a forked worker aborted in malloc: ['lost', 'lost']

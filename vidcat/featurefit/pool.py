@@ -20,6 +20,7 @@ from __future__ import annotations
 import multiprocessing
 import pickle
 import resource
+import sys
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager
@@ -58,6 +59,16 @@ def opencv_threads(n: int):
         yield
     finally:
         cv2.setNumThreads(old)
+
+
+def worker_context():
+    """The start method of clip workers: fork where that is safe, spawn once MediaPipe is loaded here -- a
+    forked child that runs MediaPipe's graphs after its parent did aborts in malloc (a corrupted heap), which
+    lost every clip that needed the hand detector after the plan's probe had run it."""
+    ctx = multiprocessing.get_context()
+    if ctx.get_start_method() == "fork" and "mediapipe" in sys.modules:
+        return multiprocessing.get_context("spawn")
+    return ctx
 
 
 def _init_worker(modules, fresh: bool) -> None:
@@ -112,7 +123,7 @@ class ClipPool:
 
     def _start(self) -> ProcessPoolExecutor:
         if self._executor is None:
-            ctx = multiprocessing.get_context()
+            ctx = worker_context()
             forked = ctx.get_start_method() == "fork"
             ex = ProcessPoolExecutor(self.size, mp_context=ctx, initializer=_init_worker,
                                      initargs=(_payload(self.modules), not forked))

@@ -1,13 +1,13 @@
 """A development corpus of real labelled video sets with real groups, laid out for grouped evaluation.
 
     python benchmarks/corpus.py --list                       # the table below
-    python benchmarks/corpus.py [--root DIR] [--mirror-dir /work/.mirror] [--only NAME] [--force]
+    python benchmarks/corpus.py [--root DIR] [--mirror-dir DIR] [--only NAME] [--force]
 
 Every set is pinned: a public GitHub repository at a 40-hex commit (or a folder of ``../shared/data``),
 a regex choosing its files, a label regex and a group regex (who/which session a clip comes from), an
 optional subsample rule, and the evaluation protocol (``logo`` = leave one group out, ``group_kfold`` =
 StratifiedGroupKFold). Nothing here is ever committed to this repository: the videos are read from a
-local bare mirror (``MIRROR/<owner>+<name>/repo``, as the session ``fetch`` tool leaves them) when
+local bare mirror (``MIRROR/<owner>+<name>/repo``) when
 present, else from a blob-less ``git clone`` of the public repository at that commit (needs the network),
 and written under the corpus root (``--root``, else ``$VIDCAT_CORPUS``, else ``~/.cache/vidcat/corpus``):
 
@@ -40,7 +40,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "data"
-DEFAULT_MIRROR = Path("/work/.mirror")
+DEFAULT_MIRROR = Path(os.environ["VIDCAT_MIRROR"]) if os.environ.get("VIDCAT_MIRROR") else None
 GIT_URL = "https://github.com/{repo}.git"      # $VIDCAT_CORPUS_GIT_URL overrides it ({repo}, {owner}, {name})
 # kept out of the development corpus: reserved for held-out checks
 FORBIDDEN_WORDS = ("fight", "violen", "basketball", "punch", "assault", "weapon", "crime")
@@ -462,7 +462,7 @@ def report(root) -> str:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--root", type=Path, default=None, help="corpus root (default $VIDCAT_CORPUS or ~/.cache/vidcat/corpus)")
-    ap.add_argument("--mirror-dir", type=Path, default=DEFAULT_MIRROR, help="bare mirrors OWNER+NAME/repo (default /work/.mirror)")
+    ap.add_argument("--mirror-dir", type=Path, default=DEFAULT_MIRROR, help="bare mirrors OWNER+NAME/repo (default $VIDCAT_MIRROR; none: clone)")
     ap.add_argument("--only", action="append", default=None, help="build only this set (repeatable)")
     ap.add_argument("--list", action="store_true", help="print the table and what is laid out, build nothing")
     ap.add_argument("--force", action="store_true", help="rebuild sets already laid out")

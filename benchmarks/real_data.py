@@ -9,7 +9,8 @@ outer folds (leave one group out, or stratified grouped k-fold, ``protocol.json`
 on the outer training clips and scored on the outer test clips:
 
 * ``default``: what ``vidcat train`` does with the outer training clips -- each stream's head by grouped CV,
-  the streams and stacker by forward selection and the 1-SE rule, refit -- then predicts the outer test clips;
+  every stream with signal (one-sided binomial test on its out-of-fold accuracy) kept, the stacker chosen by
+  grouped CV and the 1-SE rule, refit -- then predicts the outer test clips;
 * ``<stream> only``: the same procedure given that one stream.
 
 With ``--estimate`` each outer fold also computes the estimate ``vidcat train`` would print for its training

@@ -385,3 +385,18 @@ def test_hands_without_a_body_on_real_footage(hand_clip, noise_clip, cache):
     feats, present = PoseFeatures()(batch)
     assert present.tolist() == [1.0, 0.0] and feats[0].any() and not feats[1].any()
     assert has_body_or_hand(hand_clip) and not has_body_or_hand(noise_clip)
+
+
+@needs_pose
+def test_mediapipe_set_up_writes_nothing_to_the_terminal():
+    """MediaPipe's C++ graph set-up logs (XNNPACK, feedback tensors) from its own threads on the first frame;
+    a user running ``vidcat train`` should not see them."""
+    import subprocess
+    import sys
+
+    code = ("import numpy as np\nfrom vidcat.io.pose import PoseEstimator\n"
+            "e = PoseEstimator(hands=True, video=False)\n"
+            "for _ in range(2):\n    e(np.zeros((240, 320, 3), np.uint8))\ne.close()\nprint('done')\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0 and out.stdout.strip() == "done", out.stderr[-2000:]
+    assert out.stderr == ""

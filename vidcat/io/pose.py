@@ -19,7 +19,9 @@
 from __future__ import annotations
 
 import os
+import sys
 from concurrent.futures import ProcessPoolExecutor, as_completed
+from contextlib import contextmanager
 from functools import lru_cache
 from typing import NamedTuple
 
@@ -137,6 +139,42 @@ class Landmarks(NamedTuple):
 HANDS_LABEL_SLOT = {"Right": 0, "Left": 1}
 
 
+@contextmanager
+def _native_logs_silenced():
+    """File descriptor 2 to the null device inside the block: MediaPipe's C++ side logs its graph set-up
+    (XNNPACK delegate, feedback tensors) from its own threads on the first frame -- a dozen lines a process
+    that tell a user nothing, and Python cannot turn them off."""
+    sys.stderr.flush()
+    saved, null = os.dup(2), os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(null, 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(null)
+
+
+class _QuietStart:
+    """A MediaPipe solution made by ``make()``, built and run on its first frame with native logs silenced."""
+
+    def __init__(self, make):
+        with _native_logs_silenced():
+            self.model = make()
+        self.started = False
+
+    def process(self, rgb: np.ndarray):
+        if self.started:
+            return self.model.process(rgb)
+        with _native_logs_silenced():
+            out = self.model.process(rgb)
+        self.started = True
+        return out
+
+    def close(self) -> None:
+        self.model.close()
+
+
 class PoseEstimator:
     """MediaPipe Pose -- or, with ``hands``, MediaPipe Holistic -- on RGB uint8 frames: :class:`Landmarks`.
 
@@ -149,11 +187,11 @@ class PoseEstimator:
 
     def __init__(self, hands: bool = False, complexity: int = 1, video: bool = True, min_confidence: float = 0.5):
         mp_pose, mp_holistic, _ = _mediapipe()
-        os.environ.setdefault("GLOG_minloglevel", "2")
         self.hands, self.video, self.complexity, self.min_confidence = hands, video, complexity, min_confidence
         make = mp_holistic.Holistic if hands else mp_pose.Pose
-        self.model = make(static_image_mode=not video, model_complexity=complexity, smooth_landmarks=False,
-                          min_detection_confidence=min_confidence, min_tracking_confidence=min_confidence)
+        self.model = _QuietStart(lambda: make(
+            static_image_mode=not video, model_complexity=complexity, smooth_landmarks=False,
+            min_detection_confidence=min_confidence, min_tracking_confidence=min_confidence))
         self._hand_model = None   # made on the first frame without a body
 
     def __call__(self, rgb: np.ndarray) -> Landmarks:
@@ -189,9 +227,9 @@ class HandDetector:
 
     def __init__(self, complexity: int = 1, video: bool = True, min_confidence: float = 0.5):
         mp_hands = _mediapipe()[2]
-        self.model = mp_hands.Hands(static_image_mode=not video, max_num_hands=2,
-                                    model_complexity=min(int(complexity), 1),
-                                    min_detection_confidence=min_confidence, min_tracking_confidence=min_confidence)
+        self.model = _QuietStart(lambda: mp_hands.Hands(
+            static_image_mode=not video, max_num_hands=2, model_complexity=min(int(complexity), 1),
+            min_detection_confidence=min_confidence, min_tracking_confidence=min_confidence))
 
     def fill(self, rgb: np.ndarray, out: np.ndarray) -> None:
         """Fill the empty hand slots of ``out`` (K, 4) with the hands found in ``rgb``: the slot of each

@@ -331,12 +331,16 @@ def fit_default(cfg, train_ds: Dataset, val_ds: Dataset | None, setup, log=None)
     data, modules = planned_modules(setup, plan, cfg.cache)
     sets, inputs, y, groups, folds, modules = staged_streams(ds, data, modules, cfg, plan, log)
     costs, index, nc = stream_costs(sets, log), sets["appearance"].index, len(ds.classes)
+    step = _steps(log if cfg.progress else None)
+    step(f"fit: a head per stream and their fusion on {len(index)} clips ({len(folds or ())} grouped folds)")
     fit = fit_streams(inputs, y, folds, nc) if folds else fit_streams(inputs, y, [(np.arange(len(y)),) * 2], nc)
-    report = _report(fit, inputs, y, groups, folds, nc, cfg, plan, costs)
+    report = _report(fit, inputs, y, groups, folds, nc, cfg, plan, costs, step)
     report["val_top1"] = val_top1(inputs, y, groups.fine, n_train, index, nc, cfg.seed) if val_ds else None
     Path(cfg.out).mkdir(parents=True, exist_ok=True)
+    step("calibration on the out-of-fold fused logits")
     calibrator, report["calibration"] = calibrate(fit, y, groups.fine, cfg.out)
     model, kwargs = build_fitted(fit, modules, data, nc, calibrator)
+    step("the 'unknown' rule")
     report["open_set"], open_set = open_set_rule(fit, inputs, y, folds, calibrator, model, data, modules, cfg, log)
     setup.kwargs, setup.data = kwargs, replace(data, modalities=model.reads)
     report.update(clips=len(index), seconds=round(time.time() - t0, 1),
@@ -398,12 +402,25 @@ def staged_streams(ds: Dataset, data, modules: dict, cfg, plan, log) -> tuple:
     return sets, inputs, y, groups, folds, {**cheap, **rest}
 
 
-def _report(fit, inputs, y, groups, folds, nc, cfg, plan, costs) -> dict:
+def _steps(log):
+    """``step(what)``: one line per step of the fit, with the minutes since the first (None: silent)."""
+    t0 = time.time()
+
+    def step(what: str) -> None:
+        if log:
+            log(f"[{(time.time() - t0) / 60:.1f} min] {what}")
+    return step
+
+
+def _report(fit, inputs, y, groups, folds, nc, cfg, plan, costs, step=lambda s: None) -> dict:
+    step(f"estimate: the whole procedure re-run inside each of {len(folds or ())} outer grouped folds")
     est = estimate(inputs, y, groups.fine, folds, nc, cfg.seed, "stratified grouped k-fold")
     session = None
     if groups.sessions is not None and groups.n_sessions >= 3:
+        step(f"estimate for a new recording session ({groups.n_sessions} sessions)")
         session = estimate(inputs, y, groups.sessions, grouped_folds(y, groups.sessions, None), nc, cfg.seed,
                            "leave one recording session out")
+    step("each stream alone, all fused, fused without each one")
     table = stream_table(fit, inputs, y, folds) if folds else []
     heads = {n: {"params": h.params, "candidates": h.candidates, "alone_correct": h.correct,
                  "p_value": round(h.p_value, 6), "signal": h.signal} for n, h in fit.heads.items()}
@@ -413,4 +430,11 @@ def _report(fit, inputs, y, groups, folds, nc, cfg, plan, costs) -> dict:
             "fusion_path": path, "table": table, "estimate": est, "session_estimate": session,
             "line": estimate_line(est, session), "groups": groups.how, "n_groups": groups.n,
             "n_sessions": groups.n_sessions, "costs": costs,
-            "learning_curve": learning_curve(fit, inputs, y, groups.fine, folds, nc, cfg.seed) if folds else []}
+            "learning_curve": _curve(step, fit, inputs, y, groups.fine, folds, nc, cfg.seed)}
+
+
+def _curve(step, fit, inputs, y, groups, folds, nc, seed) -> list:
+    if not folds:
+        return []
+    step("learning curve")
+    return learning_curve(fit, inputs, y, groups, folds, nc, seed)

@@ -130,7 +130,9 @@ def _auroc(negatives: np.ndarray, positives: np.ndarray) -> float | None:
 def _fused_without(fit, inputs: dict, y: np.ndarray, held: int, tr, te) -> tuple[np.ndarray, np.ndarray]:
     """Fused logits (rows ``te``) of the chosen streams' heads refitted on the clips ``tr`` not of class ``held``
     (classes renumbered without it), pooled with the fitted stacker's stream weights (1 for a full logistic
-    stacker). Returns (logits (len(te), K - 1), the renumbered labels of ``te``, -1 for ``held``)."""
+    stacker). Returns (logits (len(te), K - 1), the renumbered labels of ``te``, -1 for ``held``). The refits
+    read each clip's centre view only: the simulation ranks score families, and the augmented views tripled
+    the rows of every refit (most of ``vidcat train``'s time on a set of 15 classes)."""
     from vidcat.featurefit import heads as H
 
     keep = np.array([c for c in range(fit.num_classes) if c != held])
@@ -144,7 +146,7 @@ def _fused_without(fit, inputs: dict, y: np.ndarray, held: int, tr, te) -> tuple
         fit_rows = rows[inp.present[rows] > 0]
         if len(np.unique(y[fit_rows])) < 2:
             continue
-        est = H.fit_rows(fit.heads[name].estimator, inp.x[fit_rows], remap[y[fit_rows]])
+        est = H.fit_rows(fit.heads[name].estimator, inp.x[fit_rows, :1], remap[y[fit_rows]])
         lp = H.log_proba(est, inp.x[te, 0], len(keep))
         total += (pool.weights_[s] if pool is not None else 1.0) * centred(lp) * (inp.present[te, None] > 0)
     return total, remap[y[te]]

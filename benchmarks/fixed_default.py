@@ -48,7 +48,7 @@ def refit(settings: StreamsFit, inputs: dict, y: np.ndarray, groups: np.ndarray,
     folds = grouped_folds(y, groups, INNER_FOLDS, seed)
     if not folds:
         return None, folds
-    names = [n for n in settings.chosen if (inputs[n].present > 0).sum() >= 2]
+    names = [n for n in settings.chosen if len(np.unique(y[inputs[n].present > 0])) >= 2]   # a head needs 2 classes
     heads = {n: _head(settings.heads[n], inputs[n], y, folds, k) for n in names}
     oof = {n: h.oof for n, h in heads.items()}
     kind = settings.stacker_kind

@@ -241,7 +241,7 @@ def fake_mediapipe(monkeypatch):
             log.holistic.append(kw)
 
         def process(self, rgb):
-            log.holistic_calls += 1
+            log.holistic_calls += not _warm_up(rgb)
             body = _landmarks([(0.5, 0.5, 0.0)] * 33) if rgb.mean() > 127 else None
             return SimpleNamespace(pose_landmarks=body, left_hand_landmarks=None, right_hand_landmarks=None)
 
@@ -253,6 +253,8 @@ def fake_mediapipe(monkeypatch):
             log.hands.append(kw)
 
         def process(self, rgb):
+            if _warm_up(rgb):
+                return SimpleNamespace(multi_hand_landmarks=None, multi_handedness=None)
             log.hands_calls += 1
             return SimpleNamespace(
                 multi_hand_landmarks=[_hand_at(x) for _, _, x in log.found] or None,
@@ -265,6 +267,11 @@ def fake_mediapipe(monkeypatch):
     mods = (SimpleNamespace(Pose=Holistic), SimpleNamespace(Holistic=Holistic), SimpleNamespace(Hands=Hands))
     monkeypatch.setattr(pose, "_mediapipe", lambda: mods)
     return log
+
+
+def _warm_up(rgb: np.ndarray) -> bool:
+    """The blank frame a MediaPipe graph is opened with (``vidcat.io.pose._Quiet``), not a frame of the video."""
+    return rgb.shape[:2] == (64, 64) and not rgb.any()
 
 
 def _frame(bright: bool) -> np.ndarray:
@@ -388,15 +395,17 @@ def test_hands_without_a_body_on_real_footage(hand_clip, noise_clip, cache):
 
 
 @needs_pose
-def test_mediapipe_set_up_writes_nothing_to_the_terminal():
-    """MediaPipe's C++ graph set-up logs (XNNPACK, feedback tensors) from its own threads on the first frame;
-    a user running ``vidcat train`` should not see them."""
+def test_mediapipe_writes_nothing_to_the_terminal(shared_data):
+    """MediaPipe's C++ side logs from its own threads (set-up on the first frame, hand ROI notes on later
+    frames with a person); a user running ``vidcat train`` should not see them."""
     import subprocess
     import sys
 
-    code = ("import numpy as np\nfrom vidcat.io.pose import PoseEstimator\n"
-            "e = PoseEstimator(hands=True, video=False)\n"
-            "for _ in range(2):\n    e(np.zeros((240, 320, 3), np.uint8))\ne.close()\nprint('done')\n")
+    clip = sorted((shared_data / "ud810-actions").glob("*.avi"))[0]
+    code = ("from vidcat.io.pose import PoseEstimator\nfrom vidcat.io.video import read_frames\n"
+            "e = PoseEstimator(hands=True, video=True)\n"
+            f"found = [e(f).body for f in read_frames({str(clip)!r}, list(range(0, 48, 3)))]\n"
+            "e.close()\nprint(sum(found))\n")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
-    assert out.returncode == 0 and out.stdout.strip() == "done", out.stderr[-2000:]
+    assert out.returncode == 0 and int(out.stdout.strip()) > 0, out.stderr[-2000:]    # a person was found
     assert out.stderr == ""

@@ -141,38 +141,51 @@ HANDS_LABEL_SLOT = {"Right": 0, "Left": 1}
 
 @contextmanager
 def _native_logs_silenced():
-    """File descriptor 2 to the null device inside the block: MediaPipe's C++ side logs its graph set-up
-    (XNNPACK delegate, feedback tensors) from its own threads on the first frame -- a dozen lines a process
-    that tell a user nothing, and Python cannot turn them off."""
+    """File descriptor 2 to the null device inside the block: MediaPipe's C++ side logs from its own threads
+    (XNNPACK delegate and feedback tensors at set-up, ROI projection notes on later frames) -- lines that tell
+    a user nothing, and that Python cannot turn off."""
     sys.stderr.flush()
     saved, null = os.dup(2), os.open(os.devnull, os.O_WRONLY)
     try:
         os.dup2(null, 2)
         yield
     finally:
+        _flush_c_streams()      # what the C side buffered goes to the null device too, not to the terminal later
         os.dup2(saved, 2)
         os.close(saved)
         os.close(null)
 
 
-class _QuietStart:
-    """A MediaPipe solution made by ``make()``, built and run on its first frame with native logs silenced."""
+@lru_cache(maxsize=1)
+def _libc():
+    import ctypes
+
+    return ctypes.CDLL(None)
+
+
+def _flush_c_streams() -> None:
+    try:
+        _libc().fflush(None)
+    except (OSError, AttributeError):   # no C library to reach: nothing buffered there either
+        pass
+
+
+class _Quiet:
+    """A MediaPipe solution made by ``make()``, built and run with its native logs silenced (each call waits
+    for the graph's threads, so their lines fall inside the block)."""
 
     def __init__(self, make):
         with _native_logs_silenced():
             self.model = make()
-        self.started = False
+            self.model.process(np.zeros((64, 64, 3), np.uint8))    # the graph opens its models in its threads
 
     def process(self, rgb: np.ndarray):
-        if self.started:
-            return self.model.process(rgb)
         with _native_logs_silenced():
-            out = self.model.process(rgb)
-        self.started = True
-        return out
+            return self.model.process(rgb)
 
     def close(self) -> None:
-        self.model.close()
+        with _native_logs_silenced():
+            self.model.close()
 
 
 class PoseEstimator:
@@ -189,7 +202,7 @@ class PoseEstimator:
         mp_pose, mp_holistic, _ = _mediapipe()
         self.hands, self.video, self.complexity, self.min_confidence = hands, video, complexity, min_confidence
         make = mp_holistic.Holistic if hands else mp_pose.Pose
-        self.model = _QuietStart(lambda: make(
+        self.model = _Quiet(lambda: make(
             static_image_mode=not video, model_complexity=complexity, smooth_landmarks=False,
             min_detection_confidence=min_confidence, min_tracking_confidence=min_confidence))
         self._hand_model = None   # made on the first frame without a body
@@ -227,7 +240,7 @@ class HandDetector:
 
     def __init__(self, complexity: int = 1, video: bool = True, min_confidence: float = 0.5):
         mp_hands = _mediapipe()[2]
-        self.model = _QuietStart(lambda: mp_hands.Hands(
+        self.model = _Quiet(lambda: mp_hands.Hands(
             static_image_mode=not video, max_num_hands=2, model_complexity=min(int(complexity), 1),
             min_detection_confidence=min_confidence, min_tracking_confidence=min_confidence))
 

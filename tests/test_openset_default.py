@@ -222,3 +222,16 @@ def test_a_model_without_a_rule_says_so(tiny_ckpt, capsys, tmp_path):
                                                "an 'unknown' rule, not tiny3d")
     rec = vidcat.Predictor(ckpt)(clips[0])
     assert "unknown" not in rec and "unknown_score" not in rec
+
+
+@pytest.mark.parametrize("n,d", [(40, 3000), (300, 40), (25, 25)])
+def test_ledoit_wolf_shrinkage_from_the_gram_matrix_is_scikit_learns(n, d):
+    from sklearn.covariance import ledoit_wolf_shrinkage as reference
+
+    from vidcat.featurefit.openset import ledoit_wolf_shrinkage
+
+    rng = np.random.default_rng(n + d)
+    x = rng.normal(size=(n, d)) * rng.gamma(1.0, 1.0, size=d)    # uneven variances: a real shrinkage
+    x[:, :3] *= 1e-3
+    assert np.isclose(ledoit_wolf_shrinkage(x), reference(x, assume_centered=True), rtol=1e-10, atol=1e-14)
+    assert ledoit_wolf_shrinkage(np.zeros((5, 7))) == 0.0

@@ -83,7 +83,7 @@ def main(argv=None) -> int:
     corpus_arguments(ap)
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "calibration"))
     a = ap.parse_args(argv)
-    streams = [s for s in a.streams.split(",") if s] if a.streams else None
+    streams = a.streams
     rows = [score_set(e, streams, a.cache) for e in load_corpus(a.root or default_root())
             if not a.only or e["name"] in a.only]
     Path(a.out + ".json").write_text(json.dumps(rows, indent=1))

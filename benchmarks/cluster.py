@@ -69,7 +69,7 @@ def main(argv=None) -> int:
     corpus_arguments(ap, ",".join(STREAMS))       # vidcat cluster's streams by default
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "cluster"))
     a = ap.parse_args(argv)
-    streams = [s for s in a.streams.split(",") if s]
+    streams = a.streams
     rows = [score_set(e, streams, a.cache) for e in load_corpus(a.root or default_root())
             if not a.only or e["name"] in a.only]
     Path(a.out + ".json").write_text(json.dumps(rows, indent=1))

@@ -506,11 +506,18 @@ if __name__ == "__main__":
     sys.exit(main())
 
 
+def stream_names(text: str) -> list[str] | None:
+    """``--streams a,b`` -> ``["a", "b"]``; empty -> None (the planner's streams)."""
+    return [s for s in text.split(",") if s] or None
+
+
 def corpus_arguments(ap, streams: str | None = None):
-    """The options every corpus benchmark takes: ``--root``, ``--only``, ``--streams``, ``--cache``."""
+    """The options every corpus benchmark takes: ``--root``, ``--only``, ``--streams`` (parsed by
+    :func:`stream_names`), ``--cache``."""
     ap.add_argument("--root", default=None, help="corpus root (default: $VIDCAT_CORPUS or ~/.cache/vidcat/corpus)")
     ap.add_argument("--only", nargs="*", default=None, help="set names")
-    ap.add_argument("--streams", default=streams, help="comma-separated streams to force (default: the planner's)")
+    ap.add_argument("--streams", default=streams, type=stream_names,
+                    help="comma-separated streams to force (default: the planner's)")
     ap.add_argument("--cache", default=None, help="feature store root (default: vidcat's cache root)")
     return ap
 

@@ -142,7 +142,7 @@ def main(argv=None) -> int:
     ap.add_argument("--min-precision", type=float, default=0.9)
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "openset"))
     a = ap.parse_args(argv)
-    streams = [s for s in a.streams.split(",") if s] if a.streams else None
+    streams = a.streams
     target, results = {"min_precision": a.min_precision, "coverage": None}, []
     for entry in load_corpus(a.root or default_root()):
         if a.only and entry["name"] not in a.only:

@@ -149,7 +149,7 @@ def main(argv=None) -> int:
     import torch
 
     torch.set_num_threads(1)       # a second torch thread only spins on a busy 2-core machine
-    streams = [s for s in a.streams.split(",") if s] if a.streams else None
+    streams = a.streams
     rows, costs = [], {}
     for entry in load_corpus(a.root or default_root()):
         if a.only and entry["name"] not in a.only:

@@ -123,7 +123,7 @@ def main(argv=None) -> int:
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "suggest"))
     a = ap.parse_args(argv)
-    streams = [s for s in a.streams.split(",") if s] if a.streams else None
+    streams = a.streams
     rows = []
     for entry in load_corpus(a.root or default_root()):
         if a.only and entry["name"] not in a.only:

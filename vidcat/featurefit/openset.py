@@ -112,14 +112,19 @@ def fit_centroids(features, labels, metric: str = "mahalanobis") -> Centroids:
     return Centroids(metric, mean, scale, cents, *_shrunk_covariance(z - cents[np.searchsorted(classes, y)]))
 
 
-def ledoit_wolf_shrinkage(x: np.ndarray) -> float:
-    """scikit-learn's ``ledoit_wolf_shrinkage(x, assume_centered=True)`` from the N x N Gram matrix: its two
-    sums over D x D products are sums over N x N ones (<X2.T, X2> = sum_i |x_i|^4, |X.T X|_F = |X X.T|_F), so
-    the cost is N^2 D instead of N D^2 -- with thousands of pooled features, most of ``vidcat train``'s time
-    went there."""
+def _small_gram(x: np.ndarray) -> np.ndarray:
+    """The smaller of ``x @ x.T`` (N x N) and ``x.T @ x`` (D x D)."""
+    return x @ x.T if len(x) < x.shape[1] else x.T @ x
+
+
+def ledoit_wolf_shrinkage(x: np.ndarray, gram: np.ndarray | None = None) -> float:
+    """scikit-learn's ``ledoit_wolf_shrinkage(x, assume_centered=True)`` from the smaller Gram matrix
+    (:func:`_small_gram`, computed when not given): its two sums over D x D products are sums over either
+    (<X2.T, X2> = sum_i |x_i|^4, |X.T X|_F = |X X.T|_F), so the cost is N^2 D instead of N D^2 when N < D --
+    with thousands of pooled features, most of ``vidcat train``'s time went there."""
     n, d = x.shape
-    gram = x @ x.T
-    sq = np.diag(gram).copy()                      # |x_i|^2
+    gram = _small_gram(x) if gram is None else gram
+    sq = np.einsum("ij,ij->i", x, x)               # |x_i|^2
     mu = sq.sum() / (n * d)
     delta_ = float((gram ** 2).sum()) / n ** 2
     beta = (float((sq ** 2).sum()) / n - delta_) / (d * n)
@@ -133,17 +138,16 @@ def _shrunk_covariance(resid: np.ndarray) -> tuple[np.ndarray, np.ndarray, float
     eigenvectors of S with non-zero variance s (from the smaller of the N x N and D x D Gram matrices),
     variances (1 - a) s + a mu, and ``floor`` a mu in every other direction (0 when they span the space)."""
     n, d = resid.shape
-    a = ledoit_wolf_shrinkage(resid)
+    gram = _small_gram(resid)
+    a = ledoit_wolf_shrinkage(resid, gram)
     mu = float((resid ** 2).sum() / (n * d))
     tiny = 1e-10 * max(mu, 1e-12)
+    s, vecs = np.linalg.eigh(gram / n)
+    keep = s > tiny
     if n < d:
-        s, u = np.linalg.eigh(resid @ resid.T / n)
-        keep = s > tiny
-        vt = (u[:, keep].T @ resid) / np.sqrt(n * s[keep])[:, None]
+        vt = (vecs[:, keep].T @ resid) / np.sqrt(n * s[keep])[:, None]
     else:
-        s, v = np.linalg.eigh(resid.T @ resid / n)
-        keep = s > tiny
-        vt = v[:, keep].T
+        vt = vecs[:, keep].T
     floor = a * mu if keep.sum() < d and a * mu > tiny else 0.0
     return vt, (1 - a) * s[keep] + a * mu, floor
 

@@ -150,24 +150,9 @@ def _native_logs_silenced():
         os.dup2(null, 2)
         yield
     finally:
-        _flush_c_streams()      # what the C side buffered goes to the null device too, not to the terminal later
         os.dup2(saved, 2)
         os.close(saved)
         os.close(null)
-
-
-@lru_cache(maxsize=1)
-def _libc():
-    import ctypes
-
-    return ctypes.CDLL(None)
-
-
-def _flush_c_streams() -> None:
-    try:
-        _libc().fflush(None)
-    except (OSError, AttributeError):   # no C library to reach: nothing buffered there either
-        pass
 
 
 class _Quiet:

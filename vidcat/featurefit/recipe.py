@@ -412,7 +412,7 @@ def _steps(log):
     return step
 
 
-def _report(fit, inputs, y, groups, folds, nc, cfg, plan, costs, step=lambda s: None) -> dict:
+def _report(fit, inputs, y, groups, folds, nc, cfg, plan, costs, step) -> dict:
     step(f"estimate: the whole procedure re-run inside each of {len(folds or ())} outer grouped folds")
     est = estimate(inputs, y, groups.fine, folds, nc, cfg.seed, "stratified grouped k-fold")
     session = None
@@ -420,8 +420,12 @@ def _report(fit, inputs, y, groups, folds, nc, cfg, plan, costs, step=lambda s: 
         step(f"estimate for a new recording session ({groups.n_sessions} sessions)")
         session = estimate(inputs, y, groups.sessions, grouped_folds(y, groups.sessions, None), nc, cfg.seed,
                            "leave one recording session out")
-    step("each stream alone, all fused, fused without each one")
-    table = stream_table(fit, inputs, y, folds) if folds else []
+    table, curve = [], []
+    if folds:
+        step("each stream alone, all fused, fused without each one")
+        table = stream_table(fit, inputs, y, folds)
+        step("learning curve")
+        curve = learning_curve(fit, inputs, y, groups.fine, folds, nc, cfg.seed)
     heads = {n: {"params": h.params, "candidates": h.candidates, "alone_correct": h.correct,
                  "p_value": round(h.p_value, 6), "signal": h.signal} for n, h in fit.heads.items()}
     path = [{"streams": list(s.names), "stacker": s.kind, "top1": round(s.mean, 4), "se": round(s.se, 4)}
@@ -430,11 +434,4 @@ def _report(fit, inputs, y, groups, folds, nc, cfg, plan, costs, step=lambda s: 
             "fusion_path": path, "table": table, "estimate": est, "session_estimate": session,
             "line": estimate_line(est, session), "groups": groups.how, "n_groups": groups.n,
             "n_sessions": groups.n_sessions, "costs": costs,
-            "learning_curve": _curve(step, fit, inputs, y, groups.fine, folds, nc, cfg.seed)}
-
-
-def _curve(step, fit, inputs, y, groups, folds, nc, seed) -> list:
-    if not folds:
-        return []
-    step("learning curve")
-    return learning_curve(fit, inputs, y, groups, folds, nc, seed)
+            "learning_curve": curve}

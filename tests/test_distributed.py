@@ -83,3 +83,28 @@ def test_single_process_is_a_no_op():
     s, y = torch.rand(3, 2), torch.arange(3)
     assert D.gather_eval(s, y, 3) == (s, y)
     D.barrier()
+
+
+def test_joining_a_group_leaves_it_at_exit(monkeypatch):
+    """A rank that exits with its gloo group still up can abort on the way out (SIGABRT from gloo's threads
+    outliving the interpreter): joining registers the group's destruction to run at exit."""
+    import atexit
+    import socket
+
+    import torch.distributed as dist
+
+    from vidcat.engine import distributed as D
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    for key, value in {"RANK": "0", "LOCAL_RANK": "0", "WORLD_SIZE": "1", "MASTER_ADDR": "127.0.0.1",
+                       "MASTER_PORT": str(port)}.items():
+        monkeypatch.setenv(key, value)
+    at_exit = []
+    monkeypatch.setattr(atexit, "register", at_exit.append)
+    D.init_from_env("cpu", timeout_s=30)
+    assert dist.is_initialized() and at_exit == [D.shutdown]
+    at_exit[0]()
+    assert not dist.is_initialized()
+    D.shutdown()  # a second call (already left) is a no-op

@@ -9,13 +9,14 @@ both ways:
     eval_s = eval_sampler(val_set)              # every rank a slice; padded to equal length
     scores, labels = gather_eval(scores, labels, len(val_set))   # all ranks' rows, padding removed
     if is_main(): save(...)                     # rank-0 logging and checkpoints
-    barrier()
+    barrier()                                   # shutdown() runs at exit (init_from_env registers it)
 
 Backend: ``nccl`` when the device is CUDA, ``gloo`` on CPU. :func:`launch` runs a function in N processes
 under torch's elastic launcher: ``vidcat train --nproc N`` is the training function launched so.
 """
 from __future__ import annotations
 
+import atexit
 import os
 from dataclasses import dataclass
 
@@ -54,7 +55,16 @@ def init_from_env(device: str = "cpu", backend: str | None = None, timeout_s: fl
     launched = "WORLD_SIZE" in os.environ and "MASTER_ADDR" in os.environ
     if launched and not dist.is_initialized():
         dist.init_process_group(backend or ("nccl" if cuda else "gloo"), timeout=timedelta(seconds=timeout_s))
+        atexit.register(shutdown)
     return DistInfo(rank, world, local, str(device))
+
+
+def shutdown() -> None:
+    """Leave the process group, as torch asks every rank to before it exits: left up, gloo's worker threads
+    can outlive the interpreter and abort the process on its way out (SIGABRT, "terminate called without an
+    active exception"). :func:`init_from_env` registers it to run at exit; calling it earlier is harmless."""
+    if is_distributed():
+        dist.destroy_process_group()
 
 
 def is_distributed() -> bool:

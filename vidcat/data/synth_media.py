@@ -76,7 +76,10 @@ def mux_av(path, frames: np.ndarray, fps: float, audio: np.ndarray | None = None
     with atomic_path(path) as tmp:
         with av.open(str(tmp), "w", format=fmt) as out:
             out.metadata.update(metadata or {})
-            v = out.add_stream("libx264", rate=rate, options={"crf": str(crf), "preset": preset})
+            # mbtree off: on frames this small x264's macroblock-tree lookahead reads uninitialised memory, so the
+            # same frames encoded twice could differ; a synthetic set must be the same bytes on every run
+            v = out.add_stream("libx264", rate=rate, options={"crf": str(crf), "preset": preset,
+                                                              "x264-params": "mbtree=0"})
             v.width, v.height, v.pix_fmt = frames.shape[2], frames.shape[1], "yuv420p"
             if gop:
                 v.codec_context.gop_size = gop

@@ -56,13 +56,3 @@ def refit(settings: StreamsFit, inputs: dict, y: np.ndarray, groups: np.ndarray,
     fit = StreamsFit(heads, tuple(names), stacker, [], k, kind, FU.stacker_oof_logits(oof, names, y, folds, kind))
     return fit, folds
 
-
-def fused_logits(fit: StreamsFit, inputs: dict) -> np.ndarray:
-    """(N, K) fused logits of a fit on clips (uncalibrated): heads' log-probabilities, centred, stacked."""
-    z = FU.stack_inputs(fit.log_probs(inputs), fit.chosen)
-    d = fit.stacker.decision_function(z)
-    if d.ndim == 1:
-        d = np.stack([-d / 2, d / 2], 1)
-    out = np.full((len(z), fit.num_classes), -30.0)
-    out[:, fit.stacker.classes_] = d if d.shape[1] == len(fit.stacker.classes_) else d[:, fit.stacker.classes_]
-    return out

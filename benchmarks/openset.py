@@ -30,7 +30,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "benchmarks")]
 
 from corpus import corpus_arguments, default_root, load_corpus  # noqa: E402
-from fixed_default import choose_settings, fused_logits, refit  # noqa: E402
+from fixed_default import choose_settings, refit  # noqa: E402
 from real_data import features, outer_folds  # noqa: E402
 
 from scipy.special import logsumexp, softmax  # noqa: E402
@@ -58,7 +58,7 @@ def one_fold(settings, inputs, y, groups, held: int, tr, te, target: dict) -> di
     test = {n: i.take(te) for n, i in inputs.items()}
     train_raw, train_present, widths = space_and_blocks(fit, sub)
     raw, present, _ = space_and_blocks(fit, test)
-    z = cal.logits(fused_logits(fit, test))
+    z = cal.logits(fit.logits(test))
     scores = {f: family_scores(f, z) for f in LOGIT_FAMILIES}
     for f in FAMILIES:
         if f not in LOGIT_FAMILIES:

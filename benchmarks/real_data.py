@@ -70,7 +70,7 @@ def estimate_per_fold(inputs, labels, groups, folds, nc) -> list[dict]:
     for tr, _ in folds:
         sub = {n: i.take(tr) for n, i in inputs.items()}
         inner = grouped_folds(labels[tr], groups[tr], R.FOLDS)
-        out.append(R.estimate(sub, labels[tr], groups[tr], inner, nc, 0, "stratified grouped k-fold"))
+        out.append(R.estimate(sub, labels[tr], groups[tr], inner, nc, 0, "stratified grouped k-fold")[0])
     return out
 
 

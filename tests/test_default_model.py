@@ -104,6 +104,7 @@ def test_the_run_reports_its_estimate_streams_curve_groups_and_the_files_it_coul
     assert [p["fraction"] for p in rec["learning_curve"]] == [0.25, 0.5, 0.75, 1.0]
     assert rec["groups"] == "auto" and "groups of near-duplicate clips found automatically" in run["log"]
     assert rec["val_top1"] is not None and rec["val_top1"] >= 0.75
+    assert rec["calibration"]["fitted_on"] == "nested estimate"      # logits of models that never saw the clip
     (broken,) = summary["skipped_files"]
     assert broken.endswith("broken.mp4") and "not a readable media file" in summary["skipped_files"][broken]
     assert "vidcat: 1 unreadable file(s) skipped" in run["log"]

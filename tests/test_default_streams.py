@@ -81,7 +81,9 @@ def test_predict_works_with_a_stream_missing(av_clips, tmp_path):
     with_sound, without = pred(str(clip)), pred(str(silent))
     assert "error" not in without and len(without["labels"]) == 2
     assert abs(sum(without["scores"]) - 1) < 0.05 or sum(without["scores"]) <= 1
-    assert with_sound["scores"][0] >= 0.8 and without["scores"][0] < with_sound["scores"][0]
+    pitch = parse_label(clip.parent.name)[1]
+    assert with_sound["labels"][0] == pitch and with_sound["scores"][0] >= 0.7   # calibrated on the nested estimate
+    assert without["scores"][0] < 0.6               # sound was its only stream with signal: no evidence, the prior
 
 
 def test_file_names_that_carry_the_labels_change_nothing(av_clips, tmp_path):

@@ -8,7 +8,7 @@ import torch
 
 from vidcat.data.splits import grouped_folds
 from vidcat.featurefit import heads as H
-from vidcat.featurefit.select import StreamInput, fit_streams, nested_correct, stream_table
+from vidcat.featurefit.select import StreamInput, answers, fit_streams, nested_correct, nested_logits, stream_table
 from vidcat.models.stream_fusion import LinearHead
 
 
@@ -44,6 +44,29 @@ def test_complementary_streams_are_fused_and_noise_is_dropped():
     assert rows["all fused without sound"]["top1"] < 0.65
     ok = nested_correct(_inputs(feats), y, g, folds, 4)
     assert ok.mean() >= 0.8                      # each stream alone tells half: < 0.65
+
+
+def test_fused_logits_agree_with_predict_and_nested_logits_with_nested_correct():
+    """The fused logits calibration and the unknown rule read are the ones the prediction argmaxes; a class the
+    training clips lack scores below every other; the nested estimate's logits give its correctness."""
+    y, g, feats = _planted()
+    inputs, folds = _inputs(feats), grouped_folds(y, g, 5)
+    fit = fit_streams(inputs, y, folds, 4)
+    z = fit.logits(inputs)
+    assert z.shape == (len(y), 4) and np.array_equal(z.argmax(1), fit.predict(inputs))
+    seen = np.flatnonzero(y != 3)
+    part = fit_streams({n: i.take(seen) for n, i in inputs.items()}, y[seen], grouped_folds(y[seen], g[seen], 5), 4)
+    zp = part.logits(inputs)
+    assert (zp[:, 3] < np.delete(zp, 3, 1).min(1)).all()
+    zn = nested_logits(inputs, y, g, folds, 4)
+    assert np.isfinite(zn).all()
+    assert np.array_equal(zn.argmax(1) == y, nested_correct(inputs, y, g, folds, 4))
+    two = np.where(g < g.max() / 2, 0, 1)                  # two groups: each training part has one, no inner folds
+    folds2 = grouped_folds(y, two, 2)
+    z2 = nested_logits(inputs, y, two, folds2, 4)
+    assert np.isnan(z2).all()                              # nothing the calibration could read ...
+    for tr, te in folds2:                                  # ... and the estimate counts the majority class
+        assert (answers(z2, y, folds2)[te] == np.bincount(y[tr]).argmax()).all()
 
 
 def test_a_stream_missing_for_some_clips_is_no_evidence_not_an_error():

@@ -8,7 +8,7 @@ import pytest
 
 from vidcat.data.splits import grouped_folds, near_duplicate_groups
 from vidcat.featurefit import heads as H
-from vidcat.featurefit.recipe import estimate, estimate_line, learning_curve
+from vidcat.featurefit.recipe import calibration_logits, estimate, estimate_line, learning_curve
 from vidcat.featurefit.select import StreamInput, fit_streams
 from vidcat.metrics import wilson
 
@@ -35,12 +35,13 @@ def test_a_random_split_of_planted_duplicates_is_regrouped_and_the_estimate_is_h
     y = np.repeat(np.random.default_rng(3).permutation([0, 1] * 6), 4)
     inputs = {"appearance": StreamInput("appearance", x[:, None, :], np.ones(len(y)))}
     clips = np.arange(len(y))
-    naive = estimate(inputs, y, clips, grouped_folds(y, clips, 4), 2, 0, "random")
+    naive = estimate(inputs, y, clips, grouped_folds(y, clips, 4), 2, 0, "random")[0]
     auto = near_duplicate_groups(x, k=4)
-    honest = estimate(inputs, y, auto, grouped_folds(y, auto, 4), 2, 0, "grouped")
+    honest, logits = estimate(inputs, y, auto, grouped_folds(y, auto, 4), 2, 0, "grouped")
     assert naive["top1"] >= 0.85 and naive["nested"]
     assert honest["top1"] <= 0.75 and honest["groups"] == 12
     assert honest["lo"] <= honest["top1"] <= honest["hi"] and honest["n"] == 48
+    assert logits.shape == (48, 2) and (logits.argmax(1) == y).mean() == honest["top1"]   # what calibration reads
 
 
 def test_the_estimate_line():
@@ -50,8 +51,9 @@ def test_the_estimate_line():
     assert estimate_line(e, s) == ("expected top-1 0.94 (95% CI 0.74-0.99; 2-fold grouped CV, 18 clips, 2 groups); "
                                    "on a new recording session 0.50 (0.30-0.70; leave one of 3 sessions out)")
     y = np.array([0, 1, 0, 1])
-    one = estimate({"a": StreamInput("a", np.zeros((4, 1, 3)), np.ones(4))}, y, np.zeros(4), [], 2, 0, "grouped")
-    assert one["top1"] is None
+    one, logits = estimate({"a": StreamInput("a", np.zeros((4, 1, 3)), np.ones(4))}, y, np.zeros(4), [], 2, 0,
+                           "grouped")
+    assert one["top1"] is None and logits is None
     assert estimate_line(one) == "expected top-1 unknown (1 group(s): nothing to cross-validate)"
 
 
@@ -97,3 +99,15 @@ def test_a_near_constant_feature_never_gets_a_huge_weight():
         return ((a - form["mu"]) / form["sigma"] * form["keep"] @ form["weight"].T + form["bias"]).argmax(1)
 
     assert np.array_equal(predict(forms[0], noisy), predict(forms[1], x))
+
+
+def test_calibration_reads_the_nested_logits_where_every_fold_fitted():
+    from types import SimpleNamespace
+
+    fit = SimpleNamespace(oof_logits=np.zeros((4, 2)))
+    nested = np.ones((4, 2))
+    assert calibration_logits(fit, nested)[1] == "nested estimate" and calibration_logits(fit, nested)[0] is nested
+    nested[1] = np.nan                          # a fold whose training part had too few groups to fit
+    for given in (nested, None):                # ... or no nested estimate (above 1,500 clips)
+        z, which = calibration_logits(fit, given)
+        assert z is fit.oof_logits and which == "out-of-fold"

@@ -33,7 +33,7 @@ from vidcat.featurefit import heads as H
 from vidcat.featurefit.extract import NAMESPACE, default_workers, extract_stream
 from vidcat.featurefit.pool import ClipPool
 from vidcat.featurefit.plan import plan_streams
-from vidcat.featurefit.select import StreamInput, fit_streams, nested_correct, stream_table
+from vidcat.featurefit.select import StreamInput, answers, fit_streams, nested_logits, stream_table
 from vidcat.featurefit.unknown import open_set_rule
 from vidcat.io.store import Store
 from vidcat.metrics import wilson
@@ -154,15 +154,17 @@ def clip_groups(ds: Dataset, index, inputs: dict, cfg, log):
 
 
 def estimate(inputs: dict, y: np.ndarray, groups: np.ndarray, folds, num_classes: int, seed: int,
-             protocol: str) -> dict:
-    """Top-1 of the whole procedure on clips it never chose on (nested), with a Wilson 95 % interval."""
-    n_clips = len(y)
+             protocol: str) -> tuple[dict, np.ndarray | None]:
+    """Top-1 of the whole procedure on clips it never chose on (nested), with a Wilson 95 % interval; and the
+    nested fused logits it comes from (None above :data:`NESTED_MAX_CLIPS`)."""
+    n_clips, z = len(y), None
     if not folds:
         return {"top1": None, "n": n_clips, "groups": len(np.unique(groups)),
-                "note": f"{len(np.unique(groups))} group(s): nothing to cross-validate"}
+                "note": f"{len(np.unique(groups))} group(s): nothing to cross-validate"}, None
     nested = n_clips <= NESTED_MAX_CLIPS
     if nested:
-        ok = nested_correct(inputs, y, groups, folds, num_classes, seed)
+        z = nested_logits(inputs, y, groups, folds, num_classes, seed)
+        ok = answers(z, y, folds) == y
     else:
         fit = fit_streams(inputs, y, folds, num_classes)
         ok = FU.stacker_correct({n: fit.heads[n].oof for n in fit.chosen}, list(fit.chosen), y, folds,
@@ -175,7 +177,7 @@ def estimate(inputs: dict, y: np.ndarray, groups: np.ndarray, folds, num_classes
     return {"top1": round(k / n, 4), "lo": round(lo, 4), "hi": round(hi, 4), "n": n,
             "groups": len(np.unique(groups)), "folds": len(folds), "protocol": protocol, "nested": nested,
             "note": "the whole selection repeated inside each outer fold" if nested else
-            "out-of-fold accuracy of the chosen streams (slightly optimistic: chosen on these folds)"}
+            "out-of-fold accuracy of the chosen streams (slightly optimistic: chosen on these folds)"}, z
 
 
 def estimate_line(e: dict, session: dict | None = None) -> str:
@@ -225,23 +227,32 @@ def head_config(module, head) -> tuple[dict, int]:
     return {"in_dim": module.feat_dim}, module.feat_dim
 
 
-def calibrate(fit, y: np.ndarray, groups: np.ndarray, out=None) -> tuple:
+def calibration_logits(fit, nested: np.ndarray | None) -> tuple[np.ndarray | None, str]:
+    """What the calibration is fitted on: the nested estimate's held-out fused logits, whose models were chosen
+    and fitted without the clips they score, like the final model on a new clip; the selection's own
+    out-of-fold logits (chosen on the clips they score: over-confident) where the nested procedure could not
+    fit on every fold (too few groups) or was not run (above :data:`NESTED_MAX_CLIPS`). ``(logits, which)``."""
+    if nested is not None and np.isfinite(nested).all():
+        return nested, "nested estimate"
+    return fit.oof_logits, "out-of-fold"
+
+
+def calibrate(z: np.ndarray | None, y: np.ndarray, groups: np.ndarray, out=None, fitted_on: str = "") -> tuple:
     """``(calibrator, report)``: temperature (or, where grouped CV shows it is better, vector) scaling fitted on
-    the chosen stacker's out-of-fold fused logits; the expected calibration error before and after, and a
-    reliability diagram ``out/reliability.png``."""
+    held-out fused logits ``z`` (N, K) (:func:`calibration_logits`); the expected calibration error before and
+    after, and a reliability diagram ``out/reliability.png``."""
     from vidcat.featurefit.calibration import expected_calibration_error, fit_calibration, plot_reliability
     from scipy.special import softmax
 
-    z = fit.oof_logits
     ok = np.isfinite(z).all(1) if z is not None else np.zeros(len(y), bool)
     if ok.sum() < 10 or len(np.unique(y[ok])) < 2:
         return None, {"note": "too few out-of-fold clips to calibrate"}
     cal = fit_calibration(z[ok], y[ok], groups[ok])
     before, after = softmax(z[ok], 1), cal.probs(z[ok])
-    rep = {**cal.to_dict(), "ece_before": round(expected_calibration_error(before, y[ok]), 4),
+    rep = {**cal.to_dict(), "fitted_on": fitted_on, "ece_before": round(expected_calibration_error(before, y[ok]), 4),
            "ece_after": round(expected_calibration_error(after, y[ok]), 4), "clips": int(ok.sum())}
     if out is not None:
-        plot_reliability(Path(out) / "reliability.png", y[ok], before, after, title="out-of-fold fused probabilities")
+        plot_reliability(Path(out) / "reliability.png", y[ok], before, after, title="held-out fused probabilities")
         rep["diagram"] = "reliability.png"
     return cal, rep
 
@@ -334,11 +345,12 @@ def fit_default(cfg, train_ds: Dataset, val_ds: Dataset | None, setup, log=None)
     step = _steps(log if cfg.progress else None)
     step(f"fit: a head per stream and their fusion on {len(index)} clips ({len(folds or ())} grouped folds)")
     fit = fit_streams(inputs, y, folds, nc) if folds else fit_streams(inputs, y, [(np.arange(len(y)),) * 2], nc)
-    report = _report(fit, inputs, y, groups, folds, nc, cfg, plan, costs, step)
+    report, nested = _report(fit, inputs, y, groups, folds, nc, cfg, plan, costs, step)
     report["val_top1"] = val_top1(inputs, y, groups.fine, n_train, index, nc, cfg.seed) if val_ds else None
     Path(cfg.out).mkdir(parents=True, exist_ok=True)
-    step("calibration on the out-of-fold fused logits")
-    calibrator, report["calibration"] = calibrate(fit, y, groups.fine, cfg.out)
+    step("calibration on the nested estimate's held-out fused logits")
+    held_out, which = calibration_logits(fit, nested)
+    calibrator, report["calibration"] = calibrate(held_out, y, groups.fine, cfg.out, which)
     model, kwargs = build_fitted(fit, modules, data, nc, calibrator)
     step("the 'unknown' rule")
     report["open_set"], open_set = open_set_rule(fit, inputs, y, folds, calibrator, model, data, modules, cfg, log)
@@ -412,14 +424,14 @@ def _steps(log):
     return step
 
 
-def _report(fit, inputs, y, groups, folds, nc, cfg, plan, costs, step) -> dict:
+def _report(fit, inputs, y, groups, folds, nc, cfg, plan, costs, step) -> tuple[dict, np.ndarray | None]:
     step(f"estimate: the whole procedure re-run inside each of {len(folds or ())} outer grouped folds")
-    est = estimate(inputs, y, groups.fine, folds, nc, cfg.seed, "stratified grouped k-fold")
+    est, nested = estimate(inputs, y, groups.fine, folds, nc, cfg.seed, "stratified grouped k-fold")
     session = None
     if groups.sessions is not None and groups.n_sessions >= 3:
         step(f"estimate for a new recording session ({groups.n_sessions} sessions)")
         session = estimate(inputs, y, groups.sessions, grouped_folds(y, groups.sessions, None), nc, cfg.seed,
-                           "leave one recording session out")
+                           "leave one recording session out")[0]
     table, curve = [], []
     if folds:
         step("each stream alone, all fused, fused without each one")
@@ -434,4 +446,4 @@ def _report(fit, inputs, y, groups, folds, nc, cfg, plan, costs, step) -> dict:
             "fusion_path": path, "table": table, "estimate": est, "session_estimate": session,
             "line": estimate_line(est, session), "groups": groups.how, "n_groups": groups.n,
             "n_sessions": groups.n_sessions, "costs": costs,
-            "learning_curve": curve}
+            "learning_curve": curve}, nested

@@ -121,6 +121,15 @@ class StreamsFit:
     def predict(self, inputs: dict) -> np.ndarray:
         return self.stacker.predict(FU.stack_inputs(self.log_probs(inputs), self.chosen))
 
+    def logits(self, inputs: dict) -> np.ndarray:
+        """(N, K) uncalibrated fused logits; a class the stacker never saw sits 30 below the row's lowest."""
+        d = self.stacker.decision_function(FU.stack_inputs(self.log_probs(inputs), self.chosen))
+        if d.ndim == 1:                                  # a binary stacker: one margin for its second class
+            d = np.stack([-d / 2, d / 2], 1)
+        out = np.repeat(d.min(1, keepdims=True) - 30.0, self.num_classes, 1)
+        out[:, self.stacker.classes_] = d
+        return out
+
 
 def fit_streams(inputs: dict, y: np.ndarray, folds, num_classes: int) -> StreamsFit | None:
     """Heads, stream choice and stacker on the clips of ``inputs`` (every stream the same N clips).
@@ -143,19 +152,35 @@ def _fit_streams(inputs: dict, y: np.ndarray, folds, num_classes: int) -> Stream
                       FU.stacker_oof_logits(oof, step.names, y, folds, step.kind))
 
 
-def nested_correct(inputs: dict, y: np.ndarray, groups: np.ndarray, folds, num_classes: int,
-                   seed: int = 0, inner_k: int = 4) -> np.ndarray:
-    """(N,) correctness of the whole procedure, re-run inside each outer fold on its training clips with
-    ``inner_k`` grouped folds of its own."""
-    ok = np.zeros(len(y), bool)
+def nested_logits(inputs: dict, y: np.ndarray, groups: np.ndarray, folds, num_classes: int,
+                  seed: int = 0, inner_k: int = 4) -> np.ndarray:
+    """(N, K) fused logits of the whole procedure, re-run inside each outer fold on its training clips with
+    ``inner_k`` grouped folds of its own. NaN rows: clips no fold tests, and those of a fold whose training
+    part has too few groups to cross-validate (:func:`answers` gives them its majority class)."""
+    z = np.full((len(y), num_classes), np.nan)
     for tr, te in folds:
         inner = grouped_folds(y[tr], groups[tr], inner_k, seed + 1)
         fit = fit_streams({n: inp.take(tr) for n, inp in inputs.items()}, y[tr], inner, num_classes) if inner else None
-        if fit is None:
-            ok[te] = np.bincount(y[tr]).argmax() == y[te]
-            continue
-        ok[te] = fit.predict({n: inp.take(te) for n, inp in inputs.items()}) == y[te]
-    return ok
+        if fit is not None:
+            z[te] = fit.logits({n: inp.take(te) for n, inp in inputs.items()})
+    return z
+
+
+def answers(z: np.ndarray, y: np.ndarray, folds) -> np.ndarray:
+    """(N,) the class each clip's logits pick; where its fold gave none, the majority class of that fold's
+    training clips; -1 for clips no fold tests."""
+    pred = np.full(len(y), -1)
+    for tr, te in folds:
+        pred[te] = np.bincount(y[tr]).argmax()
+    scored = np.isfinite(z).all(1)
+    pred[scored] = z[scored].argmax(1)
+    return pred
+
+
+def nested_correct(inputs: dict, y: np.ndarray, groups: np.ndarray, folds, num_classes: int,
+                   seed: int = 0, inner_k: int = 4) -> np.ndarray:
+    """(N,) correctness of the whole procedure (:func:`nested_logits`, :func:`answers`)."""
+    return answers(nested_logits(inputs, y, groups, folds, num_classes, seed, inner_k), y, folds) == y
 
 
 def _row(what: str, names, correct: np.ndarray, covered: np.ndarray, cpu: dict) -> dict:

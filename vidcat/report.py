@@ -68,7 +68,8 @@ def _recipe_section(rec: dict | None) -> list[str]:
     cal = rec.get("calibration") or {}
     if "ece_before" in cal:
         how = f"temperature {cal['temperature']:.2f}" if cal["kind"] == "temperature" else "vector scaling"
-        lines += [f"Calibration ({how}, fitted on {cal['clips']} out-of-fold clips): expected calibration error "
+        source = f"the {cal['fitted_on']} logits of" if cal.get("fitted_on") else "out-of-fold logits of"
+        lines += [f"Calibration ({how}, fitted on {source} {cal['clips']} clips): expected calibration error "
                   f"{cal['ece_before']:.3f} before, {cal['ece_after']:.3f} after; the scores predict prints are the "
                   "calibrated ones.", "", "![reliability](reliability.png)", ""]
     lines += _open_set_lines(rec.get("open_set") or {})

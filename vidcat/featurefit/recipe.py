@@ -348,7 +348,7 @@ def fit_default(cfg, train_ds: Dataset, val_ds: Dataset | None, setup, log=None)
     report, nested = _report(fit, inputs, y, groups, folds, nc, cfg, plan, costs, step)
     report["val_top1"] = val_top1(inputs, y, groups.fine, n_train, index, nc, cfg.seed) if val_ds else None
     Path(cfg.out).mkdir(parents=True, exist_ok=True)
-    step("calibration on the nested estimate's held-out fused logits")
+    step("calibration on held-out fused logits")
     held_out, which = calibration_logits(fit, nested)
     calibrator, report["calibration"] = calibrate(held_out, y, groups.fine, cfg.out, which)
     model, kwargs = build_fitted(fit, modules, data, nc, calibrator)

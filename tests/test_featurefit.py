@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from vidcat.data.splits import grouped_folds
+from vidcat.featurefit import fusion as FU
 from vidcat.featurefit import heads as H
 from vidcat.featurefit.select import StreamInput, answers, fit_streams, nested_correct, nested_logits, stream_table
 from vidcat.models.stream_fusion import LinearHead
@@ -53,7 +54,8 @@ def test_fused_logits_agree_with_predict_and_nested_logits_with_nested_correct()
     inputs, folds = _inputs(feats), grouped_folds(y, g, 5)
     fit = fit_streams(inputs, y, folds, 4)
     z = fit.logits(inputs)
-    assert z.shape == (len(y), 4) and np.array_equal(z.argmax(1), fit.predict(inputs))
+    stacked = FU.stack_inputs(fit.log_probs(inputs), fit.chosen)
+    assert z.shape == (len(y), 4) and np.array_equal(z.argmax(1), fit.stacker.predict(stacked))
     seen = np.flatnonzero(y != 3)
     part = fit_streams({n: i.take(seen) for n, i in inputs.items()}, y[seen], grouped_folds(y[seen], g[seen], 5), 4)
     zp = part.logits(inputs)

@@ -111,3 +111,19 @@ def test_calibration_reads_the_nested_logits_where_every_fold_fitted():
     for given in (nested, None):                # ... or no nested estimate (above 1,500 clips)
         z, which = calibration_logits(fit, given)
         assert z is fit.oof_logits and which == "out-of-fold"
+
+
+def test_above_the_nested_limit_the_estimate_scores_the_callers_fit_without_refitting(monkeypatch):
+    import vidcat.featurefit.recipe as R
+
+    x = _duplicates(12, 4, 48, 0.02, 3)
+    y = np.repeat(np.arange(12) % 2, 4)
+    inputs = {"appearance": StreamInput("appearance", x[:, None, :], np.ones(len(y)))}
+    groups = np.repeat(np.arange(12), 4)
+    folds = grouped_folds(y, groups, 4)
+    fit = fit_streams(inputs, y, folds, 2)
+    monkeypatch.setattr(R, "NESTED_MAX_CLIPS", 10)
+    refitted, _ = estimate(inputs, y, groups, folds, 2, 0, "grouped")
+    monkeypatch.setattr(R, "fit_streams", lambda *a: pytest.fail("refitted what the caller gave"))
+    given, logits = estimate(inputs, y, groups, folds, 2, 0, "grouped", fit)
+    assert given == refitted and not given["nested"] and logits is None

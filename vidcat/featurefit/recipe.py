@@ -154,9 +154,10 @@ def clip_groups(ds: Dataset, index, inputs: dict, cfg, log):
 
 
 def estimate(inputs: dict, y: np.ndarray, groups: np.ndarray, folds, num_classes: int, seed: int,
-             protocol: str) -> tuple[dict, np.ndarray | None]:
+             protocol: str, fit=None) -> tuple[dict, np.ndarray | None]:
     """Top-1 of the whole procedure on clips it never chose on (nested), with a Wilson 95 % interval; and the
-    nested fused logits it comes from (None above :data:`NESTED_MAX_CLIPS`)."""
+    nested fused logits it comes from (None above :data:`NESTED_MAX_CLIPS`, where the score is the out-of-fold
+    one of ``fit``, the selection on these ``folds``: fitted here when not given)."""
     n_clips, z = len(y), None
     if not folds:
         return {"top1": None, "n": n_clips, "groups": len(np.unique(groups)),
@@ -166,7 +167,7 @@ def estimate(inputs: dict, y: np.ndarray, groups: np.ndarray, folds, num_classes
         z = nested_logits(inputs, y, groups, folds, num_classes, seed)
         ok = answers(z, y, folds) == y
     else:
-        fit = fit_streams(inputs, y, folds, num_classes)
+        fit = fit or fit_streams(inputs, y, folds, num_classes)
         ok = FU.stacker_correct({n: fit.heads[n].oof for n in fit.chosen}, list(fit.chosen), y, folds,
                                 fit.stacker_kind)[1]
     covered = np.zeros(n_clips, bool)
@@ -426,7 +427,7 @@ def _steps(log):
 
 def _report(fit, inputs, y, groups, folds, nc, cfg, plan, costs, step) -> tuple[dict, np.ndarray | None]:
     step(f"estimate: the whole procedure re-run inside each of {len(folds or ())} outer grouped folds")
-    est, nested = estimate(inputs, y, groups.fine, folds, nc, cfg.seed, "stratified grouped k-fold")
+    est, nested = estimate(inputs, y, groups.fine, folds, nc, cfg.seed, "stratified grouped k-fold", fit)
     session = None
     if groups.sessions is not None and groups.n_sessions >= 3:
         step(f"estimate for a new recording session ({groups.n_sessions} sessions)")
